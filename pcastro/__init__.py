@@ -2,4 +2,25 @@
 
 import importlib.metadata
 
+from ._energy import AbstractEnergy as AbstractEnergy, CrossEntropy as CrossEntropy, Gaussian as Gaussian
+from ._free_energy import energy as energy, local_energies as local_energies, node_energies as node_energies
+from ._inference import (
+    RESULTS as RESULTS,
+    AbstractSolver as AbstractSolver,
+    Euler as Euler,
+    IncrementalPC as IncrementalPC,
+    OptaxSolver as OptaxSolver,
+    Solution as Solution,
+    infer as infer,
+)
+from ._learning import (
+    StepInfo as StepInfo,
+    apply_param_grads as apply_param_grads,
+    param_grads as param_grads,
+    train_step as train_step,
+)
+from ._network import Network as Network, Node as Node, chain as chain, identity as identity, mlp as mlp
+from ._predict import accuracy as accuracy, predict as predict
+from ._state import PCState as PCState, errors as errors, init_state as init_state
+
 __version__ = importlib.metadata.version("pcastro")

@@ -1,0 +1,73 @@
+"""Backprop on the same modules: an Equinox MLP with the PC network's shapes.
+
+Loss: softmax-free MSE on the one-hot target, summed over the batch,
+`L = sum_batch 1/2 ||y - f(x)||^2` -- the PC network's output energy at the feedforward
+states, so the two optimise the same objective. One `eqx.filter_jit` step with optax Adam.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import Trainer, Workload, main  # noqa: E402
+
+
+def make_trainer(spec: Workload, seed: int, mode: str) -> Trainer:
+    import equinox as eqx
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    keys = jax.random.split(jax.random.PRNGKey(seed), len(spec.sizes) - 1)
+
+    class MLP(eqx.Module):
+        layers: list
+
+        def __call__(self, x):
+            for layer in self.layers[:-1]:
+                x = jnp.tanh(layer(x))
+            return self.layers[-1](x)
+
+    model = MLP(
+        [
+            eqx.nn.Linear(n_in, n_out, key=k)
+            for n_in, n_out, k in zip(spec.sizes[:-1], spec.sizes[1:], keys, strict=True)
+        ]
+    )
+    optimiser = optax.adam(spec.lr)
+    opt_state = optimiser.init(eqx.filter(model, eqx.is_array))
+
+    def loss(m, x, y):
+        err = y - jax.vmap(m)(x)
+        return 0.5 * jnp.sum(err * err)
+
+    @eqx.filter_jit
+    def train_step(m, state, x, y):
+        grads = eqx.filter_grad(loss)(m, x, y)
+        updates, state = optimiser.update(grads, state, eqx.filter(m, eqx.is_array))
+        return eqx.apply_updates(m, updates), state
+
+    predict_jit = eqx.filter_jit(lambda m, x: jax.vmap(m)(x))
+    holder = {"model": model, "opt_state": opt_state}
+
+    def step(x, y):
+        holder["model"], holder["opt_state"] = train_step(
+            holder["model"], holder["opt_state"], x, y
+        )
+        return eqx.filter(holder["model"], eqx.is_array)
+
+    return Trainer(
+        step=step,
+        predict=lambda x: predict_jit(holder["model"], x),
+        notes="backprop, softmax-free MSE (sum over batch of 1/2||y - f(x)||^2), eqx.filter_jit",
+        setting=f"MSE loss; Adam({spec.lr})",
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(
+        main(library="backprop", make_trainer=make_trainer, distributions=("equinox", "optax"))
+    )

@@ -1,0 +1,112 @@
+"""pcx (PyPI `pcx`, pins jax<0.5): the workload written the way pcx's tutorials write it.
+
+`pxc.EnergyModule` with `pxnn.Linear` layers and one `pxc.Vode` (Gaussian `se_energy`) per
+layer; the top vode is `frozen` and set to the target. One `pxf.jit` train step: a
+`STATUS.INIT` forward pass (feedforward initialisation), `spec.steps` inference steps
+(`pxf.value_and_grad` over the unfrozen `VodeParam`s, `pxu.Optim(optax.sgd(dt))`), then
+one `pxu.Optim(optax.adam(lr))` step on the `LayerParam` gradient of the same energy. The
+energy is `psum`-ed over the batch axis (sum, as in the workload).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import Trainer, Workload, main  # noqa: E402
+
+
+def make_trainer(spec: Workload, seed: int, mode: str) -> Trainer:
+    import jax
+    import jax.numpy as jnp
+    import optax
+    import pcx as px
+    import pcx.functional as pxf
+    import pcx.nn as pxnn
+    import pcx.predictive_coding as pxc
+    import pcx.utils as pxu
+
+    px.RKG.seed(seed)
+
+    class Model(pxc.EnergyModule):
+        def __init__(self, sizes, act_fn):
+            super().__init__()
+            self.act_fn = px.static(act_fn)
+            self.layers = [
+                pxnn.Linear(n_in, n_out) for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True)
+            ]
+            self.vodes = [pxc.Vode(pxc.se_energy) for _ in self.layers]
+            self.vodes[-1].h.frozen = True
+
+        def __call__(self, x, y):
+            for vode, layer in zip(self.vodes[:-1], self.layers[:-1], strict=True):
+                x = vode(self.act_fn(layer(x)))
+            self.vodes[-1](self.layers[-1](x))
+            if y is not None:
+                self.vodes[-1].set("h", y)
+            return self.vodes[-1].get("u")
+
+    @pxf.vmap(pxu.M(pxc.VodeParam | pxc.VodeParam.Cache).to((None, 0)), in_axes=(0, 0), out_axes=0)
+    def forward(x, y, *, model):
+        return model(x, y)
+
+    @pxf.vmap(
+        pxu.M(pxc.VodeParam | pxc.VodeParam.Cache).to((None, 0)),
+        in_axes=(0,),
+        out_axes=(None, 0),
+        axis_name="batch",
+    )
+    def energy(x, *, model):
+        y_ = model(x, None)
+        return jax.lax.psum(model.energy(), "batch"), y_
+
+    @pxf.jit(static_argnums=0)
+    def train_on_batch(steps, x, y, *, model, optim_w, optim_h):
+        model.train()
+        with pxu.step(model, pxc.STATUS.INIT, clear_params=pxc.VodeParam.Cache):
+            forward(x, y, model=model)
+        optim_h.init(pxu.M_hasnot(pxc.VodeParam, frozen=True)(model))
+        for _ in range(steps):
+            with pxu.step(model, clear_params=pxc.VodeParam.Cache):
+                _, g = pxf.value_and_grad(
+                    pxu.M_hasnot(pxc.VodeParam, frozen=True).to([False, True]), has_aux=True
+                )(energy)(x, model=model)
+            optim_h.step(model, g["model"])
+        optim_h.clear()
+        with pxu.step(model, clear_params=pxc.VodeParam.Cache):
+            _, g = pxf.value_and_grad(pxu.M(pxnn.LayerParam).to([False, True]), has_aux=True)(
+                energy
+            )(x, model=model)
+        optim_w.step(model, g["model"])
+
+    @pxf.jit()
+    def eval_on_batch(x, *, model):
+        model.eval()
+        with pxu.step(model, pxc.STATUS.INIT, clear_params=pxc.VodeParam.Cache):
+            return forward(x, None, model=model)
+
+    model = Model(spec.sizes, jax.nn.tanh)
+    with pxu.step(model, pxc.STATUS.INIT, clear_params=pxc.VodeParam.Cache):
+        forward(jnp.zeros((spec.batch, spec.sizes[0])), None, model=model)
+        optim_h = pxu.Optim(lambda: optax.sgd(spec.dt))
+        optim_w = pxu.Optim(lambda: optax.adam(spec.lr), pxu.M(pxnn.LayerParam)(model))
+
+    def step(x, y):
+        train_on_batch(spec.steps, x, y, model=model, optim_w=optim_w, optim_h=optim_h)
+        return model.layers[-1].nn.weight.get()
+
+    return Trainer(
+        step=step,
+        predict=lambda x: eval_on_batch(x, model=model),
+        notes=(
+            "pcx tutorial idiom: inference loop unrolled in Python inside pxf.jit (as in the "
+            "pcx examples); se_energy on every vode, psum over batch"
+        ),
+        setting=f"optax.sgd({spec.dt}) on vodes, T={spec.steps}; Adam({spec.lr})",
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main(library="pcx", make_trainer=make_trainer, distributions=("pcx", "equinox")))

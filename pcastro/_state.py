@@ -1,0 +1,168 @@
+"""The state of a network on a batch: state neurons, error neurons and clamps."""
+
+from typing import Literal
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+from ._custom_types import Array, ArrayLike
+from ._energy import CrossEntropy
+from ._network import Network
+
+ClampKind = Literal["free", "clamped", "partial"]
+
+
+class PCState(eqx.Module):
+    """State neurons `x`, error neurons `e` and clamps of every node, for a batch.
+
+    A value: functions take one and return a new one; nothing is mutated.
+
+    **Fields:**
+
+    - `x`: state neurons per node, node 0 the input, each `(batch, *shape)`.
+    - `e`: error neurons per node (`None` for the input).
+    - `masks`: per node, `None` or an array (1 = clamped) for a partially clamped node.
+    - `clamps`: per node, `"free"`, `"clamped"` or `"partial"` (static).
+    """
+
+    x: tuple[Array, ...]
+    e: tuple[Array | None, ...]
+    masks: tuple[Array | None, ...]
+    clamps: tuple[ClampKind, ...] = eqx.field(static=True)
+
+    @property
+    def batch_size(self) -> int:
+        return self.x[0].shape[0]
+
+
+def _as_target(net: Network, y: ArrayLike) -> Array:
+    top_shape = net.shapes[-1]
+    y = jnp.asarray(y)
+    if jnp.issubdtype(y.dtype, jnp.integer) and y.ndim == 1 and len(top_shape) == 1:
+        return jax.nn.one_hot(y, top_shape[0], dtype=net.dtype)
+    if y.shape[1:] != top_shape:
+        raise ValueError(
+            f"The target `y` has shape {y.shape}, but the top node (node "
+            f"{net.num_nodes - 1}) holds {top_shape} per example; pass `y` as "
+            f"(batch, {', '.join(map(str, top_shape))}) or integer labels of shape (batch,)."
+        )
+    return y.astype(net.dtype)
+
+
+def _check_batch(name: str, node: int, arr: Array, shape: tuple[int, ...]) -> None:
+    if arr.ndim != len(shape) + 1 or arr.shape[1:] != shape:
+        raise ValueError(
+            f"`{name}` has shape {arr.shape}, but node {node} expects (batch, "
+            f"{', '.join(map(str, shape))}); add a leading batch axis (use `x[None]` for "
+            "one example) or reshape the data to match the network."
+        )
+
+
+def init_state(
+    net: Network,
+    x: ArrayLike | None = None,
+    y: ArrayLike | None = None,
+    *,
+    x_mask: ArrayLike | None = None,
+    batch_size: int | None = None,
+) -> PCState:
+    """Clamp the data and initialise the free states by a feedforward pass.
+
+    One network serves three modes; only the clamps differ:
+
+    - discriminative: `init_state(net, x, y)` clamps the input and the target;
+    - generative: `init_state(net, y=y)` clamps the top node and leaves the input free
+      (free states start at zero where no parent can predict them);
+    - associative recall: `init_state(net, x, x_mask=observed)` clamps only the observed
+      input units (`observed` is 1 where clamped) and infers the rest.
+
+    Free nodes start at their feedforward prediction `x_l = mu_l(x_parents)`.
+
+    **Arguments:**
+
+    - `net`: the [`pcastro.Network`][].
+    - `x`: input batch `(batch, *input_shape)`, or None to leave the input free.
+    - `y`: target batch for the top node (integer labels are one-hot encoded), or None.
+    - `x_mask`: partial clamp of the input (same shape as `x`; 1 = clamped).
+    - `batch_size`: needed only when neither `x` nor `y` is given.
+
+    **Returns:**
+
+    A [`pcastro.PCState`][].
+
+    **Raises:**
+
+    `ValueError` naming the node and the expected shape when the data do not fit.
+    """
+    if y is not None:
+        y = _as_target(net, y)
+        _check_batch("y", net.num_nodes - 1, y, net.shapes[-1])
+    if x is not None:
+        x = jnp.asarray(x, dtype=net.dtype)
+        _check_batch("x", 0, x, net.input_shape)
+    if x is not None and y is not None and x.shape[0] != y.shape[0]:
+        raise ValueError(
+            f"`x` has {x.shape[0]} examples but `y` has {y.shape[0]}; pass the same batch."
+        )
+    if batch_size is None:
+        if x is None and y is None:
+            raise ValueError("Give `x`, `y` or `batch_size` so the batch size is known.")
+        batch_size = (x if x is not None else y).shape[0]
+    if x_mask is not None:
+        if x is None:
+            raise ValueError("`x_mask` needs the partially observed input `x`.")
+        x_mask = jnp.broadcast_to(jnp.asarray(x_mask, dtype=net.dtype), x.shape)
+
+    clamps: list[ClampKind] = []
+    masks: list[Array | None] = []
+    if x is None:
+        clamps.append("free")
+        masks.append(None)
+        x = jnp.zeros((batch_size, *net.input_shape), net.dtype)
+    elif x_mask is None:
+        clamps.append("clamped")
+        masks.append(None)
+    else:
+        clamps.append("partial")
+        masks.append(x_mask)
+        x = x * x_mask
+    states = [x]
+    known = [clamps[0] != "free"]
+    for i, node in enumerate(net.nodes, start=1):
+        top = i == net.num_nodes - 1
+        if top and y is not None:
+            states.append(y)
+            clamps.append("clamped")
+        else:
+            if all(known[p] for p in node.parents):
+                mu = jax.vmap(node.predict)([states[p] for p in node.parents])
+            else:
+                mu = jnp.zeros((batch_size, *net.shapes[i]), net.dtype)
+            states.append(mu.astype(net.dtype))
+            clamps.append("free")
+        masks.append(None)
+        known.append(clamps[-1] == "clamped" or all(known[p] for p in node.parents))
+    state = PCState(
+        x=tuple(states), e=(None,) * net.num_nodes, masks=tuple(masks), clamps=tuple(clamps)
+    )
+    return PCState(x=state.x, e=errors(net, state), masks=state.masks, clamps=state.clamps)
+
+
+def errors(net: Network, state: PCState) -> tuple[Array | None, ...]:
+    """Instant errors `e_l = x_l - mu_l` of every node for a batch (None for the input)."""
+    out: list[Array | None] = [None]
+    for i, node in enumerate(net.nodes, start=1):
+        mu = jax.vmap(node.predict)([state.x[p] for p in node.parents])
+        out.append(state.x[i] - mu)
+    return tuple(out)
+
+
+def check_clamps(net: Network, state: PCState) -> None:
+    """Static checks on clamps that the energy cannot represent."""
+    for i, node in enumerate(net.nodes, start=1):
+        if isinstance(node.energy, CrossEntropy) and state.clamps[i] == "partial":
+            raise ValueError(
+                f"Node {i} has a CrossEntropy energy and cannot be partially clamped; "
+                "clamp the whole node or use a Gaussian energy."
+            )

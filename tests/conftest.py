@@ -1,0 +1,19 @@
+import random
+
+import jax
+import pytest
+
+
+@pytest.fixture
+def getkey(request):
+    """A fresh `jax.random` key per call, seeded per test; the seed is printed on failure."""
+    seed = random.Random(request.node.nodeid).randrange(2**31)
+    print(f"test seed: {seed}")
+    key = jax.random.key(seed)
+
+    def next_key():
+        nonlocal key
+        key, sub = jax.random.split(key)
+        return sub
+
+    return next_key
