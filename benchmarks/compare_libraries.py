@@ -159,8 +159,14 @@ def plot(rows: list[dict], workloads: list[str], path: Path) -> None:
         ):
             ax = axes[row_i][col]
             values = [r[key] or 0.0 for r in sub]
-            colors = ["tab:red" if n == "pcastro" else "tab:gray" if n in ("lean", "backprop")
-                      else "tab:blue" for n in names]
+            colors = [
+                "tab:red"
+                if n == "pcastro"
+                else "tab:gray"
+                if n in ("lean", "backprop")
+                else "tab:blue"
+                for n in names
+            ]
             ax.barh(names, values, color=colors)
             for i, r in enumerate(sub):
                 text = "n/a" if r[key] is None else f"{r[key]:.3g}"

@@ -9,7 +9,7 @@ import optax
 
 from ._custom_types import Array, ArrayLike, Float, Int
 from ._inference import AbstractSolver, Euler, IncrementalPC, infer
-from ._inference._driver import _amortised, check_inputs, finalise, relax
+from ._inference._driver import _amortised, check_inputs, check_status, finalise, relax
 from ._network import Network
 from ._state import PCState, init_state
 
@@ -100,7 +100,8 @@ def train_step(
 
     `(net, opt_state, info)` with a [`pcastro.StepInfo`][].
     """
-    state = init_state(net, x, y)
+    leaky = any(node.tau_e is not None for node in net.nodes)
+    state = init_state(net, x, y, compute_errors=leaky)
     if isinstance(solver, IncrementalPC):
         sol = infer(
             net, state, solver=solver, steps=steps, tol=tol, trace=trace, throw=throw,
@@ -111,7 +112,8 @@ def train_step(
     check_inputs(net, state, solver, steps, tol)
     free_xs, leaky, _, _, stats = relax(net, state, solver=solver, steps=steps, tol=tol, trace=trace)
     num_steps, status, energies, energy = stats
-    state = finalise(net, state, free_xs, leaky, status, throw=throw, compute_errors=False)
+    status = check_status(status, throw=throw)
+    state = finalise(net, state, free_xs, leaky, compute_errors=False)
     net, opt_state = apply_param_grads(net, opt_state, state, optimizer=optimizer)
     return net, opt_state, StepInfo(energy, num_steps, status, energies)
 

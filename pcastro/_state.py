@@ -66,6 +66,7 @@ def init_state(
     *,
     x_mask: ArrayLike | None = None,
     batch_size: int | None = None,
+    compute_errors: bool = True,
 ) -> PCState:
     """Clamp the data and initialise the free states by a feedforward pass.
 
@@ -86,6 +87,8 @@ def init_state(
     - `y`: target batch for the top node (integer labels are one-hot encoded), or None.
     - `x_mask`: partial clamp of the input (same shape as `x`; 1 = clamped).
     - `batch_size`: needed only when neither `x` nor `y` is given.
+    - `compute_errors`: fill the error neurons `e_l = x_l - mu_l` (one extra forward pass);
+      a training step skips it because inference recomputes them.
 
     **Returns:**
 
@@ -146,6 +149,8 @@ def init_state(
     state = PCState(
         x=tuple(states), e=(None,) * net.num_nodes, masks=tuple(masks), clamps=tuple(clamps)
     )
+    if not compute_errors:
+        return state
     return PCState(x=state.x, e=errors(net, state), masks=state.masks, clamps=state.clamps)
 
 

@@ -1,10 +1,11 @@
 import gzip
 import hashlib
+import io
 
 import numpy as np
 import pytest
 
-from pcastro.data import Dataset, load_dataset, load_idx_pair, read_idx, write_idx
+from pcastro.data import Dataset, _download, load_dataset, load_idx_pair, read_idx, write_idx
 from pcastro.data._download import _sha256, _verify, download
 
 DIGITS_COUNTS = np.array([178, 182, 177, 183, 181, 182, 181, 179, 174, 180])
@@ -229,3 +230,29 @@ def test_download_unknown_name(tmp_path):
     with pytest.raises(ValueError, match=r"expected one of \['fashion', 'mnist'\]"):
         download("digits", tmp_path)
     assert not any(tmp_path.iterdir())
+
+
+def test_download_verifies_without_network(tmp_path, monkeypatch):
+    # Serve fake files from memory instead of the network, with a patched checksum table.
+    served = {"a.gz": b"good bytes", "b.gz": b"corrupted"}
+    checksums = {"a.gz": hashlib.sha256(b"good bytes").hexdigest(), "b.gz": "0" * 64}
+    urls = []
+
+    def fake_urlopen(url, timeout):
+        urls.append(url)
+        return io.BytesIO(served[url.rsplit("/", 1)[1]])
+
+    monkeypatch.setattr(_download.urllib.request, "urlopen", fake_urlopen)
+    monkeypatch.setitem(_download._SHA256, "mnist", checksums)
+    monkeypatch.setitem(_download._MIRRORS, "mnist", ("https://one/", "https://two/"))
+    with pytest.raises(ValueError, match=r"(?s)valid 'b.gz'.*one/b.gz.*Checksum mismatch"):
+        download("mnist", tmp_path)
+    folder = tmp_path / "mnist"
+    assert (folder / "a.gz").read_bytes() == b"good bytes"
+    assert sorted(p.name for p in folder.iterdir()) == ["a.gz"]  # bad and partial files gone
+    assert urls == ["https://one/a.gz", "https://one/b.gz", "https://two/b.gz"]
+    # A file already present with the right checksum is not fetched again.
+    served["b.gz"] = b"fixed"
+    checksums["b.gz"] = hashlib.sha256(b"fixed").hexdigest()
+    assert download("mnist", tmp_path) == folder
+    assert urls[3:] == ["https://one/b.gz"]

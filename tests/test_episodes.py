@@ -148,6 +148,8 @@ def test_bad_requests(data):
     x, y = data
     with pytest.raises(ValueError, match=r"classes \[9\] do not occur in `y`"):
         sample_episode(jax.random.key(0), x, y, ways=2, shots=1, queries=1, classes=(0, 9))
+    with pytest.raises(ValueError, match=r"classes=\(1, 1\); expected a non-empty 1-D"):
+        sample_episode(jax.random.key(0), x, y, ways=1, shots=1, queries=1, classes=(1, 1))
     with pytest.raises(ValueError, match=r"shots=0; expected an integer >= 1"):
         sample_episode(jax.random.key(0), x, y, ways=2, shots=0, queries=1)
     with pytest.raises(ValueError, match=r"queries=-1; expected an integer >= 0"):

@@ -214,7 +214,7 @@ def run_tta(trainer: Trainer, spec: Workload, args, data) -> dict[str, Any]:
     seconds = None
     eval_s = 0.0
     start = time.perf_counter()
-    for epoch in range(1, args.max_epochs + 1):
+    for _ in range(args.max_epochs):
         for xb, yb in epoch_batches(x, y, spec.batch, rng):
             if compile_s is None:
                 t0 = time.perf_counter()

@@ -129,11 +129,12 @@ def ensure_env(
             out.flush()
             proc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, env=_clean_env())
             if proc.returncode != 0:
+                what = " ".join(cmd[2:])
                 tail = _tail(install_log, 3)
                 return Env(
                     library,
                     None,
-                    reason=f"install failed: `{' '.join(cmd[2:])}` exited {proc.returncode}: {tail}",
+                    reason=f"install failed: `{what}` exited {proc.returncode}: {tail}",
                     install_log=str(install_log),
                 )
     marker.write_text(json.dumps({"spec": spec, "date": time.strftime("%Y-%m-%d %H:%M:%S")}))
@@ -235,7 +236,11 @@ def machine() -> dict[str, Any]:
 
 
 def fmt(value: float | None, spec: str) -> str:
-    return "-" if value is None else format(value, spec)
+    """Format a number, or a dash of the same width for a missing one."""
+    if value is None:
+        width = "".join(ch for ch in spec.split(".")[0] if ch.isdigit())
+        return format("-", f">{width}") if width else "-"
+    return format(value, spec)
 
 
 Printer = Callable[[str], None]

@@ -51,7 +51,8 @@ def make_trainer(spec: Workload, seed: int, mode: str) -> Trainer:
             )
         )
     edges = [
-        Edge(source=src, target=dst.slot("in")) for src, dst in zip(nodes[:-1], nodes[1:], strict=True)
+        Edge(source=src, target=dst.slot("in"))
+        for src, dst in zip(nodes[:-1], nodes[1:], strict=True)
     ]
     structure = graph(
         nodes=nodes,

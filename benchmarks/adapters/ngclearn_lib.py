@@ -47,7 +47,7 @@ def make_trainer(spec: Workload, seed: int, mode: str) -> Trainer:
         bound = float(1.0 / n_in**0.5)
         return dist.uniform(-bound, bound)
 
-    with Context(f"pcn_{spec.name}_{seed}") as circuit:
+    with Context(f"pcn_{spec.name}_{seed}"):
         z = []
         for layer, width in enumerate(sizes):
             hidden = 0 < layer < n

@@ -249,8 +249,9 @@ def infer(
         trace=trace,
         opt_state=opt_state,
     )
-    new = finalise(net, state, free_xs, leaky, stats[1], throw=throw, compute_errors=True)
+    new = finalise(net, state, free_xs, leaky, compute_errors=True)
     num_steps, status, energies, final_energy = stats
+    status = check_status(status, throw=throw)
     return Solution(
         state=new,
         status=status,
@@ -267,12 +268,10 @@ def finalise(
     state: PCState,
     free_xs,
     leaky,
-    status,
     *,
-    throw: bool,
     compute_errors: bool,
 ) -> PCState:
-    """Put the relaxed free states back into a `PCState` and raise on a bad status.
+    """Put the relaxed free states back into a `PCState`.
 
     With `compute_errors=False` the instant error neurons are left as they were (a
     training step recomputes them with the parameter gradient, saving a forward pass).
@@ -287,11 +286,17 @@ def finalise(
     es = tuple(
         leaky[i] if (leaky is not None and i in leaky) else instant[i] for i in range(len(xs))
     )
-    new = PCState(x=new.x, e=es, masks=state.masks, clamps=state.clamps)
+    return PCState(x=new.x, e=es, masks=state.masks, clamps=state.clamps)
+
+
+def check_status(status: Array, *, throw: bool) -> Array:
+    """With `throw`, attach a runtime error carrying the message for a bad `status`."""
     if throw:
+        # Tied to the scalar status (returned to the caller), so checking costs nothing
+        # in the common case and no large array is routed through the error branch.
         for code in (RESULTS.nonfinite, RESULTS.diverged, RESULTS.max_steps_reached):
-            new = eqx.error_if(new, status == code, RESULTS.message(code))
-    return new
+            status = eqx.error_if(status, status == code, RESULTS.message(code))
+    return status
 
 
 def relax(

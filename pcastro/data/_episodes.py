@@ -85,11 +85,16 @@ def _index_table(
     if classes is None:
         eligible = present
     else:
-        eligible = np.unique(np.asarray(classes))
-        if eligible.ndim != 1 or len(eligible) != len(np.asarray(classes).reshape(-1)):
+        requested = np.asarray(classes)
+        eligible = np.unique(requested)
+        if (
+            requested.ndim != 1
+            or len(eligible) != len(requested)
+            or not np.issubdtype(requested.dtype, np.integer)
+        ):
             raise ValueError(
-                f"`{function}` got classes={classes!r}; expected a 1-D sequence of distinct "
-                "class ids."
+                f"`{function}` got classes={classes!r}; expected a non-empty 1-D sequence of "
+                "distinct integer class ids, e.g. `classes=(5, 6, 7, 8, 9)`."
             )
         absent = np.setdiff1d(eligible, present)
         if absent.size:
@@ -223,7 +228,9 @@ def sample_episode(
     **Arguments:**
 
     - `key`: a JAX PRNG key.
-    - `x`: the examples, `(n, features)`.
+    - `x`: the examples, `(n, features)`. Pass a JAX array (`jnp.asarray(x)` once) when
+        sampling many episodes from a large `x`, so it is not copied to the device on
+        every call.
     - `y`: their integer class ids, `(n,)`; must be concrete (not traced).
     - `ways`: the number of classes per episode.
     - `shots`: support examples per class.
