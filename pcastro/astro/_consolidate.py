@@ -1,0 +1,186 @@
+"""Consolidation: replay stored stimuli by priority with gated learning."""
+
+from typing import Any
+
+import equinox as eqx
+import jax.numpy as jnp
+import optax
+from jax import lax
+
+from .._custom_types import Array, ArrayLike, Float, Int
+from .._inference import AbstractSolver, Euler, IncrementalPC, infer
+from .._learning import param_grads
+from .._network import Network
+from .._state import PCState, errors
+from ._regions import region_energies
+from ._store import Store, _clear, _rewrite, recall
+
+
+class ConsolidationReport(eqx.Module):
+    """What [`pcastro.astro.consolidate`][] did, round by round.
+
+    **Fields:**
+
+    - `energy`: per round, the mean total local energy `sum_r E_r` of the slots replayed
+      in that round, measured after their update (NaN when none was replayed).
+    - `region_energy`: per round and slot, `E_r` after that slot's replay, shape
+      `(rounds, K, R)` (NaN for slots not replayed).
+    - `order`: per round, the slots in the order they were visited (highest priority
+      first; empty slots last).
+    - `discarded`: per round and slot, the id of the stimulus discarded from that slot
+      in that round, -1 elsewhere.
+    """
+
+    energy: Float[Array, " rounds"]
+    region_energy: Float[Array, "rounds capacity regions"]
+    order: Int[Array, "rounds capacity"]
+    discarded: Int[Array, "rounds capacity"]
+
+    @property
+    def discarded_ids(self) -> Array:
+        """The ids discarded over all rounds, sorted, -1 entries removed (not jittable)."""
+        ids = self.discarded.reshape(-1)
+        return jnp.sort(ids[ids >= 0])
+
+
+def consolidate(
+    net: Network,
+    opt_state: Any,
+    store: Store,
+    *,
+    optimizer: optax.GradientTransformation,
+    ne: ArrayLike = 0.0,
+    steps: int = 20,
+    rounds: int = 1,
+    tol: ArrayLike,
+    fresh: bool,
+    solver: AbstractSolver = Euler(dt=0.1),
+) -> tuple[Network, Any, Store, ConsolidationReport]:
+    """Replay stored stimuli by priority with gated learning; discard the learned ones.
+
+    Each round visits the occupied slots from the highest priority down. For each slot:
+
+    1. if every region of its stored `E_r` is already below `tol`, discard it;
+    2. otherwise recall it ([`pcastro.astro.recall`][], stored or `fresh` states), run
+       `steps` steps of PC inference with its clamps, and apply one parameter update
+       through `optimizer` with `region_energy` = the slot's stored `E_r` and `ne`
+       (the stored error keeps driving the astrocyte gate, whatever the start);
+    3. store the inferred states, the new `E_r` (measured at those states with the
+       updated weights), the priority `sum_r E_r` and the step count;
+    4. discard the slot once every region's `E_r` is below `tol` ("once learning is
+       complete, discard the error pattern").
+
+    The gate lives in `optimizer`: pass
+    `optax.chain(optax.adam(1e-3), scale_by_astrocytes(astrocytes, store.regions))`
+    (the gate after a stateful optimiser) and its state. A plain optimiser without a
+    gate gives the ungated replay control; ablated astrocytes, plain PC learning.
+
+    Runs under `jax.jit` (`eqx.filter_jit`); the slot loop is a `lax.scan`.
+
+    **Arguments:**
+
+    - `net`, `opt_state`: the network and `optimizer`'s state.
+    - `store`: the [`pcastro.astro.Store`][].
+    - `optimizer`: any Optax transformation, usually containing
+      [`pcastro.astro.scale_by_astrocytes`][].
+    - `ne`: norepinephrine during consolidation, scalar or per region.
+    - `steps`: inference steps per replay.
+    - `rounds`: passes over the store.
+    - `tol`: a slot is discarded once `E_r < tol` in every region (scalar or `(R,)`).
+    - `fresh`: start every replay from a fresh feedforward pass (True) or from the
+      stored states (False); no default until benchmarks say which measures better.
+    - `solver`: the state solver for inference (not `IncrementalPC`: consolidation
+      makes one gated update per replay).
+
+    **Returns:**
+
+    `(net, opt_state, store, report)` with a [`pcastro.astro.ConsolidationReport`][].
+
+    **Raises:**
+
+    `ValueError`/`TypeError` for bad options; a runtime error if inference diverges.
+
+    ??? cite "Reference"
+
+        ```bibtex
+        @article{lefton2025norepinephrine,
+            title={Norepinephrine signals through astrocytes to modulate synapses},
+            author={Lefton, Katheryn B. and Wu, Yifan and others},
+            journal={Science},
+            year={2025}
+        }
+        ```
+    """
+    if isinstance(solver, IncrementalPC):
+        raise ValueError(
+            "`consolidate` makes one gated update per replay; pass a state solver such as "
+            "`pcastro.Euler(dt=0.1)`, not `IncrementalPC`."
+        )
+    if not isinstance(rounds, int) or rounds < 1:
+        raise ValueError(f"`rounds` must be a positive int, got {rounds!r}.")
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"`steps` must be a positive int, got {steps!r}.")
+    if not isinstance(fresh, bool):
+        raise TypeError(f"`fresh` must be True or False, got {fresh!r}.")
+    regions = store.regions
+    num = regions.num_regions
+    tol = jnp.asarray(tol, store.region_energy.dtype)
+    if tol.shape not in ((), (num,)):
+        raise ValueError(f"`tol` has shape {tol.shape}; pass a scalar or shape ({num},).")
+    optimizer = optax.with_extra_args_support(optimizer)
+    params, static = eqx.partition(net, eqx.is_inexact_array)
+    k = store.capacity
+
+    def replay(carry):
+        params, opt_state, store, slot = carry
+        model = eqx.combine(params, static)
+        state = recall(store, slot, net=model, fresh=fresh)
+        relaxed = infer(model, state, solver=solver, steps=steps).state
+        updates, opt_state = optimizer.update(
+            param_grads(model, relaxed),
+            opt_state,
+            params,
+            region_energy=store.region_energy[slot],
+            ne=ne,
+        )
+        params = optax.apply_updates(params, updates)
+        model = eqx.combine(params, static)
+        relaxed = PCState(
+            x=relaxed.x, e=errors(model, relaxed), masks=relaxed.masks, clamps=relaxed.clamps
+        )
+        energy = region_energies(relaxed, regions)[0]
+        done = 0 if fresh else store.steps[slot]
+        store = _rewrite(store, slot, relaxed, energy, done + steps)
+        return (params, opt_state, store, slot), energy
+
+    def skip(carry):
+        return carry, jnp.full((num,), jnp.nan, store.region_energy.dtype)
+
+    def visit(carry, slot):
+        params, opt_state, store = carry
+        occupied = store.occupied[slot]
+        learned = jnp.all(store.region_energy[slot] < tol)
+        (params, opt_state, store, _), energy = lax.cond(
+            occupied & ~learned, replay, skip, (params, opt_state, store, slot)
+        )
+        now = jnp.where(jnp.isnan(energy), store.region_energy[slot], energy)
+        finished = occupied & jnp.all(now < tol)
+        gone = jnp.where(finished, store.ids[slot], -1)
+        store = _clear(store, (jnp.arange(k) == slot) & finished)
+        return (params, opt_state, store), (energy, gone)
+
+    def one_round(carry, _):
+        store = carry[2]
+        order = jnp.argsort(jnp.where(store.occupied, -store.priority, jnp.inf), stable=True)
+        carry, (energy, gone) = lax.scan(visit, carry, order)
+        inverse = jnp.argsort(order)
+        energy, gone = energy[inverse], gone[inverse]
+        totals = jnp.sum(energy, axis=1)
+        replayed = ~jnp.isnan(totals)
+        mean = jnp.sum(jnp.where(replayed, totals, 0.0)) / jnp.sum(replayed)
+        return carry, (mean, energy, order, gone)
+
+    (params, opt_state, store), stats = lax.scan(
+        one_round, (params, opt_state, store), None, length=rounds
+    )
+    return eqx.combine(params, static), opt_state, store, ConsolidationReport(*stats)

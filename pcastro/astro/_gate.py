@@ -1,0 +1,399 @@
+"""Astrocyte calcium driven by local error and norepinephrine, and the plasticity gate."""
+
+import dataclasses
+from typing import Any, NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import optax
+
+from .._custom_types import Array, ArrayLike, Float
+from .._learning import param_grads
+from .._network import Network
+from .._state import PCState
+from ._regions import Regions
+
+
+class Astrocytes(eqx.Module):
+    r"""Astrocytes that sense the local error of their region and gate its plasticity.
+
+    Each region `r` (see [`pcastro.astro.Regions`][]) has one astrocyte with calcium
+    `c_r`, driven by norepinephrine only when the region's local energy `E_r` exceeds a
+    threshold:
+
+    `tau_c dc_r/dt = -c_r + k * NE * s(E_r - theta_r)`,
+    `s(u) = max(0, tanh(slope * u))`,
+
+    integrated with one Euler step of size `dt` per parameter update,
+    `c_r <- c_r + (dt / tau_c) * (-c_r + k * NE * s(E_r - theta_r))`. The plasticity of
+    the synapses onto region `r` is scaled by the gate
+
+    `g(c_r) = g0 + (1 - g0) * c_r / (c_r + c_half)`  (with `c_r` floored at 0),
+
+    which lies in `[g0, 1)`: closed (`g0`) without calcium, half-way open at
+    `c_r = c_half`, and fully open only as calcium saturates.
+
+    `s` is a rectified sigmoid: it saturates like a logistic but is *exactly* zero at
+    and below the threshold, so a region whose error stays below `theta_r` receives no
+    calcium at all, and with `g0 = 0` no plasticity, whatever the NE. A plain logistic
+    would leak a little calcium into every region.
+
+    NE reaches the synapses only through this calcium: with `ablated=True` the
+    astrocytes are silenced, the gate is exactly 1 everywhere (plain PC learning), and
+    NE has exactly zero effect on learning, as Lefton et al. (2025) found for
+    astrocyte-silenced synapses. With the astrocytes present and no NE, calcium stays at
+    zero and the floor `g0` sets how much learning happens.
+
+    **Arguments (keyword-only):**
+
+    - `tau_c`: calcium time constant, in the same units as `dt` (updates).
+    - `k`: gain of the NE drive.
+    - `theta`: error threshold `theta_r`, a scalar or one value per region, shape `(R,)`.
+    - `slope`: slope of the sigmoid `s`.
+    - `g0`: gate floor in `[0, 1]`: plasticity without calcium.
+    - `c_half`: calcium at which the gate is half-way between `g0` and 1.
+    - `dt`: Euler step of the calcium per update; at most `tau_c`.
+    - `ablated`: silence the astrocytes (gate 1, NE without effect).
+
+    **Raises:**
+
+    `ValueError` for hyperparameters outside their range.
+
+    ??? cite "Reference"
+
+        ```bibtex
+        @article{lefton2025norepinephrine,
+            title={Norepinephrine signals through astrocytes to modulate synapses},
+            author={Lefton, Katheryn B. and Wu, Yifan and others},
+            journal={Science},
+            year={2025}
+        }
+        ```
+    """
+
+    tau_c: float
+    k: float
+    theta: Array
+    slope: float
+    g0: float
+    c_half: float
+    dt: float
+    ablated: bool = eqx.field(static=True)
+
+    def __init__(
+        self,
+        *,
+        tau_c: float = 10.0,
+        k: float = 1.0,
+        theta: ArrayLike = 0.0,
+        slope: float = 1.0,
+        g0: float = 0.0,
+        c_half: float = 0.1,
+        dt: float = 1.0,
+        ablated: bool = False,
+    ):
+        checks = [
+            ("tau_c", tau_c, tau_c > 0, "positive"),
+            ("dt", dt, 0 < dt <= tau_c, "in (0, tau_c] so the Euler step is stable"),
+            ("k", k, k >= 0, "non-negative"),
+            ("slope", slope, slope > 0, "positive"),
+            ("g0", g0, 0 <= g0 <= 1, "in [0, 1]"),
+            ("c_half", c_half, c_half > 0, "positive"),
+        ]
+        for name, value, ok, expected in checks:
+            if not ok:
+                raise ValueError(f"`Astrocytes({name}=...)` must be {expected}, got {value!r}.")
+        theta = jnp.asarray(theta)
+        if theta.ndim > 1:
+            raise ValueError(
+                f"`Astrocytes(theta=...)` must be a scalar or one value per region, shape "
+                f"(R,), got shape {theta.shape}."
+            )
+        if not jnp.issubdtype(theta.dtype, jnp.floating):
+            theta = theta.astype(jnp.result_type(float))
+        self.tau_c = float(tau_c)
+        self.k = float(k)
+        self.theta = theta
+        self.slope = float(slope)
+        self.g0 = float(g0)
+        self.c_half = float(c_half)
+        self.dt = float(dt)
+        self.ablated = bool(ablated)
+
+    def drive(self, region_energy: Array) -> Array:
+        """The sigmoid `s(E_r - theta_r)`, exactly zero at and below threshold."""
+        return jnp.maximum(0.0, jnp.tanh(self.slope * (region_energy - self.theta)))
+
+    def step(self, calcium: Array, region_energy: Array, ne: ArrayLike) -> Array:
+        """One Euler step of the calcium of every region.
+
+        **Arguments:**
+
+        - `calcium`: `c_r`, shape `(R,)`.
+        - `region_energy`: `E_r`, shape `(R,)`.
+        - `ne`: norepinephrine, a scalar or one value per region.
+
+        **Returns:**
+
+        The new calcium, shape `(R,)`. Ablated astrocytes get no NE drive (their calcium
+        only decays).
+        """
+        if self.ablated:
+            target = jnp.zeros_like(calcium)
+        else:
+            target = self.k * jnp.asarray(ne, calcium.dtype) * self.drive(region_energy)
+        return calcium + (self.dt / self.tau_c) * (target - calcium)
+
+    def gate(self, calcium: Array) -> Array:
+        """The gate `g(c_r) = g0 + (1 - g0) * c_r / (c_r + c_half)`; exactly 1 if ablated."""
+        if self.ablated:
+            return jnp.ones_like(calcium)
+        c = jnp.maximum(calcium, 0.0)
+        return self.g0 + (1.0 - self.g0) * c / (c + self.c_half)
+
+
+class AstrocyteGateState(NamedTuple):
+    """State of [`pcastro.astro.scale_by_astrocytes`][]: the calcium `c_r` of every region.
+
+    Read or set it inside any chained optimiser state with
+    `optax.tree_utils.tree_get(opt_state, "calcium")` /
+    `optax.tree_utils.tree_set(opt_state, calcium=...)`.
+    """
+
+    calcium: Array
+
+
+def _node_of_updates(updates: Any, regions: Regions) -> tuple:
+    nodes = getattr(updates, "nodes", None)
+    if not isinstance(updates, Network) or len(nodes) != len(regions.shapes):
+        raise TypeError(
+            "The astrocyte gate expects parameters shaped like "
+            "`eqx.filter(net, eqx.is_inexact_array)` for the network the regions were "
+            f"built from ({len(regions.shapes)} predicted nodes); got a "
+            f"{type(updates).__name__}"
+            + (f" with {len(nodes)} nodes" if isinstance(nodes, tuple) else "")
+            + ". Initialise the optimiser with `optimizer.init(eqx.filter(net, "
+            "eqx.is_inexact_array))`."
+        )
+    return nodes
+
+
+def _check_columns(updates: Network, regions: Regions) -> None:
+    """Columns need output units that map to parameter rows: only `eqx.nn.Linear`."""
+    for node_index, (node, c, size) in enumerate(
+        zip(updates.nodes, regions.columns, regions.sizes), start=1
+    ):
+        if c == 1:
+            continue
+        for k, module in enumerate(node.modules):
+            weight = getattr(module, "weight", None)
+            ok = isinstance(module, eqx.nn.Linear) and (weight is None or weight.shape[0] == size)
+            if not ok:
+                raise ValueError(
+                    f"Node {node_index} is split into columns={c}, but its module {k} is a "
+                    f"{type(module).__name__}: the gate can map output units to columns only "
+                    "for `equinox.nn.Linear` layers (weight rows and bias entries). Use "
+                    f"`make_regions(net, columns=...)` with 1 for node {node_index}."
+                )
+        rest = [getattr(node, f.name) for f in dataclasses.fields(node) if f.name != "modules"]
+        if jax.tree_util.tree_leaves(rest):
+            raise ValueError(
+                f"Node {node_index} is split into columns={c} but holds parameters outside "
+                "its modules, which cannot be mapped to columns; use columns=1 for it."
+            )
+
+
+def _scale_rows(module: eqx.nn.Linear, rows: Array) -> eqx.nn.Linear:
+    def scale(leaf):
+        if leaf is None:
+            return None
+        r = rows.reshape((-1,) + (1,) * (leaf.ndim - 1))
+        return leaf * r.astype(leaf.dtype)
+
+    return eqx.tree_at(
+        lambda m: (m.weight, m.bias),
+        module,
+        (scale(module.weight), scale(module.bias)),
+        is_leaf=lambda x: x is None,
+    )
+
+
+def gate_updates(updates: Network, gates: Array, regions: Regions) -> Network:
+    """Scale the updates of the synapses onto each region `r` by its gate `g_r`.
+
+    With one region per node, every parameter of that node's modules is scaled; with
+    columns, the output rows (weight rows and bias entries) of the node's
+    `equinox.nn.Linear` layers that belong to each column.
+
+    **Arguments:**
+
+    - `updates`: updates shaped like `eqx.filter(net, eqx.is_inexact_array)`.
+    - `gates`: `g_r`, shape `(R,)`.
+    - `regions`: the [`pcastro.astro.Regions`][] of `net`.
+
+    **Returns:**
+
+    The scaled updates, same structure.
+
+    **Raises:**
+
+    `TypeError` when `updates` are not shaped like the network's parameters;
+    `ValueError` for columns on a module whose output units cannot be mapped.
+    """
+    nodes = _node_of_updates(updates, regions)
+    _check_columns(updates, regions)
+    new_nodes = []
+    for node, c, size, start in zip(nodes, regions.columns, regions.sizes, regions.offsets):
+        g = gates[start : start + c]
+        if c == 1:
+            node = jax.tree_util.tree_map(lambda u, g=g: u * g[0].astype(u.dtype), node)
+        else:
+            rows = jnp.repeat(g, size // c)
+            modules = tuple(_scale_rows(m, rows) for m in node.modules)
+            node = eqx.tree_at(lambda n: n.modules, node, modules)
+        new_nodes.append(node)
+    return eqx.tree_at(lambda u: u.nodes, updates, tuple(new_nodes))
+
+
+def _batch_energy(region_energy: ArrayLike, num_regions: int) -> Array:
+    region_energy = jnp.asarray(region_energy)
+    if region_energy.ndim == 2:
+        region_energy = jnp.mean(region_energy, axis=0)
+    if region_energy.shape != (num_regions,):
+        raise ValueError(
+            f"`region_energy` has shape {region_energy.shape}, but the gate covers "
+            f"{num_regions} regions: pass `region_energies(state, regions)` of shape "
+            f"(batch, {num_regions}) or its batch mean of shape ({num_regions},)."
+        )
+    return region_energy
+
+
+def _check_ne(ne: ArrayLike, num_regions: int) -> Array:
+    ne = jnp.asarray(ne)
+    if ne.shape not in ((), (num_regions,)):
+        raise ValueError(
+            f"`ne` has shape {ne.shape}; norepinephrine is a scalar or one value per region, "
+            f"shape ({num_regions},)."
+        )
+    return ne
+
+
+def scale_by_astrocytes(
+    astrocytes: Astrocytes, regions: Regions
+) -> optax.GradientTransformationExtraArgs:
+    r"""The astrocyte gate as an Optax transformation: `u_r <- g(c_r) * u_r`.
+
+    Its state is the calcium `c_r` of every region ([`pcastro.astro.AstrocyteGateState`][]).
+    Each `update(updates, state, params, *, region_energy, ne)` first advances the
+    calcium one Euler step with the local energies `E_r` and norepinephrine `NE` (see
+    [`pcastro.astro.Astrocytes`][]), then scales the updates of the synapses onto each
+    region by `g(c_r)`. Without `region_energy` the calcium is held and only the gate is
+    applied (this is how it runs inside [`pcastro.IncrementalPC`][], which passes no
+    extra arguments; set the calcium with `optax.tree_utils.tree_set`).
+
+    **Where to put it.** Place the gate *after* a stateful optimiser:
+    `optax.chain(optax.adam(1e-3), gate)`. Then a closed gate (`g = 0`) gives exactly
+    zero parameter change. Before Adam the gate is largely normalised away (Adam divides
+    by the running gradient scale, so a gate of 0.01 barely slows learning) and Adam's
+    momentum keeps moving a region after its gate closes. Before a stateless linear
+    optimiser such as `optax.sgd(lr)` (no momentum) either order is exact.
+
+    **Arguments:**
+
+    - `astrocytes`: the [`pcastro.astro.Astrocytes`][] (hyperparameters).
+    - `regions`: the [`pcastro.astro.Regions`][] of the network being trained.
+
+    **Returns:**
+
+    An `optax.GradientTransformationExtraArgs`; the extra arguments of `update` are
+    `region_energy` (shape `(batch, R)` averaged over the batch, or `(R,)`) and `ne`
+    (scalar or `(R,)`, default 0).
+
+    **Raises:**
+
+    `ValueError` when `theta` has the wrong number of regions; at `init`/`update`,
+    `TypeError`/`ValueError` when the parameters do not match the regions.
+
+    ??? cite "Reference"
+
+        ```bibtex
+        @article{lefton2025norepinephrine,
+            title={Norepinephrine signals through astrocytes to modulate synapses},
+            author={Lefton, Katheryn B. and Wu, Yifan and others},
+            journal={Science},
+            year={2025}
+        }
+        ```
+    """
+    if not isinstance(astrocytes, Astrocytes):
+        raise TypeError(
+            f"`astrocytes` must be a `pcastro.astro.Astrocytes`, got {type(astrocytes).__name__}."
+        )
+    if not isinstance(regions, Regions):
+        raise TypeError(
+            "`regions` must be a `pcastro.astro.Regions` from `make_regions(net)`, got "
+            f"{type(regions).__name__}."
+        )
+    num = regions.num_regions
+    if astrocytes.theta.shape not in ((), (num,)):
+        raise ValueError(
+            f"`Astrocytes(theta=...)` has shape {astrocytes.theta.shape}, but there are {num} "
+            f"regions; pass a scalar or shape ({num},)."
+        )
+
+    def init_fn(params):
+        _node_of_updates(params, regions)
+        _check_columns(params, regions)
+        leaves = [x for x in jax.tree_util.tree_leaves(params) if eqx.is_inexact_array(x)]
+        dtype = leaves[0].dtype if leaves else jnp.result_type(float)
+        return AstrocyteGateState(calcium=jnp.zeros((num,), dtype))
+
+    def update_fn(updates, state, params=None, *, region_energy=None, ne=0.0, **extra_args):
+        del params, extra_args
+        calcium = state.calcium
+        if region_energy is not None:
+            energy = _batch_energy(region_energy, num).astype(calcium.dtype)
+            calcium = astrocytes.step(calcium, energy, _check_ne(ne, num))
+        gates = astrocytes.gate(calcium)
+        return gate_updates(updates, gates, regions), AstrocyteGateState(calcium=calcium)
+
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+def apply_gated_grads(
+    net: Network,
+    opt_state: Any,
+    state: PCState,
+    *,
+    optimizer: optax.GradientTransformation,
+    region_energy: ArrayLike,
+    ne: ArrayLike = 0.0,
+) -> tuple[Network, Any]:
+    """Learn from inferred states through an optimiser that contains the astrocyte gate.
+
+    `theta <- theta + optimizer(dF/dtheta; region_energy, ne)`, the gradients being the
+    local ones of [`pcastro.param_grads`][]; `region_energy` and `ne` reach every
+    transformation of the chain that accepts them (the gate).
+
+    **Arguments:**
+
+    - `net`, `opt_state`: the network and `optimizer.init(eqx.filter(net, eqx.is_inexact_array))`.
+    - `state`: the inferred batched states.
+    - `optimizer`: e.g. `optax.chain(optax.adam(1e-3), scale_by_astrocytes(astro, regions))`;
+      a plain optimiser (no gate) ignores `region_energy` and `ne`.
+    - `region_energy`: `E_r` driving the calcium, usually
+      `region_energies(state, regions)`.
+    - `ne`: norepinephrine, scalar or per region.
+
+    **Returns:**
+
+    `(net, opt_state)`.
+    """
+    params, static = eqx.partition(net, eqx.is_inexact_array)
+    grads = param_grads(net, state)
+    optimizer = optax.with_extra_args_support(optimizer)
+    updates, opt_state = optimizer.update(
+        grads, opt_state, params, region_energy=region_energy, ne=ne
+    )
+    return eqx.combine(optax.apply_updates(params, updates), static), opt_state

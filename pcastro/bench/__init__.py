@@ -1,0 +1,2 @@
+from ._oneshot import OneShotConfig as OneShotConfig, run_oneshot as run_oneshot
+from ._stats import mean_ci95 as mean_ci95

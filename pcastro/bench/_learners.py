@@ -1,0 +1,123 @@
+"""Per-episode learners, written for one episode and vmapped over episodes and rates.
+
+Every trained method uses the same Equinox modules (an MLP with a cross-entropy top
+node); only the learning rule differs.
+"""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import optax
+from jax import lax
+
+from .._custom_types import Array
+from .._learning import train_step
+from .._network import Network, mlp
+from .._predict import accuracy
+from .._energy import CrossEntropy
+from ..baselines import backprop_step
+
+
+def make_model(key, sizes) -> Network:
+    """The shared architecture: tanh MLP with a cross-entropy output node."""
+    return mlp(list(sizes), key=key, output_energy=CrossEntropy())
+
+
+def params_of(net):
+    return eqx.filter(net, eqx.is_inexact_array)
+
+
+def update(method: str, net, opt_state, x, y, *, optimizer, inference_steps: int, dt: float):
+    """One update of `method` ("pc" or "bp") on a batch."""
+    if method == "pc":
+        from .._inference import Euler
+
+        net, opt_state, _ = train_step(
+            net, opt_state, x, y, optimizer=optimizer, solver=Euler(dt=dt),
+            steps=inference_steps, throw=False,
+        )
+    elif method == "bp":
+        net, opt_state, _ = backprop_step(net, opt_state, x, y, optimizer=optimizer)
+    else:
+        raise ValueError(f"Unknown learner {method!r}; expected 'pc' or 'bp'.")
+    return net, opt_state
+
+
+def learning_curve(
+    method: str,
+    key,
+    support_x: Array,
+    support_y: Array,
+    query_x: Array,
+    query_y: Array,
+    lr,
+    *,
+    sizes,
+    updates: int,
+    inference_steps: int,
+    dt: float,
+) -> Array:
+    """Train a fresh model on the support set (full batch) and return the query accuracy
+    after every update, shape `(updates,)`."""
+    net = make_model(key, sizes)
+    optimizer = optax.adam(lr)
+    opt_state = optimizer.init(params_of(net))
+
+    def body(carry, _):
+        net, opt_state = carry
+        net, opt_state = update(
+            method, net, opt_state, support_x, support_y, optimizer=optimizer,
+            inference_steps=inference_steps, dt=dt,
+        )
+        return (net, opt_state), accuracy(net, query_x, query_y)
+
+    _, accs = lax.scan(body, (net, opt_state), None, length=updates)
+    return accs
+
+
+def sequential_learning(
+    method: str,
+    net,
+    novel_x: Array,
+    novel_y: Array,
+    lr,
+    *,
+    updates_per_example: int,
+    inference_steps: int,
+    dt: float,
+    replay_x: Array | None = None,
+    replay_y: Array | None = None,
+    replay_key=None,
+    replay_batch: int = 0,
+):
+    """Present each novel example once, in order, with `updates_per_example` updates on it
+    (optionally each update also on a random batch drawn from a raw-image replay buffer).
+    Returns the network after the last example."""
+    optimizer = optax.adam(lr)
+    opt_state = optimizer.init(params_of(net))
+    replay = replay_x is not None and replay_batch > 0
+
+    def present(carry, item):
+        net, opt_state, key = carry
+        x, y = item
+
+        def one(carry, _):
+            net, opt_state, key = carry
+            bx, by = x[None], y[None]
+            if replay:
+                key, sub = jax.random.split(key)
+                idx = jax.random.choice(sub, replay_x.shape[0], (replay_batch,), replace=False)
+                bx = jnp.concatenate([bx, replay_x[idx]])
+                by = jnp.concatenate([by, replay_y[idx]])
+            net, opt_state = update(
+                method, net, opt_state, bx, by, optimizer=optimizer,
+                inference_steps=inference_steps, dt=dt,
+            )
+            return (net, opt_state, key), None
+
+        carry, _ = lax.scan(one, (net, opt_state, key), None, length=updates_per_example)
+        return carry, None
+
+    key = replay_key if replay_key is not None else jax.random.key(0)
+    (net, _, _), _ = lax.scan(present, (net, opt_state, key), (novel_x, novel_y))
+    return net

@@ -1,0 +1,94 @@
+"""Printing, saving and plotting benchmark records."""
+
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+
+def environment(seed: int) -> dict:
+    """The versions, device, command and seed recorded with every result."""
+    import equinox
+    import jax
+    import jaxlib
+    import numpy
+    import optax
+    import sklearn
+
+    import pcastro
+
+    dev = jax.devices()[0]
+    return {
+        "command": " ".join(["pcastro", *sys.argv[1:]])
+        if Path(sys.argv[0]).name == "pcastro"
+        else " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "versions": {
+            "pcastro": pcastro.__version__,
+            "python": platform.python_version(),
+            "jax": jax.__version__,
+            "jaxlib": jaxlib.__version__,
+            "equinox": equinox.__version__,
+            "optax": optax.__version__,
+            "numpy": numpy.__version__,
+            "scikit-learn": sklearn.__version__,
+        },
+        "device": f"{dev.platform}:{getattr(dev, 'device_kind', dev.platform)}",
+        "seed": seed,
+        "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+    }
+
+
+def format_table(rows: list[dict], columns: list[str]) -> str:
+    """A plain-text table of `rows` (dicts) with the given columns."""
+
+    def fmt(v):
+        if isinstance(v, float):
+            return f"{v:.3f}"
+        return str(v)
+
+    cells = [[fmt(r.get(c, "")) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
+    return "\n".join(lines)
+
+
+def save_json(out_dir: Path, payload: dict) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "results.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(payload, indent=2) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def bar_chart(path: Path, groups: dict[str, list[dict]], *, title: str, ylabel: str) -> Path:
+    """Bars with 95% CI error bars; one panel per group (e.g. per metric)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 3.6), squeeze=False)
+    for ax, (name, rows) in zip(axes[0], groups.items()):
+        labels = [r["method"] for r in rows]
+        ax.bar(
+            range(len(rows)),
+            [r["mean"] for r in rows],
+            yerr=[r["ci95"] for r in rows],
+            capsize=3,
+            color=["#3b75af" if "pc" in r["method"] else "#9a9a9a" for r in rows],
+        )
+        ax.set_xticks(range(len(rows)), labels, rotation=45, ha="right", fontsize=8)
+        ax.set_title(name, fontsize=10)
+        ax.set_ylim(0, 1)
+        ax.set_ylabel(ylabel)
+        ax.grid(axis="y", alpha=0.3)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
