@@ -26,6 +26,7 @@ after 5 epochs on digits (feedforward argmax). Output: a table on stdout,
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -38,6 +39,8 @@ import _driver as drv  # noqa: E402
 WORKLOADS = ("digits", "large")
 DEFAULT_STEPS = {"digits": 100, "large": 10}
 DEFAULT_WARMUP = {"digits": 5, "large": 2}
+BATCH = {"digits": 64, "large": 256}
+REPEATS_KEY = {"samples_per_s": "samples_per_s_repeats", "compile_s": "compile_s_repeats"}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -54,6 +57,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=1200.0, help="per process, seconds")
     parser.add_argument("--out", type=Path, default=drv.RESULTS_DIR / "compare_libraries.json")
     parser.add_argument("--no-plot", action="store_true")
+    parser.add_argument(
+        "--from-runs",
+        type=Path,
+        default=None,
+        help="re-aggregate the runs of an earlier .meta.json instead of running anything",
+    )
     parser.add_argument(
         "--quick", action="store_true", help="smoke test: 1 round, 3 timed steps, 1 epoch"
     )
@@ -120,8 +129,8 @@ def aggregate(
 
 def print_table(rows: list[dict]) -> None:
     head = (
-        f"{'library':<10} {'workload':<7} {'samples/s':>10} {'x pcastro':>9} {'x lean':>7} "
-        f"{'compile s':>9} {'peak MiB':>8} {'train_acc':>9}  note"
+        f"{'library':<10} {'workload':<7} {'samples/s':>10} {'range':>13} {'x pcastro':>9} "
+        f"{'x lean':>7} {'compile s':>9} {'peak MiB':>8} {'train_acc':>9}  note"
     )
     print(head)
     print("-" * len(head))
@@ -136,8 +145,11 @@ def print_table(rows: list[dict]) -> None:
         )
         x_lean = row["samples_per_s"] / lean if lean and row["samples_per_s"] else None
         note = row.get("error", "")
+        reps = row.get("samples_per_s_repeats") or []
+        spread = f"{min(reps):.0f}-{max(reps):.0f}" if reps else "-"
         print(
             f"{row['library']:<10} {row['workload']:<7} {drv.fmt(row['samples_per_s'], '10.0f')} "
+            f"{spread:>13} "
             f"{drv.fmt(row['ratio_to_pcastro'], '9.2f')} {drv.fmt(x_lean, '7.2f')} "
             f"{drv.fmt(row['compile_s'], '9.2f')} {drv.fmt(row['peak_mib'], '8.0f')} "
             f"{drv.fmt(row['train_acc'], '9.3f')}  {note}"
@@ -159,6 +171,9 @@ def plot(rows: list[dict], workloads: list[str], path: Path) -> None:
         ):
             ax = axes[row_i][col]
             values = [r[key] or 0.0 for r in sub]
+            reps = [r.get(REPEATS_KEY[key]) or [] for r in sub]
+            lo = [v - min(rep) if rep else 0.0 for v, rep in zip(values, reps, strict=True)]
+            hi = [max(rep) - v if rep else 0.0 for v, rep in zip(values, reps, strict=True)]
             colors = [
                 "tab:red"
                 if n == "pcastro"
@@ -167,28 +182,30 @@ def plot(rows: list[dict], workloads: list[str], path: Path) -> None:
                 else "tab:blue"
                 for n in names
             ]
-            ax.barh(names, values, color=colors)
+            ax.barh(names, values, color=colors, xerr=[lo, hi], capsize=3)
             for i, r in enumerate(sub):
-                text = "n/a" if r[key] is None else f"{r[key]:.3g}"
+                if r[key] is None:
+                    text = "n/a"
+                else:
+                    text = f"{r[key]:.0f}" if r[key] >= 1000 else f"{r[key]:.3g}"
                 ax.text(values[i], i, f" {text}", va="center", fontsize=8)
             ax.invert_yaxis()
             ax.set_xlabel(label)
             if row_i == 0:
-                ax.set_title(f"{workload} (batch {sub[0].get('batch') or '?'})")
+                ax.set_title(f"{workload} (batch {BATCH.get(workload, '?')})")
             ax.margins(x=0.25)
-    fig.suptitle("PC train step: one workload, each library in its own venv (CPU)")
+    fig.suptitle(
+        "PC train step, one workload, each library in its own venv "
+        "(bars: median of repeats, whiskers: min-max)"
+    )
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    libraries = drv.parse_libraries(args.libraries)
-    workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
-    cache = args.cache.expanduser()
-    started = time.time()
+def run_all(args, libraries, workloads, steps, cache) -> tuple[list[dict], dict]:
+    """Run every (round, workload, library) process: the records and the environments."""
     data = drv.prepare_digits(cache)
     envs = {
         lib: drv.ensure_env(lib, cache, jpc_source=args.jpc_source, reinstall=args.reinstall)
@@ -197,7 +214,6 @@ def main(argv=None) -> int:
     for lib, env in envs.items():
         if env.reason:
             drv.log(f"[skip] {lib}: {env.reason}")
-    steps = {"digits": args.steps_digits, "large": args.steps_large}
     records = []
     for rnd, order in drv.interleaved([lib for lib in libraries if envs[lib].python], args.repeats):
         for workload in workloads:
@@ -225,6 +241,30 @@ def main(argv=None) -> int:
                         f"{record['process_wall_s']:.1f} s wall"
                     )
                 )
+    return records, envs
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    libraries = drv.parse_libraries(args.libraries)
+    workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
+    cache = args.cache.expanduser()
+    started = time.time()
+    steps = {"digits": args.steps_digits, "large": args.steps_large}
+    if args.from_runs is not None:
+        meta = json.loads(args.from_runs.read_text())
+        records = meta["runs"]
+        envs = {
+            lib: drv.Env(lib, None, reason=meta["environments"].get(lib, {}).get("reason"))
+            for lib in libraries
+        }
+        rows = aggregate(libraries, workloads, records, envs)
+        print_table(rows)
+        drv.write_json(args.out, rows)
+        if not args.no_plot:
+            plot(rows, workloads, args.out.with_suffix(".png"))
+        return 0
+    records, envs = run_all(args, libraries, workloads, steps, cache)
     rows = aggregate(libraries, workloads, records, envs)
     print_table(rows)
     out = args.out

@@ -54,7 +54,7 @@ def consolidate(
     rounds: int = 1,
     tol: ArrayLike,
     fresh: bool,
-    solver: AbstractSolver = Euler(dt=0.1),
+    solver: AbstractSolver = Euler(dt=0.1),  # noqa: B008 (immutable)
 ) -> tuple[Network, Any, Store, ConsolidationReport]:
     """Replay stored stimuli by priority with gated learning; discard the learned ones.
 

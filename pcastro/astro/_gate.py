@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from .._custom_types import Array, ArrayLike, Float
+from .._custom_types import Array, ArrayLike
 from .._learning import param_grads
 from .._network import Network
 from .._state import PCState
@@ -182,7 +182,7 @@ def _node_of_updates(updates: Any, regions: Regions) -> tuple:
 def _check_columns(updates: Network, regions: Regions) -> None:
     """Columns need output units that map to parameter rows: only `eqx.nn.Linear`."""
     for node_index, (node, c, size) in enumerate(
-        zip(updates.nodes, regions.columns, regions.sizes), start=1
+        zip(updates.nodes, regions.columns, regions.sizes, strict=True), start=1
     ):
         if c == 1:
             continue
@@ -244,7 +244,9 @@ def gate_updates(updates: Network, gates: Array, regions: Regions) -> Network:
     nodes = _node_of_updates(updates, regions)
     _check_columns(updates, regions)
     new_nodes = []
-    for node, c, size, start in zip(nodes, regions.columns, regions.sizes, regions.offsets):
+    for node, c, size, start in zip(
+        nodes, regions.columns, regions.sizes, regions.offsets, strict=True
+    ):
         g = gates[start : start + c]
         if c == 1:
             node = jax.tree_util.tree_map(lambda u, g=g: u * g[0].astype(u.dtype), node)

@@ -11,7 +11,6 @@ from .._network import Network
 from .._state import PCState
 
 
-
 class Regions(eqx.Module):
     """Which units each astrocyte covers: static configuration, no arrays.
 
@@ -49,7 +48,7 @@ class Regions(eqx.Module):
                 f"`Regions` got {len(self.shapes)} node shapes but {len(self.columns)} column "
                 "counts; give one column count per predicted node."
             )
-        for node, (shape, c) in enumerate(zip(self.shapes, self.columns), start=1):
+        for node, (shape, c) in enumerate(zip(self.shapes, self.columns, strict=True), start=1):
             size = math.prod(shape)
             if not isinstance(c, int) or c < 1 or size % c != 0:
                 raise ValueError(
@@ -151,7 +150,7 @@ def region_energies(state: PCState, regions: Regions) -> Float[Array, "batch reg
             "the same network with `pcastro.astro.make_regions(net)`."
         )
     out = []
-    for node, (shape, c) in enumerate(zip(regions.shapes, regions.columns), start=1):
+    for node, (shape, c) in enumerate(zip(regions.shapes, regions.columns, strict=True), start=1):
         e = state.e[node]
         if e is None or e.shape[1:] != shape:
             got = None if e is None else e.shape
@@ -163,4 +162,3 @@ def region_energies(state: PCState, regions: Regions) -> Float[Array, "batch reg
         blocks = e.reshape(e.shape[0], c, -1)
         out.append(0.5 * jnp.sum(blocks**2, axis=-1))
     return jnp.concatenate(out, axis=1)
-

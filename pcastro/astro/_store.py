@@ -104,9 +104,7 @@ class AbstractEvictionPolicy(eqx.Module):
     """What a full store does with an incoming stimulus: a strategy object."""
 
     @abc.abstractmethod
-    def choose(
-        self, priority: Array, ids: Array, incoming_priority: Array
-    ) -> tuple[Array, Array]:
+    def choose(self, priority: Array, ids: Array, incoming_priority: Array) -> tuple[Array, Array]:
         """For a full store: `(slot to evict, whether to accept the incoming stimulus)`."""
 
 
@@ -196,7 +194,7 @@ def make_store(
         x=tuple(jnp.zeros((capacity, *s), dt) for s in net.shapes),
         masks=tuple(
             jnp.zeros((capacity, *s), dt) if c == "partial" else None
-            for c, s in zip(clamps, net.shapes)
+            for c, s in zip(clamps, net.shapes, strict=True)
         ),
         region_energy=jnp.zeros((capacity, regions.num_regions), dt),
         steps=jnp.zeros((capacity,), jnp.int32),
@@ -216,7 +214,7 @@ def _check_state(store: Store, state: PCState) -> None:
             "make the store with `make_store(net, regions, capacity=..., "
             "clamps=state.clamps)`."
         )
-    for i, (x, a) in enumerate(zip(state.x, store.x)):
+    for i, (x, a) in enumerate(zip(state.x, store.x, strict=True)):
         if x.shape[1:] != a.shape[1:]:
             raise ValueError(
                 f"Node {i} of the state has shape {x.shape}, but the store holds "
@@ -243,7 +241,7 @@ def snapshot(
     energies: ArrayLike | None = None,
     priority: ArrayLike | None = None,
     step: ArrayLike = 0,
-    policy: AbstractEvictionPolicy = EvictLowestPriority(),
+    policy: AbstractEvictionPolicy = EvictLowestPriority(),  # noqa: B008 (immutable)
 ) -> tuple[Store, Evicted]:
     """Write every example of a batched state into a slot of the store.
 
@@ -317,8 +315,10 @@ def snapshot(
             return arr.at[slot].set(jnp.where(accept, value, arr[slot]))
 
         store = Store(
-            x=tuple(put(a, v) for a, v in zip(store.x, xs)),
-            masks=tuple(None if a is None else put(a, v) for a, v in zip(store.masks, masks)),
+            x=tuple(put(a, v) for a, v in zip(store.x, xs, strict=True)),
+            masks=tuple(
+                None if a is None else put(a, v) for a, v in zip(store.masks, masks, strict=True)
+            ),
             region_energy=put(store.region_energy, energy),
             steps=put(store.steps, stp),
             priority=put(store.priority, prio),
@@ -332,9 +332,9 @@ def snapshot(
 
     masks = tuple(
         None if a is None else jnp.broadcast_to(m, (batch, *a.shape[1:])).astype(a.dtype)
-        for a, m in zip(store.masks, state.masks)
+        for a, m in zip(store.masks, state.masks, strict=True)
     )
-    xs = tuple(x.astype(a.dtype) for x, a in zip(state.x, store.x))
+    xs = tuple(x.astype(a.dtype) for x, a in zip(state.x, store.x, strict=True))
     store, report = lax.scan(write, store, (xs, masks, energies, priority, step))
     return store, Evicted(*report)
 
@@ -362,9 +362,7 @@ def _slots(store: Store, slots: ArrayLike, *, occupied: bool) -> Array:
     return slots
 
 
-def recall(
-    store: Store, slots: ArrayLike, *, net: Network, fresh: bool = False
-) -> PCState:
+def recall(store: Store, slots: ArrayLike, *, net: Network, fresh: bool = False) -> PCState:
     """Restore stored stimuli as a batched state, to continue inference and learning.
 
     With `fresh=False` the stored states come back exactly, so inference and learning
@@ -460,7 +458,9 @@ def _clear(store: Store, which: Array) -> Store:
 def _rewrite(store: Store, slot: Array, state: PCState, energy: Array, step: Array) -> Store:
     """Replace one occupied slot's states, `E_r`, step count and priority (`sum_r E_r`)."""
     return Store(
-        x=tuple(a.at[slot].set(x[0].astype(a.dtype)) for a, x in zip(store.x, state.x)),
+        x=tuple(
+            a.at[slot].set(x[0].astype(a.dtype)) for a, x in zip(store.x, state.x, strict=True)
+        ),
         masks=store.masks,
         region_energy=store.region_energy.at[slot].set(energy.astype(store.region_energy.dtype)),
         steps=store.steps.at[slot].set(step),
@@ -510,7 +510,7 @@ def footprint_bytes(store: Store) -> Footprint:
     A [`pcastro.astro.Footprint`][].
     """
     units = [math.prod(a.shape[1:]) for a in store.x]
-    clamped = sum(u for u, c in zip(units, store.clamps) if c != "free")
+    clamped = sum(u for u, c in zip(units, store.clamps, strict=True) if c != "free")
     free = sum(units) - clamped
     k = store.capacity
     num = store.regions.num_regions
