@@ -196,8 +196,12 @@ def _check_columns(updates: Network, regions: Regions) -> None:
                     "for `equinox.nn.Linear` layers (weight rows and bias entries). Use "
                     f"`make_regions(net, columns=...)` with 1 for node {node_index}."
                 )
-        rest = [getattr(node, f.name) for f in dataclasses.fields(node) if f.name != "modules"]
-        if jax.tree_util.tree_leaves(rest):
+        rest = [
+            getattr(node, f.name)
+            for f in dataclasses.fields(node)
+            if f.name != "modules" and not f.metadata.get("static", False)
+        ]
+        if any(eqx.is_array(leaf) for leaf in jax.tree_util.tree_leaves(rest)):
             raise ValueError(
                 f"Node {node_index} is split into columns={c} but holds parameters outside "
                 "its modules, which cannot be mapped to columns; use columns=1 for it."
