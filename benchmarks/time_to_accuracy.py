@@ -16,6 +16,7 @@ libraries; a seed that never reaches the target counts as slower than any that d
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import statistics
 import sys
@@ -41,6 +42,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=drv.RESULTS_DIR / "time_to_accuracy.json")
     parser.add_argument("--no-plot", action="store_true")
     parser.add_argument("--quick", action="store_true", help="smoke test: 1 seed, 2 epochs")
+    parser.add_argument(
+        "--from-runs",
+        type=Path,
+        default=None,
+        help="re-aggregate the runs of an earlier .meta.json instead of running anything",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.seeds, args.max_epochs = 1, 2
@@ -119,7 +126,12 @@ def plot(rows: list[dict], records: list[dict], target: float, path: Path) -> No
     values = [r["seconds"] or 0.0 for r in rows]
     ax_bar.barh(names, values, color=["tab:red" if n == "pcastro" else "tab:blue" for n in names])
     for i, r in enumerate(rows):
-        label = "not reached" if r["seconds"] is None else f"{r['seconds']:.2f} s"
+        if r.get("error"):
+            label = "n/a"
+        elif r["seconds"] is None:
+            label = "not reached"
+        else:
+            label = f"{r['seconds']:.2f} s"
         ax_bar.text(values[i], i, f" {label}", va="center", fontsize=8)
     ax_bar.invert_yaxis()
     ax_bar.set_xlabel(f"wall s to {target:.0%} test accuracy (median over seeds)")
@@ -148,6 +160,19 @@ def main(argv=None) -> int:
     libraries = drv.parse_libraries(args.libraries)
     cache = args.cache.expanduser()
     started = time.time()
+    if args.from_runs is not None:
+        meta = json.loads(args.from_runs.read_text())
+        records = meta["runs"]
+        envs = {
+            lib: drv.Env(lib, None, reason=meta["environments"].get(lib, {}).get("reason"))
+            for lib in libraries
+        }
+        rows = aggregate(libraries, records, envs)
+        print_table(rows, args.target)
+        drv.write_json(args.out, rows)
+        if not args.no_plot:
+            plot(rows, records, args.target, args.out.with_suffix(".png"))
+        return 0
     data = drv.prepare_digits(cache)
     envs = {
         lib: drv.ensure_env(lib, cache, jpc_source=args.jpc_source, reinstall=args.reinstall)
@@ -193,6 +218,7 @@ def main(argv=None) -> int:
             "seeds": args.seeds,
             "max_epochs": args.max_epochs,
             "target": args.target,
+            "environments": {lib: {"reason": env.reason} for lib, env in envs.items()},
             "runs": records,
         },
     )

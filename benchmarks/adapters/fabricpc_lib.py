@@ -86,7 +86,9 @@ def make_trainer(spec: Workload, seed: int, mode: str) -> Trainer:
         predict=lambda x: feedforward(holder["params"], x),
         notes=(
             "make_train_step (public custom-loop step, jitted, no buffer donation); "
-            "weight grads divided by batch (FabricPC convention); default Kaiming init"
+            "weight grads divided by batch (FabricPC convention); FabricPC's default init "
+            "(Kaiming normal, ReLU gain: ~2.4x the std of eqx.nn.Linear's), which alone "
+            "makes it reach 95% on digits in far fewer epochs"
         ),
         setting=f"InferenceSGD(eta_infer={spec.dt}, infer_steps={spec.steps}); Adam({spec.lr})",
     )

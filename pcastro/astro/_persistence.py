@@ -43,9 +43,16 @@ def _leaf_record(path: str, leaf: Any) -> tuple[dict, bytes]:
     return record, data
 
 
-def _flatten(tree: Any) -> tuple[list[tuple[str, Any]], Any]:
-    leaves, treedef = jax.tree_util.tree_flatten_with_path(tree)
-    return [(jax.tree_util.keystr(p), leaf) for p, leaf in leaves], treedef
+_PARTS = ("net", "opt_state", "store")
+
+
+def _flatten(parts: tuple) -> tuple[list[tuple[str, Any]], Any]:
+    """Leaves of `(net, opt_state, store)` named like `store.x[0]`."""
+    leaves, treedef = jax.tree_util.tree_flatten_with_path(parts)
+    named = [
+        (_PARTS[path[0].idx] + jax.tree_util.keystr(path[1:]), leaf) for path, leaf in leaves
+    ]
+    return named, treedef
 
 
 def save(path: str | os.PathLike, net: Any, opt_state: Any, store: Any) -> None:

@@ -455,7 +455,7 @@ def _clear(store: Store, which: Array) -> Store:
     )
 
 
-def _rewrite(store: Store, slot: Array, state: PCState, energy: Array, step: Array) -> Store:
+def _rewrite(store: Store, slot: Array, state: PCState, energy: Array, step: ArrayLike) -> Store:
     """Replace one occupied slot's states, `E_r`, step count and priority (`sum_r E_r`)."""
     return Store(
         x=tuple(

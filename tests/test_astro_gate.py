@@ -1,0 +1,263 @@
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import pcastro as pc
+from pcastro import astro
+
+
+def _params(net):
+    return eqx.filter(net, eqx.is_inexact_array)
+
+
+def _leaves(tree):
+    return jax.tree_util.tree_leaves(_params(tree))
+
+
+def _data(getkey, batch=4):
+    x = jax.random.normal(getkey(), (batch, 4))
+    y = jax.random.normal(getkey(), (batch, 3))
+    return x, y
+
+
+@eqx.filter_jit
+def _gated_step(net, opt_state, x, y, ne, *, optimizer, regions):
+    state = pc.infer(net, pc.init_state(net, x, y), steps=5).state
+    energy = astro.region_energies(state, regions)
+    return astro.apply_gated_grads(
+        net, opt_state, state, optimizer=optimizer, region_energy=energy, ne=ne
+    )
+
+
+def _learn(net, optimizer, regions, x, y, ne, *, updates=3):
+    opt_state = optimizer.init(_params(net))
+    for _ in range(updates):
+        net, opt_state = _gated_step(
+            net, opt_state, x, y, jnp.asarray(ne, jnp.float32), optimizer=optimizer, regions=regions
+        )
+    return net, opt_state
+
+
+def test_region_energies_are_half_summed_squared_errors_per_block(getkey):
+    net = pc.mlp([4, 6, 3], key=getkey())
+    x, y = _data(getkey)
+    state = pc.infer(net, pc.init_state(net, x, y), steps=3).state
+    e1, e2 = state.e[1], state.e[2]
+    per_node = astro.region_energies(state, astro.make_regions(net))
+    expected = jnp.stack([0.5 * jnp.sum(e1**2, 1), 0.5 * jnp.sum(e2**2, 1)], axis=1)
+    np.testing.assert_allclose(per_node, expected, rtol=1e-6)
+    cols = astro.region_energies(state, astro.make_regions(net, columns=(3, 1)))
+    expected = jnp.stack(
+        [
+            0.5 * jnp.sum(e1[:, 0:2] ** 2, 1),
+            0.5 * jnp.sum(e1[:, 2:4] ** 2, 1),
+            0.5 * jnp.sum(e1[:, 4:6] ** 2, 1),
+            0.5 * jnp.sum(e2**2, 1),
+        ],
+        axis=1,
+    )
+    np.testing.assert_allclose(cols, expected, rtol=1e-6)
+    # The regions of a node add up to its Gaussian energy.
+    np.testing.assert_allclose(
+        cols[:, :3].sum(1), pc.local_energies(net, state)[:, 0], rtol=1e-5
+    )
+
+
+def test_make_regions_rejects_bad_columns(getkey):
+    net = pc.mlp([4, 6, 3], key=getkey())
+    with pytest.raises(ValueError, match="6 units .* positive divisor of 6"):
+        astro.make_regions(net, columns=(4, 1))
+    with pytest.raises(ValueError, match="3 entries but the network has 2 predicted nodes"):
+        astro.make_regions(net, columns=(1, 1, 1))
+    assert astro.make_regions(net, columns=(2, 3)).num_regions == 5
+
+
+def test_calcium_step_and_gate_follow_the_written_formulas():
+    a = astro.Astrocytes(tau_c=4.0, k=2.0, theta=jnp.array([1.0, 0.5]), slope=3.0, g0=0.2, c_half=0.5)
+    c = jnp.array([0.3, 0.1])
+    energy = jnp.array([0.4, 2.0])  # region 0 below threshold, region 1 above
+    new = a.step(c, energy, 1.5)
+    s = np.maximum(0.0, np.tanh(3.0 * (np.asarray(energy) - np.array([1.0, 0.5]))))
+    expected = np.asarray(c) + (1.0 / 4.0) * (-np.asarray(c) + 2.0 * 1.5 * s)
+    np.testing.assert_allclose(new, expected, rtol=1e-6)
+    assert s[0] == 0.0  # exactly no drive below threshold
+    gate = a.gate(new)
+    np.testing.assert_allclose(gate, 0.2 + 0.8 * expected / (expected + 0.5), rtol=1e-6)
+    assert float(a.gate(jnp.array(0.0))) == pytest.approx(0.2)
+    silenced = astro.Astrocytes(tau_c=4.0, k=2.0, ablated=True)
+    np.testing.assert_array_equal(silenced.gate(new), jnp.ones(2))
+    np.testing.assert_array_equal(silenced.step(c, energy, 5.0), silenced.step(c, energy, 0.0))
+
+
+def test_ablated_astrocytes_make_ne_exactly_ineffective(getkey):
+    net = pc.mlp([4, 6, 3], key=getkey())
+    regions = astro.make_regions(net)
+    x, y = _data(getkey)
+
+    def run(ablated, ne):
+        gate = astro.scale_by_astrocytes(astro.Astrocytes(ablated=ablated), regions)
+        return _learn(net, optax.chain(optax.adam(1e-2), gate), regions, x, y, ne)[0]
+
+    quiet, aroused = run(True, 0.0), run(True, 5.0)
+    for a, b in zip(_leaves(quiet), _leaves(aroused), strict=True):
+        np.testing.assert_array_equal(a, b)
+    # Ablated = plain PC learning with the same optimiser, bit for bit.
+    plain = _learn(net, optax.adam(1e-2), regions, x, y, 0.0)[0]
+    for a, b in zip(_leaves(quiet), _leaves(plain), strict=True):
+        np.testing.assert_array_equal(a, b)
+    # With the astrocytes present, the same NE contrast does change learning.
+    present_quiet, present_aroused = run(False, 0.0), run(False, 5.0)
+    assert not np.array_equal(_leaves(present_quiet)[0], _leaves(present_aroused)[0])
+
+
+def test_ne_changes_learning_only_where_the_gate_opens(getkey):
+    net = pc.mlp([4, 6, 3], key=getkey())
+    regions = astro.make_regions(net)
+    x, y = _data(getkey)
+
+    def run(ne, g0=0.0):
+        # Region 0 (node 1) has an unreachable threshold: its error is always below it.
+        cells = astro.Astrocytes(theta=jnp.array([1e6, 0.0]), g0=g0, tau_c=2.0)
+        opt = optax.chain(optax.sgd(0.1), astro.scale_by_astrocytes(cells, regions))
+        return _learn(net, opt, regions, x, y, ne)
+
+    def node(n, i):
+        return jax.tree_util.tree_leaves(_params(n).nodes[i - 1])
+
+    quiet, _ = run(0.0)
+    aroused, state = run(5.0)
+    calcium = optax.tree_utils.tree_get(state, "calcium")
+    assert calcium[0] == 0.0 and calcium[1] > 0.0
+    for a, b, c in zip(node(net, 1), node(quiet, 1), node(aroused, 1), strict=True):
+        np.testing.assert_array_equal(a, b)  # below threshold: no change, with or without NE
+        np.testing.assert_array_equal(a, c)
+    for a, b, c in zip(node(net, 2), node(quiet, 2), node(aroused, 2), strict=True):
+        np.testing.assert_array_equal(a, b)  # no NE, g0 = 0: no learning
+        assert not np.allclose(a, c)  # NE opens the gate above threshold
+    floor, _ = run(0.0, g0=0.3)  # without NE the floor sets the learning
+    assert not np.allclose(node(net, 2)[0], node(floor, 2)[0])
+
+
+def _closed_first_region_optimizer(order, regions, theta):
+    cells = astro.Astrocytes(theta=theta, tau_c=1.0)
+    gate = astro.scale_by_astrocytes(cells, regions)
+    if order == "sgd-after-gate":
+        return optax.chain(gate, optax.sgd(0.1))
+    return optax.chain(optax.adam(1e-2), gate)
+
+
+@pytest.mark.parametrize("order", ["sgd-after-gate", "gate-after-adam"])
+@pytest.mark.parametrize("columns", [1, 3])
+def test_a_closed_gate_gives_exactly_no_parameter_change(getkey, order, columns):
+    net = pc.mlp([4, 6, 3], key=getkey())
+    regions = astro.make_regions(net, columns=(columns, 1))
+    theta = jnp.zeros(regions.num_regions).at[0].set(1e6)  # region 0 never opens
+    opt = _closed_first_region_optimizer(order, regions, theta)
+    x, y = _data(getkey)
+    learned, _ = _learn(net, opt, regions, x, y, 5.0)
+    before, after = net.nodes[0].modules[0], learned.nodes[0].modules[0]
+    rows = 6 // columns  # the output units of region 0
+    np.testing.assert_array_equal(before.weight[:rows], after.weight[:rows])
+    np.testing.assert_array_equal(before.bias[:rows], after.bias[:rows])
+    if columns > 1:  # the other columns of the same layer learn
+        assert not np.allclose(before.weight[rows:], after.weight[rows:])
+    other = (net.nodes[1].modules[0].weight, learned.nodes[1].modules[0].weight)
+    assert not np.allclose(*other)
+
+
+def test_the_gate_goes_after_adam_because_momentum_leaks_before_it(getkey):
+    net = pc.mlp([4, 6, 3], key=getkey())
+    regions = astro.make_regions(net)
+    x, y = _data(getkey)
+    cells = astro.Astrocytes(tau_c=1.0)  # calcium follows NE within one update
+    gate = astro.scale_by_astrocytes(cells, regions)
+
+    def open_then_close(opt):
+        opt_state = opt.init(_params(net))
+        model = net
+        for ne in (5.0, 5.0, 5.0, 0.0):  # learn, then NE stops: the gate closes
+            before = model
+            model, opt_state = _gated_step(
+                model, opt_state, x, y, jnp.asarray(ne), optimizer=opt, regions=regions
+            )
+        assert float(optax.tree_utils.tree_get(opt_state, "calcium").max()) == 0.0
+        return before, model
+
+    before, after = open_then_close(optax.chain(optax.adam(1e-2), gate))
+    for a, b in zip(_leaves(before), _leaves(after), strict=True):
+        np.testing.assert_array_equal(a, b)
+    before, after = open_then_close(optax.chain(gate, optax.adam(1e-2)))
+    moved = [not np.array_equal(a, b) for a, b in zip(_leaves(before), _leaves(after), strict=True)]
+    assert all(moved)  # Adam's momentum keeps moving the closed regions
+
+
+def test_a_small_gate_before_adam_is_normalised_away(getkey):
+    net = pc.mlp([4, 6, 3], key=getkey())
+    regions = astro.make_regions(net)
+    x, y = _data(getkey)
+    nearly_closed = astro.scale_by_astrocytes(astro.Astrocytes(g0=0.01), regions)
+    full = _learn(net, optax.adam(1e-2), regions, x, y, 0.0, updates=1)[0]
+    before = _learn(net, optax.chain(nearly_closed, optax.adam(1e-2)), regions, x, y, 0.0, updates=1)[0]
+    after = _learn(net, optax.chain(optax.adam(1e-2), nearly_closed), regions, x, y, 0.0, updates=1)[0]
+    w0 = net.nodes[0].modules[0].weight
+    step = lambda n: np.abs(n.nodes[0].modules[0].weight - w0).mean()  # noqa: E731
+    assert step(before) > 0.5 * step(full)  # the gate barely slowed Adam
+    np.testing.assert_allclose(step(after), 0.01 * step(full), rtol=1e-3)
+
+
+def test_columns_on_a_module_without_mappable_outputs_raise(getkey):
+    net = pc.chain(
+        [eqx.nn.MLP(4, 6, 8, 1, key=getkey()), eqx.nn.Linear(6, 3, key=getkey())],
+        input_shape=(4,),
+    )
+    regions = astro.make_regions(net, columns=(2, 1))
+    gate = astro.scale_by_astrocytes(astro.Astrocytes(), regions)
+    with pytest.raises(ValueError, match="Node 1 is split into columns=2, but its module 0 is a MLP"):
+        gate.init(_params(net))
+    # One region per node works with any module.
+    per_node = astro.scale_by_astrocytes(astro.Astrocytes(), astro.make_regions(net))
+    per_node.init(_params(net))
+
+
+def test_gate_errors_name_what_was_received(getkey):
+    net = pc.mlp([4, 6, 3], key=getkey())
+    regions = astro.make_regions(net)
+    gate = astro.scale_by_astrocytes(astro.Astrocytes(), regions)
+    params = _params(net)
+    state = gate.init(params)
+    with pytest.raises(ValueError, match=r"`region_energy` has shape \(3,\).*2 regions"):
+        gate.update(params, state, params, region_energy=jnp.ones(3), ne=1.0)
+    with pytest.raises(ValueError, match=r"`ne` has shape \(5,\)"):
+        gate.update(params, state, params, region_energy=jnp.ones(2), ne=jnp.ones(5))
+    with pytest.raises(TypeError, match="expects parameters shaped like"):
+        gate.init({"w": jnp.ones(3)})
+    with pytest.raises(ValueError, match=r"theta=.*shape \(3,\).*2 regions"):
+        astro.scale_by_astrocytes(astro.Astrocytes(theta=jnp.ones(3)), regions)
+    with pytest.raises(ValueError, match=r"dt=.*in \(0, tau_c\]"):
+        astro.Astrocytes(tau_c=1.0, dt=2.0)
+    with pytest.raises(ValueError, match=r"g0=.*in \[0, 1\]"):
+        astro.Astrocytes(g0=1.5)
+
+
+def test_gated_update_jit_equals_eager_and_traces_once(getkey):
+    net = pc.mlp([4, 6, 3], key=getkey())
+    regions = astro.make_regions(net, columns=(2, 1))
+    opt = optax.chain(optax.adam(1e-2), astro.scale_by_astrocytes(astro.Astrocytes(), regions))
+    x, y = _data(getkey)
+    opt_state = opt.init(_params(net))
+    state = pc.infer(net, pc.init_state(net, x, y), steps=3).state
+    energy = astro.region_energies(state, regions)
+
+    @eqx.debug.assert_max_traces(max_traces=1)
+    def update(n, s, ne):
+        return astro.apply_gated_grads(n, s, state, optimizer=opt, region_energy=energy, ne=ne)
+
+    jitted = eqx.filter_jit(update)
+    a = jitted(net, opt_state, jnp.asarray(2.0))
+    jitted(net, opt_state, jnp.asarray(3.0))
+    b = astro.apply_gated_grads(net, opt_state, state, optimizer=opt, region_energy=energy, ne=2.0)
+    for u, v in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b), strict=True):
+        np.testing.assert_allclose(u, v, rtol=1e-5, atol=1e-7)

@@ -1,0 +1,112 @@
+import os
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import pcastro as pc
+from pcastro import astro
+
+
+def _checkpoint(getkey, hidden=6, capacity=3):
+    net = pc.mlp([4, hidden, 3], key=getkey())
+    regions = astro.make_regions(net, columns=(2, 1))
+    opt = optax.chain(optax.adam(1e-2), astro.scale_by_astrocytes(astro.Astrocytes(), regions))
+    opt_state = opt.init(eqx.filter(net, eqx.is_inexact_array))
+    x = jax.random.normal(getkey(), (2, 4))
+    y = jax.random.normal(getkey(), (2, 3))
+    state = pc.init_state(net, x, y)
+    energy = astro.region_energies(state, regions)
+    net, opt_state = astro.apply_gated_grads(
+        net, opt_state, state, optimizer=opt, region_energy=energy, ne=1.0
+    )
+    store, _ = astro.snapshot(astro.make_store(net, regions, capacity=capacity), state, step=4)
+    return net, opt_state, store
+
+
+def _bits(leaf):
+    arr = np.asarray(leaf)
+    return arr.dtype, arr.shape, arr.tobytes()
+
+
+def test_save_load_round_trip_is_bit_exact(getkey, tmp_path):
+    saved = _checkpoint(getkey)
+    path = tmp_path / "run.pcastro"
+    astro.save(path, *saved)
+    template = _checkpoint(getkey)  # same structure, other values
+    loaded = astro.load(path, like=template)
+    a, b = jax.tree_util.tree_leaves(saved), jax.tree_util.tree_leaves(loaded)
+    assert len(a) == len(b) > 0
+    for u, v in zip(a, b, strict=True):
+        assert _bits(u) == _bits(v)
+    assert jax.tree_util.tree_structure(saved) == jax.tree_util.tree_structure(loaded)
+    assert not all(
+        _bits(u) == _bits(v)
+        for u, v in zip(jax.tree_util.tree_leaves(template), a, strict=True)
+    )
+    # The loaded network runs.
+    net = loaded[0]
+    assert net(jnp.ones(4)).shape == (3,)
+    assert os.listdir(tmp_path) == ["run.pcastro"]  # no temporary files left behind
+
+
+@pytest.mark.parametrize("where", ["header", "payload"])
+def test_a_corrupted_byte_is_a_checksum_mismatch(getkey, tmp_path, where):
+    saved = _checkpoint(getkey)
+    path = tmp_path / "run.pcastro"
+    astro.save(path, *saved)
+    data = bytearray(path.read_bytes())
+    index = 100 if where == "header" else len(data) - 10
+    data[index] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=f"corrupt: {where} checksum mismatch"):
+        astro.load(path, like=saved)
+    assert path.read_bytes() == bytes(data)  # loading changes nothing
+
+
+@pytest.mark.parametrize("keep", [10, 40, 200, -3])
+def test_a_truncated_file_is_reported(getkey, tmp_path, keep):
+    saved = _checkpoint(getkey)
+    path = tmp_path / "run.pcastro"
+    astro.save(path, *saved)
+    data = path.read_bytes()
+    path.write_bytes(data[:keep])
+    with pytest.raises(ValueError, match="is truncated"):
+        astro.load(path, like=saved)
+
+
+def test_a_mismatched_template_is_reported(getkey, tmp_path):
+    saved = _checkpoint(getkey)
+    path = tmp_path / "run.pcastro"
+    astro.save(path, *saved)
+    with pytest.raises(ValueError, match="Shape mismatch with the expected template"):
+        astro.load(path, like=_checkpoint(getkey, hidden=8))
+    with pytest.raises(ValueError, match=r"Shape mismatch .* at store.x\[0\]: the file has \(3, 4\), `like` has \(5, 4\)"):
+        astro.load(path, like=_checkpoint(getkey, capacity=5))
+    net, _, store = saved
+    other_opt = optax.sgd(0.1).init(eqx.filter(net, eqx.is_inexact_array))
+    with pytest.raises(ValueError, match="Structure mismatch with the expected template"):
+        astro.load(path, like=(net, other_opt, store))
+    with pytest.raises(ValueError, match="Dtype mismatch with the expected template"):
+        f64 = jax.tree_util.tree_map(
+            lambda a: a.astype(np.int8) if a.dtype == jnp.int32 else a, saved
+        )
+        astro.load(path, like=f64)
+
+
+def test_a_failed_save_leaves_the_previous_file_untouched(getkey, tmp_path):
+    saved = _checkpoint(getkey)
+    path = tmp_path / "run.pcastro"
+    astro.save(path, *saved)
+    before = path.read_bytes()
+    net, opt_state, _ = saved
+    with pytest.raises(TypeError, match="typed PRNG key"):
+        astro.save(path, net, opt_state, {"key": jax.random.key(0)})
+    assert path.read_bytes() == before
+    assert os.listdir(tmp_path) == ["run.pcastro"]
+    (tmp_path / "other.bin").write_bytes(b"hello world, not a checkpoint")
+    with pytest.raises(ValueError, match="not a pcastro checkpoint"):
+        astro.load(tmp_path / "other.bin", like=saved)
