@@ -22,5 +22,9 @@ from ._learning import (
 from ._network import Network as Network, Node as Node, chain as chain, identity as identity, mlp as mlp
 from ._predict import accuracy as accuracy, predict as predict
 from ._state import PCState as PCState, errors as errors, init_state as init_state
+from . import baselines as baselines, data as data  # noqa: E402  (after the core names they use)
 
-__version__ = importlib.metadata.version("pcastro")
+try:
+    __version__ = importlib.metadata.version("pcastro")
+except importlib.metadata.PackageNotFoundError:  # imported from a source tree, not installed
+    __version__ = "0.1.0+source"
