@@ -33,7 +33,7 @@ def time_calls(fn, args, *, repeats: int, inner: int = 1):
             args = fn(*args)
         block(args)
         times.append((time.perf_counter() - t0) / inner)
-    return compile_s, statistics.median(times), times, args
+    return compile_s, (statistics.median(times) if times else float("nan")), times, args
 
 
 def peak_memory_mib() -> float:

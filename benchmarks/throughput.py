@@ -10,7 +10,9 @@ modules. Compile times are measured apart.
 """
 
 import argparse
+import statistics
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -65,18 +67,29 @@ def measure(sizes, *, batch, steps, repeats, inner, dt=0.1, dtype="float32", see
     opt = optax.adam(1e-3)
     # Every step donates its parameters, so each gets its own copy of the same weights.
     net = _net_from_params(init_params(kp, sizes, dtype), sizes)
-    out = {}
     order = [
         ("lean", lambda: (make_step(opt, steps=steps, dt=dt), init_params(kp, sizes, dtype))),
         ("pc", lambda: pcastro_step(net, opt, steps=steps, dt=dt)),
         ("bp", lambda: backprop(_net_from_params(init_params(kp, sizes, dtype), sizes), opt)),
     ]
+    # Compile each step apart, then time them round-robin so that machine drift hits all
+    # three alike; each repeat times `inner` consecutive calls.
+    fns, args, out = {}, {}, {}
     for name, build in order:
         fn, params = build()
-        compile_s, median_s, all_s, _ = time_calls(
-            fn, (params, opt.init(params), x, y), repeats=repeats, inner=inner
-        )
-        out[name] = {"compile_s": compile_s, "step_ms": 1e3 * median_s, "all_ms": [1e3 * t for t in all_s]}
+        compile_s, _, _, state = time_calls(fn, (params, opt.init(params), x, y), repeats=0)
+        fns[name], args[name] = fn, state
+        out[name] = {"compile_s": compile_s, "all_ms": []}
+    for _ in range(repeats):
+        for name in fns:
+            t0 = time.perf_counter()
+            state = args[name]
+            for _ in range(inner):
+                state = fns[name](*state)
+            args[name] = jax.block_until_ready(state)
+            out[name]["all_ms"].append(1e3 * (time.perf_counter() - t0) / inner)
+    for name in fns:
+        out[name]["step_ms"] = statistics.median(out[name]["all_ms"])
     return out
 
 
