@@ -24,8 +24,12 @@ def _data(getkey, batch=4):
 
 
 @eqx.filter_jit
+def _relax(net, x, y):
+    return pc.infer(net, pc.init_state(net, x, y), steps=5).state
+
+
 def _gated_step(net, opt_state, x, y, ne, *, optimizer, regions):
-    state = pc.infer(net, pc.init_state(net, x, y), steps=5).state
+    state = _relax(net, x, y)
     energy = astro.region_energies(state, regions)
     return astro.apply_gated_grads(
         net, opt_state, state, optimizer=optimizer, region_energy=energy, ne=ne
@@ -44,7 +48,7 @@ def _learn(net, optimizer, regions, x, y, ne, *, updates=3):
 def test_region_energies_are_half_summed_squared_errors_per_block(getkey):
     net = pc.mlp([4, 6, 3], key=getkey())
     x, y = _data(getkey)
-    state = pc.infer(net, pc.init_state(net, x, y), steps=3).state
+    state = _relax(net, x, y)
     e1, e2 = state.e[1], state.e[2]
     per_node = astro.region_energies(state, astro.make_regions(net))
     expected = jnp.stack([0.5 * jnp.sum(e1**2, 1), 0.5 * jnp.sum(e2**2, 1)], axis=1)
@@ -61,9 +65,7 @@ def test_region_energies_are_half_summed_squared_errors_per_block(getkey):
     )
     np.testing.assert_allclose(cols, expected, rtol=1e-6)
     # The regions of a node add up to its Gaussian energy.
-    np.testing.assert_allclose(
-        cols[:, :3].sum(1), pc.local_energies(net, state)[:, 0], rtol=1e-5
-    )
+    np.testing.assert_allclose(cols[:, :3].sum(1), pc.local_energies(net, state)[:, 0], rtol=1e-5)
 
 
 def test_make_regions_rejects_bad_columns(getkey):
@@ -76,7 +78,9 @@ def test_make_regions_rejects_bad_columns(getkey):
 
 
 def test_calcium_step_and_gate_follow_the_written_formulas():
-    a = astro.Astrocytes(tau_c=4.0, k=2.0, theta=jnp.array([1.0, 0.5]), slope=3.0, g0=0.2, c_half=0.5)
+    a = astro.Astrocytes(
+        tau_c=4.0, k=2.0, theta=jnp.array([1.0, 0.5]), slope=3.0, g0=0.2, c_half=0.5
+    )
     c = jnp.array([0.3, 0.1])
     energy = jnp.array([0.4, 2.0])  # region 0 below threshold, region 1 above
     new = a.step(c, energy, 1.5)
@@ -97,9 +101,16 @@ def test_ablated_astrocytes_make_ne_exactly_ineffective(getkey):
     regions = astro.make_regions(net)
     x, y = _data(getkey)
 
+    opts = {
+        ablated: optax.chain(
+            optax.adam(1e-2),
+            astro.scale_by_astrocytes(astro.Astrocytes(ablated=ablated), regions),
+        )
+        for ablated in (True, False)
+    }
+
     def run(ablated, ne):
-        gate = astro.scale_by_astrocytes(astro.Astrocytes(ablated=ablated), regions)
-        return _learn(net, optax.chain(optax.adam(1e-2), gate), regions, x, y, ne)[0]
+        return _learn(net, opts[ablated], regions, x, y, ne)[0]
 
     quiet, aroused = run(True, 0.0), run(True, 5.0)
     for a, b in zip(_leaves(quiet), _leaves(aroused), strict=True):
@@ -118,11 +129,18 @@ def test_ne_changes_learning_only_where_the_gate_opens(getkey):
     regions = astro.make_regions(net)
     x, y = _data(getkey)
 
+    # Region 0 (node 1) gets a threshold a little above its error, region 1 (node 2) zero.
+    start = astro.region_energies(_relax(net, x, y), regions).mean(axis=0)
+    theta = jnp.array([float(start[0]) + 1.0, 0.0])
+
+    def gated_sgd(g0):
+        cells = astro.Astrocytes(theta=theta, g0=g0, tau_c=2.0)
+        return optax.chain(optax.sgd(0.1), astro.scale_by_astrocytes(cells, regions))
+
+    opts = {0.0: gated_sgd(0.0), 0.3: gated_sgd(0.3)}
+
     def run(ne, g0=0.0):
-        # Region 0 (node 1) has an unreachable threshold: its error is always below it.
-        cells = astro.Astrocytes(theta=jnp.array([1e6, 0.0]), g0=g0, tau_c=2.0)
-        opt = optax.chain(optax.sgd(0.1), astro.scale_by_astrocytes(cells, regions))
-        return _learn(net, opt, regions, x, y, ne)
+        return _learn(net, opts[g0], regions, x, y, ne)
 
     def node(n, i):
         return jax.tree_util.tree_leaves(_params(n).nodes[i - 1])
@@ -200,8 +218,12 @@ def test_a_small_gate_before_adam_is_normalised_away(getkey):
     x, y = _data(getkey)
     nearly_closed = astro.scale_by_astrocytes(astro.Astrocytes(g0=0.01), regions)
     full = _learn(net, optax.adam(1e-2), regions, x, y, 0.0, updates=1)[0]
-    before = _learn(net, optax.chain(nearly_closed, optax.adam(1e-2)), regions, x, y, 0.0, updates=1)[0]
-    after = _learn(net, optax.chain(optax.adam(1e-2), nearly_closed), regions, x, y, 0.0, updates=1)[0]
+    before = _learn(
+        net, optax.chain(nearly_closed, optax.adam(1e-2)), regions, x, y, 0.0, updates=1
+    )[0]
+    after = _learn(
+        net, optax.chain(optax.adam(1e-2), nearly_closed), regions, x, y, 0.0, updates=1
+    )[0]
     w0 = net.nodes[0].modules[0].weight
     step = lambda n: np.abs(n.nodes[0].modules[0].weight - w0).mean()  # noqa: E731
     assert step(before) > 0.5 * step(full)  # the gate barely slowed Adam
@@ -209,13 +231,16 @@ def test_a_small_gate_before_adam_is_normalised_away(getkey):
 
 
 def test_columns_on_a_module_without_mappable_outputs_raise(getkey):
-    net = pc.chain(
-        [eqx.nn.MLP(4, 6, 8, 1, key=getkey()), eqx.nn.Linear(6, 3, key=getkey())],
-        input_shape=(4,),
-    )
+    def build(key1, key2):
+        modules = [eqx.nn.MLP(4, 6, 8, 1, key=key1), eqx.nn.Linear(6, 3, key=key2)]
+        return pc.chain(modules, input_shape=(4,))
+
+    net = eqx.filter_eval_shape(build, getkey(), getkey())  # only the structure matters
     regions = astro.make_regions(net, columns=(2, 1))
     gate = astro.scale_by_astrocytes(astro.Astrocytes(), regions)
-    with pytest.raises(ValueError, match="Node 1 is split into columns=2, but its module 0 is a MLP"):
+    with pytest.raises(
+        ValueError, match="Node 1 is split into columns=2, but its module 0 is a MLP"
+    ):
         gate.init(_params(net))
     # One region per node works with any module.
     per_node = astro.scale_by_astrocytes(astro.Astrocytes(), astro.make_regions(net))
@@ -248,7 +273,7 @@ def test_gated_update_jit_equals_eager_and_traces_once(getkey):
     opt = optax.chain(optax.adam(1e-2), astro.scale_by_astrocytes(astro.Astrocytes(), regions))
     x, y = _data(getkey)
     opt_state = opt.init(_params(net))
-    state = pc.infer(net, pc.init_state(net, x, y), steps=3).state
+    state = _relax(net, x, y)
     energy = astro.region_energies(state, regions)
 
     @eqx.debug.assert_max_traces(max_traces=1)
@@ -261,3 +286,25 @@ def test_gated_update_jit_equals_eager_and_traces_once(getkey):
     b = astro.apply_gated_grads(net, opt_state, state, optimizer=opt, region_energy=energy, ne=2.0)
     for u, v in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b), strict=True):
         np.testing.assert_allclose(u, v, rtol=1e-5, atol=1e-7)
+
+
+def test_inside_incremental_pc_the_gate_holds_its_calcium(getkey):
+    # IncrementalPC passes no extra arguments: the gate applies the calcium it holds,
+    # which the caller sets between presentations.
+    net = pc.mlp([4, 6, 3], key=getkey())
+    regions = astro.make_regions(net)
+    x, y = _data(getkey)
+    opt = optax.chain(optax.sgd(0.1), astro.scale_by_astrocytes(astro.Astrocytes(), regions))
+    solver = pc.IncrementalPC(optimizer=opt)
+    closed = opt.init(_params(net))
+    node_1_only = optax.tree_utils.tree_set(closed, calcium=jnp.array([1.0, 0.0]))
+    for opt_state, learns in ((closed, (False, False)), (node_1_only, (True, False))):
+        sol = pc.infer(net, pc.init_state(net, x, y), solver=solver, steps=3, opt_state=opt_state)
+        np.testing.assert_array_equal(
+            optax.tree_utils.tree_get(sol.opt_state, "calcium"),
+            optax.tree_utils.tree_get(opt_state, "calcium"),
+        )
+        for i, moved in enumerate(learns):
+            a = net.nodes[i].modules[0].weight
+            b = sol.network.nodes[i].modules[0].weight
+            assert moved != np.array_equal(a, b)

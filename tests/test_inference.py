@@ -114,7 +114,9 @@ def test_batch_inference_equals_per_example_loop(getkey):
     batched = pc.infer(net, pc.init_state(net, x, y), steps=10)
     for b in range(5):
         single = pc.infer(net, pc.init_state(net, x[b : b + 1], y[b : b + 1]), steps=10)
-        np.testing.assert_allclose(single.state.x[1][0], batched.state.x[1][b], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(
+            single.state.x[1][0], batched.state.x[1][b], rtol=1e-5, atol=1e-6
+        )
 
 
 def test_jit_equals_eager(getkey):

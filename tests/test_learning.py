@@ -57,7 +57,9 @@ def test_local_gradient_matches_the_hand_written_rule(getkey):
     e1 = state.x[1] - jnp.tanh(pre)
     delta = e1 * (1 - jnp.tanh(pre) ** 2)
     expected = -(delta.T @ x) / 6
-    np.testing.assert_allclose(pc.param_grads(net, state).nodes[0].modules[0].weight, expected, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(
+        pc.param_grads(net, state).nodes[0].modules[0].weight, expected, rtol=1e-4, atol=1e-6
+    )
 
 
 @pytest.mark.parametrize("output_energy", [None, pc.CrossEntropy()], ids=["gaussian", "ce"])
@@ -104,7 +106,9 @@ def test_train_step_jit_equals_eager(getkey):
     y = jax.random.randint(getkey(), (8,), 0, 3)
     eager, _, _ = pc.train_step(net, opt_state, x, y, optimizer=opt, steps=5)
     jitted, _, _ = eqx.filter_jit(pc.train_step)(net, opt_state, x, y, optimizer=opt, steps=5)
-    for a, b in zip(jax.tree_util.tree_leaves(_params(eager)), jax.tree_util.tree_leaves(_params(jitted))):
+    for a, b in zip(
+        jax.tree_util.tree_leaves(_params(eager)), jax.tree_util.tree_leaves(_params(jitted))
+    ):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
@@ -125,7 +129,9 @@ def test_vmap_over_independent_networks_equals_python_loop(getkey):
         net = pc.mlp([4, 6, 3], key=k)
         single, _ = step(net, opt.init(_params(net)))
         w_loop = single.nodes[0].modules[0].weight
-        np.testing.assert_allclose(vmapped.nodes[0].modules[0].weight[i], w_loop, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(
+            vmapped.nodes[0].modules[0].weight[i], w_loop, rtol=1e-5, atol=1e-6
+        )
 
 
 def test_incremental_pc_updates_weights_during_inference(getkey):

@@ -49,7 +49,9 @@ def test_skip_connection_node_sums_its_parents(getkey):
     x1 = jax.random.normal(getkey(), (4,))
     x2 = jax.random.normal(getkey(), (2,))
     e2 = x2 - (b(x1) + skip(x0))
-    np.testing.assert_allclose(pc.node_energies(net, [x0, x1, x2])[1], 0.5 * jnp.sum(e2**2), rtol=1e-6)
+    np.testing.assert_allclose(
+        pc.node_energies(net, [x0, x1, x2])[1], 0.5 * jnp.sum(e2**2), rtol=1e-6
+    )
 
 
 def test_conv_and_custom_callables_compose(getkey):

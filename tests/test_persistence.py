@@ -10,20 +10,36 @@ import pytest
 import pcastro as pc
 from pcastro import astro
 
+# One optimiser object and one shape throughout, so compiled code is shared between tests.
+SIZES = [4, 6, 3]
+REGIONS = astro.Regions(shapes=((6,), (3,)), columns=(2, 1))
+OPT = optax.chain(optax.adam(1e-2), astro.scale_by_astrocytes(astro.Astrocytes(), REGIONS))
 
-def _checkpoint(getkey, hidden=6, capacity=3):
-    net = pc.mlp([4, hidden, 3], key=getkey())
+
+def _empty(key, hidden=6, capacity=4):
+    net = pc.mlp([4, hidden, 3], key=key)
     regions = astro.make_regions(net, columns=(2, 1))
     opt = optax.chain(optax.adam(1e-2), astro.scale_by_astrocytes(astro.Astrocytes(), regions))
-    opt_state = opt.init(eqx.filter(net, eqx.is_inexact_array))
-    x = jax.random.normal(getkey(), (2, 4))
-    y = jax.random.normal(getkey(), (2, 3))
+    opt_state = opt.init(eqx.filter(net, eqx.is_inexact_array))  # the same state as OPT's
+    return net, opt_state, astro.make_store(net, regions, capacity=capacity)
+
+
+def _template(getkey, **kwargs):
+    """An abstract `like`: shapes and dtypes only, no memory and no compute."""
+    return eqx.filter_eval_shape(_empty, getkey(), **kwargs)
+
+
+def _checkpoint(getkey):
+    """A network, optimiser state and store that have all been used."""
+    net, opt_state, store = _empty(getkey())
+    x = jax.random.normal(getkey(), (4, 4))
+    y = jax.random.normal(getkey(), (4, 3))
     state = pc.init_state(net, x, y)
-    energy = astro.region_energies(state, regions)
+    energy = astro.region_energies(state, REGIONS)
     net, opt_state = astro.apply_gated_grads(
-        net, opt_state, state, optimizer=opt, region_energy=energy, ne=1.0
+        net, opt_state, state, optimizer=OPT, region_energy=energy, ne=1.0
     )
-    store, _ = astro.snapshot(astro.make_store(net, regions, capacity=capacity), state, step=4)
+    store, _ = astro.snapshot(store, state, step=4)
     return net, opt_state, store
 
 
@@ -36,20 +52,25 @@ def test_save_load_round_trip_is_bit_exact(getkey, tmp_path):
     saved = _checkpoint(getkey)
     path = tmp_path / "run.pcastro"
     astro.save(path, *saved)
-    template = _checkpoint(getkey)  # same structure, other values
-    loaded = astro.load(path, like=template)
-    a, b = jax.tree_util.tree_leaves(saved), jax.tree_util.tree_leaves(loaded)
-    assert len(a) == len(b) > 0
-    for u, v in zip(a, b, strict=True):
-        assert _bits(u) == _bits(v)
-    assert jax.tree_util.tree_structure(saved) == jax.tree_util.tree_structure(loaded)
+    fresh = _empty(getkey())  # same structure, other values
+    for like in (fresh, _template(getkey)):
+        loaded = astro.load(path, like=like)
+        a, b = jax.tree_util.tree_leaves(saved), jax.tree_util.tree_leaves(loaded)
+        assert len(a) == len(b) > 0
+        for u, v in zip(a, b, strict=True):
+            assert isinstance(v, jax.Array)
+            assert _bits(u) == _bits(v)
+        assert jax.tree_util.tree_structure(saved) == jax.tree_util.tree_structure(loaded)
     assert not all(
         _bits(u) == _bits(v)
-        for u, v in zip(jax.tree_util.tree_leaves(template), a, strict=True)
+        for u, v in zip(
+            jax.tree_util.tree_leaves(fresh), jax.tree_util.tree_leaves(saved), strict=True
+        )
     )
-    # The loaded network runs.
-    net = loaded[0]
+    # The loaded network and store work.
+    net, _, store = loaded
     assert net(jnp.ones(4)).shape == (3,)
+    assert int(store.occupied.sum()) == 4
     assert os.listdir(tmp_path) == ["run.pcastro"]  # no temporary files left behind
 
 
@@ -72,8 +93,7 @@ def test_a_truncated_file_is_reported(getkey, tmp_path, keep):
     saved = _checkpoint(getkey)
     path = tmp_path / "run.pcastro"
     astro.save(path, *saved)
-    data = path.read_bytes()
-    path.write_bytes(data[:keep])
+    path.write_bytes(path.read_bytes()[:keep])
     with pytest.raises(ValueError, match="is truncated"):
         astro.load(path, like=saved)
 
@@ -82,19 +102,20 @@ def test_a_mismatched_template_is_reported(getkey, tmp_path):
     saved = _checkpoint(getkey)
     path = tmp_path / "run.pcastro"
     astro.save(path, *saved)
-    with pytest.raises(ValueError, match="Shape mismatch with the expected template"):
-        astro.load(path, like=_checkpoint(getkey, hidden=8))
-    with pytest.raises(ValueError, match=r"Shape mismatch .* at store.x\[0\]: the file has \(3, 4\), `like` has \(5, 4\)"):
-        astro.load(path, like=_checkpoint(getkey, capacity=5))
+    with pytest.raises(ValueError, match=r"Shape mismatch with the expected template at net"):
+        astro.load(path, like=_template(getkey, hidden=8))
+    with pytest.raises(
+        ValueError,
+        match=r"Shape mismatch .* at store.x\[0\]: the file has \(4, 4\), `like` has \(5, 4\)",
+    ):
+        astro.load(path, like=_template(getkey, capacity=5))
     net, _, store = saved
     other_opt = optax.sgd(0.1).init(eqx.filter(net, eqx.is_inexact_array))
     with pytest.raises(ValueError, match="Structure mismatch with the expected template"):
         astro.load(path, like=(net, other_opt, store))
-    with pytest.raises(ValueError, match="Dtype mismatch with the expected template"):
-        f64 = jax.tree_util.tree_map(
-            lambda a: a.astype(np.int8) if a.dtype == jnp.int32 else a, saved
-        )
-        astro.load(path, like=f64)
+    int8_ids = eqx.tree_at(lambda s: s.ids, store, store.ids.astype(jnp.int8))
+    with pytest.raises(ValueError, match="Dtype mismatch .* at store.ids: the file has int32"):
+        astro.load(path, like=(net, saved[1], int8_ids))
 
 
 def test_a_failed_save_leaves_the_previous_file_untouched(getkey, tmp_path):

@@ -13,7 +13,7 @@ from .._learning import param_grads
 from .._network import Network
 from .._state import PCState, errors
 from ._regions import region_energies
-from ._store import Store, _clear, _rewrite, recall
+from ._store import Store, _clear, _recall, _rewrite
 
 
 class ConsolidationReport(eqx.Module):
@@ -122,19 +122,36 @@ def consolidate(
         raise ValueError(f"`steps` must be a positive int, got {steps!r}.")
     if not isinstance(fresh, bool):
         raise TypeError(f"`fresh` must be True or False, got {fresh!r}.")
-    regions = store.regions
-    num = regions.num_regions
+    num = store.regions.num_regions
     tol = jnp.asarray(tol, store.region_energy.dtype)
     if tol.shape not in ((), (num,)):
         raise ValueError(f"`tol` has shape {tol.shape}; pass a scalar or shape ({num},).")
-    optimizer = optax.with_extra_args_support(optimizer)
+    ne = jnp.asarray(ne, store.region_energy.dtype)
+    return _consolidate(
+        net,
+        opt_state,
+        store,
+        ne,
+        tol,
+        optimizer=optax.with_extra_args_support(optimizer),
+        steps=steps,
+        rounds=rounds,
+        fresh=fresh,
+        solver=solver,
+    )
+
+
+@eqx.filter_jit
+def _consolidate(net, opt_state, store, ne, tol, *, optimizer, steps, rounds, fresh, solver):
+    regions = store.regions
+    num = regions.num_regions
     params, static = eqx.partition(net, eqx.is_inexact_array)
     k = store.capacity
 
     def replay(carry):
         params, opt_state, store, slot = carry
         model = eqx.combine(params, static)
-        state = recall(store, slot, net=model, fresh=fresh)
+        state = _recall(store, slot, model, fresh=fresh)
         relaxed = infer(model, state, solver=solver, steps=steps).state
         updates, opt_state = optimizer.update(
             param_grads(model, relaxed),

@@ -188,8 +188,13 @@ def _check_columns(updates: Network, regions: Regions) -> None:
             continue
         for k, module in enumerate(node.modules):
             weight = getattr(module, "weight", None)
-            ok = isinstance(module, eqx.nn.Linear) and (weight is None or weight.shape[0] == size)
-            if not ok:
+            if isinstance(module, eqx.nn.Linear) and weight is not None and weight.shape[0] != size:
+                raise ValueError(
+                    f"Node {node_index} has {size} units in the regions, but its module {k} "
+                    f"has {weight.shape[0]} output rows: the regions were built for another "
+                    "network; build them with `make_regions(net, ...)` from this one."
+                )
+            if not isinstance(module, eqx.nn.Linear):
                 raise ValueError(
                     f"Node {node_index} is split into columns={c}, but its module {k} is a "
                     f"{type(module).__name__}: the gate can map output units to columns only "
@@ -396,10 +401,16 @@ def apply_gated_grads(
 
     `(net, opt_state)`.
     """
-    params, static = eqx.partition(net, eqx.is_inexact_array)
-    grads = param_grads(net, state)
     optimizer = optax.with_extra_args_support(optimizer)
+    return _apply_gated_grads(
+        net, opt_state, state, jnp.asarray(region_energy), jnp.asarray(ne), optimizer=optimizer
+    )
+
+
+@eqx.filter_jit
+def _apply_gated_grads(net, opt_state, state, region_energy, ne, *, optimizer):
+    params, static = eqx.partition(net, eqx.is_inexact_array)
     updates, opt_state = optimizer.update(
-        grads, opt_state, params, region_energy=region_energy, ne=ne
+        param_grads(net, state), opt_state, params, region_energy=region_energy, ne=ne
     )
     return eqx.combine(optax.apply_updates(params, updates), static), opt_state

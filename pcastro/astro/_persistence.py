@@ -43,15 +43,22 @@ def _leaf_record(path: str, leaf: Any) -> tuple[dict, bytes]:
     return record, data
 
 
+def _template_spec(leaf: Any) -> dict | None:
+    """Kind, shape and dtype of a template leaf, without reading its values."""
+    if isinstance(leaf, (bool, int, float, complex)):
+        return {"kind": type(leaf).__name__, "shape": [], "dtype": np.asarray(leaf).dtype.name}
+    if isinstance(leaf, (jax.Array, np.ndarray, np.generic, jax.ShapeDtypeStruct)):
+        return {"kind": "array", "shape": list(leaf.shape), "dtype": jnp.dtype(leaf.dtype).name}
+    return None
+
+
 _PARTS = ("net", "opt_state", "store")
 
 
 def _flatten(parts: tuple) -> tuple[list[tuple[str, Any]], Any]:
     """Leaves of `(net, opt_state, store)` named like `store.x[0]`."""
     leaves, treedef = jax.tree_util.tree_flatten_with_path(parts)
-    named = [
-        (_PARTS[path[0].idx] + jax.tree_util.keystr(path[1:]), leaf) for path, leaf in leaves
-    ]
+    named = [(_PARTS[path[0].idx] + jax.tree_util.keystr(path[1:]), leaf) for path, leaf in leaves]
     return named, treedef
 
 
@@ -166,7 +173,8 @@ def load(path: str | os.PathLike, *, like: Any) -> tuple[Any, Any, Any]:
 
     - `path`: the file to read.
     - `like`: `(net, opt_state, store)` of the expected structure, shapes and dtypes,
-      e.g. freshly made ones; non-array parts (activations, static fields) come from it.
+      e.g. freshly made ones, or abstract ones from `equinox.filter_eval_shape` (no
+      memory, no compute); non-array parts (activations, static fields) come from it.
 
     **Returns:**
 
@@ -200,13 +208,23 @@ def load(path: str | os.PathLike, *, like: Any) -> tuple[Any, Any, Any]:
                 f"{record['path']} where `like` has {leaf_path}."
             )
         if record["kind"] == "other":
+            if _template_spec(leaf) is not None:
+                raise ValueError(
+                    f"Structure mismatch with the expected template at {leaf_path}: the file "
+                    f"holds a {record['type']} but `like` holds an array."
+                )
             leaves.append(leaf)
             continue
-        want = _leaf_record(leaf_path, leaf)[0]
-        if want["kind"] == "other":
+        want = _template_spec(leaf)
+        if want is None:
             raise ValueError(
                 f"Structure mismatch with the expected template at {leaf_path}: the file "
                 f"holds an array but `like` holds a {type(leaf).__name__}."
+            )
+        if record["kind"] != want["kind"]:
+            raise ValueError(
+                f"Structure mismatch with the expected template at {leaf_path}: the file "
+                f"holds a {record['kind']} but `like` holds a {want['kind']}."
             )
         if record["shape"] != want["shape"]:
             raise ValueError(

@@ -143,6 +143,11 @@ def region_energies(state: PCState, regions: Regions) -> Float[Array, "batch reg
         }
         ```
     """
+    return _region_energies(state, regions)
+
+
+@eqx.filter_jit
+def _region_energies(state: PCState, regions: Regions) -> Array:
     if len(state.e) != len(regions.shapes) + 1:
         raise ValueError(
             f"The state has {len(state.e)} nodes but the regions cover "

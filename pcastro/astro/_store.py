@@ -7,6 +7,7 @@ from typing import NamedTuple
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from .._custom_types import Array, ArrayLike, Bool, Float, Int
@@ -117,8 +118,9 @@ class EvictLowestPriority(AbstractEvictionPolicy):
     """
 
     def choose(self, priority, ids, incoming_priority):
-        victim = jnp.lexsort((ids, priority))[0]
-        return victim, incoming_priority >= priority[victim]
+        lowest = jnp.min(priority)
+        victim = jnp.argmin(jnp.where(priority == lowest, ids, jnp.iinfo(ids.dtype).max))
+        return victim, incoming_priority >= lowest
 
 
 class EvictOldest(AbstractEvictionPolicy):
@@ -190,18 +192,23 @@ def make_store(
             "'free', the top node 'clamped' or 'free'. Pass `clamps=state.clamps`."
         )
     dt = net.dtype
+
+    def zeros(shape, dtype=dt, fill=0):
+        # Built on the host and transferred: an empty store costs no compilation.
+        return jnp.asarray(np.full(shape, fill, dtype))
+
     return Store(
-        x=tuple(jnp.zeros((capacity, *s), dt) for s in net.shapes),
+        x=tuple(zeros((capacity, *s)) for s in net.shapes),
         masks=tuple(
-            jnp.zeros((capacity, *s), dt) if c == "partial" else None
+            zeros((capacity, *s)) if c == "partial" else None
             for c, s in zip(clamps, net.shapes, strict=True)
         ),
-        region_energy=jnp.zeros((capacity, regions.num_regions), dt),
-        steps=jnp.zeros((capacity,), jnp.int32),
-        priority=jnp.zeros((capacity,), dt),
-        occupied=jnp.zeros((capacity,), bool),
-        ids=jnp.full((capacity,), -1, jnp.int32),
-        next_id=jnp.asarray(0, jnp.int32),
+        region_energy=zeros((capacity, regions.num_regions)),
+        steps=zeros((capacity,), np.int32),
+        priority=zeros((capacity,)),
+        occupied=zeros((capacity,), bool),
+        ids=zeros((capacity,), np.int32, -1),
+        next_id=zeros((), np.int32),
         clamps=clamps,
         regions=regions,
     )
@@ -277,12 +284,20 @@ def snapshot(
             f"`pcastro.astro.EvictLowestPriority()`, got {policy!r}."
         )
     _check_state(store, state)
+    as_array = lambda v: None if v is None else jnp.asarray(v)  # noqa: E731
+    return _snapshot(
+        store, state, as_array(energies), as_array(priority), jnp.asarray(step), policy
+    )
+
+
+@eqx.filter_jit
+def _snapshot(store, state, energies, priority, step, policy):
     batch = state.batch_size
     num = store.regions.num_regions
     dtype = store.region_energy.dtype
     if energies is None:
         energies = region_energies(state, store.regions)
-    energies = jnp.asarray(energies, dtype)
+    energies = energies.astype(dtype)
     if energies.shape != (batch, num):
         raise ValueError(
             f"`energies` has shape {energies.shape}, expected (batch, R) = ({batch}, {num})."
@@ -339,13 +354,17 @@ def snapshot(
     return store, Evicted(*report)
 
 
-def _slots(store: Store, slots: ArrayLike, *, occupied: bool) -> Array:
+def _slot_array(slots: ArrayLike) -> Array:
     slots = jnp.asarray(slots)
     if not jnp.issubdtype(slots.dtype, jnp.integer) or slots.ndim > 1:
         raise ValueError(
             f"`slots` must be an int or a 1-D array of ints (slot indices), got dtype "
             f"{slots.dtype} and shape {slots.shape}."
         )
+    return slots
+
+
+def _slots(store: Store, slots: Array, *, occupied: bool) -> Array:
     slots = jnp.atleast_1d(slots).astype(jnp.int32)
     k = store.capacity
     slots = eqx.error_if(
@@ -368,10 +387,12 @@ def recall(store: Store, slots: ArrayLike, *, net: Network, fresh: bool = False)
     With `fresh=False` the stored states come back exactly, so inference and learning
     continue where they stopped (the interruption invariant); the error neurons are
     recomputed from them with `net` (instant errors: a leaky error neuron restarts at
-    `x_l - mu_l`). With `fresh=True` the stored clamps are re-presented and the free
-    states start at a fresh feedforward pass through `net` (better once the weights have
-    moved on and the stored states are stale); the slot's stored `E_r` stays in the
-    store as its priority and gate drive.
+    `x_l - mu_l`). The state solver's own running state is not stored, so the
+    continuation is exact for `pcastro.Euler` (and `IncrementalPC` over it, given the
+    optimiser state), approximate for a solver with momentum. With `fresh=True` the
+    stored clamps are re-presented and the free states start at a fresh feedforward pass
+    through `net` (better once the weights have moved on and the stored states are
+    stale); the slot's stored `E_r` stays in the store as its priority and gate drive.
 
     **Arguments:**
 
@@ -395,6 +416,11 @@ def recall(store: Store, slots: ArrayLike, *, net: Network, fresh: bool = False)
             f"{tuple(a.shape[1:] for a in store.x)}; recall with the network the store was "
             "made for."
         )
+    return _recall(store, _slot_array(slots), net, fresh=fresh)
+
+
+@eqx.filter_jit
+def _recall(store: Store, slots: Array, net: Network, *, fresh: bool) -> PCState:
     slots = _slots(store, slots, occupied=True)
     xs = tuple(a[slots] for a in store.x)
     masks = tuple(None if m is None else m[slots] for m in store.masks)
@@ -428,6 +454,11 @@ def discard(store: Store, slots: ArrayLike) -> Store:
 
     A runtime error (via `equinox.error_if`) for an out-of-range slot.
     """
+    return _discard(store, _slot_array(slots))
+
+
+@eqx.filter_jit
+def _discard(store: Store, slots: Array) -> Store:
     slots = _slots(store, slots, occupied=False)
     return _clear(store, jnp.zeros(store.capacity, bool).at[slots].set(True))
 
