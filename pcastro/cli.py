@@ -104,6 +104,68 @@ def _run_oneshot(args) -> int:
     return 0
 
 
+def _interrupt_parser(sub) -> None:
+    p = sub.add_parser(
+        "interrupt",
+        help="interrupted one-shot learning: learn A, interrupt with B, recall and consolidate A",
+        description=(
+            "Task A = digits 0-4, task B = digits 5-9, one shared 10-way output. Accuracy on "
+            "A and B after every phase for backprop (sequential, interrupted, joint, with "
+            "replay), PC without store, PC with plain interleaved replay (the control), PC "
+            "with the store (stored and fresh starts), with NE gating, without NE, with "
+            "astrocytes ablated, and pixel nearest neighbour."
+        ),
+    )
+    p.add_argument("--dataset", default="digits", help="digits or mnist5k (also mnist, fashion)")
+    p.add_argument("--episodes", type=int, default=20)
+    p.add_argument("--val-episodes", type=int, default=10)
+    p.add_argument("--shots", type=int, default=1)
+    p.add_argument("--queries", type=int, default=15)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-updates", type=int, default=40)
+    p.add_argument("--inference-steps", type=int, default=20)
+    p.add_argument("--ne", type=float, default=1.0, help="norepinephrine at presentation and consolidation")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--out", default=None, help="output folder (default runs/interrupt-DATASET-sSEED)")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def _run_interrupt(args) -> int:
+    from .bench import InterruptConfig, run_interrupt
+    from .bench._report import format_table, interrupt_chart, save_json
+
+    if args.dataset not in DATASETS:
+        raise SystemExit(
+            f"pcastro interrupt: unknown dataset {args.dataset!r}; choose one of "
+            f"{', '.join(DATASETS)} (digits and mnist5k need no download)."
+        )
+    cfg = InterruptConfig(
+        dataset=args.dataset, episodes=args.episodes, val_episodes=args.val_episodes,
+        shots=args.shots, queries=args.queries, seed=args.seed, max_updates=args.max_updates,
+        inference_steps=args.inference_steps, ne=args.ne, data_dir=args.data_dir,
+    )
+    payload = run_interrupt(cfg, progress=not args.no_progress)
+    out = Path(args.out or f"runs/interrupt-{cfg.dataset}-s{cfg.seed}")
+    table: dict[str, dict] = {}
+    for r in payload["results"]:
+        row = table.setdefault(r["method"], {"method": r["method"]})
+        row[f"{r['phase']}:{r['task']}"] = f"{r['mean']:.2f}±{r['ci95']:.2f}"
+    columns = ["method"] + [f"{p}:{t}" for p in ("A_k", "B", "final") for t in ("A", "B")]
+    print(
+        f"\ninterrupted one-shot learning on {cfg.dataset}: {cfg.shots}-shot, "
+        f"{cfg.episodes} test episodes, seed {cfg.seed}, device {payload['device']} "
+        "(accuracy on task A and B after each phase, mean±95% CI)"
+    )
+    print(format_table(list(table.values()), columns))
+    for name, sel in payload["details"]["selected"].items():
+        print(f"  {name}: selected on validation episodes {sel}")
+    path = save_json(out, payload)
+    png = interrupt_chart(out / "results.png", payload["results"], title=(
+        f"interrupted learning, {cfg.dataset}, {cfg.episodes} episodes (mean, 95% CI)"))
+    print(f"wrote {path} and {png} (total {payload['details']['wall_s']:.0f} s)")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="pcastro",
@@ -111,10 +173,13 @@ def main(argv=None) -> int:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     _oneshot_parser(sub)
+    _interrupt_parser(sub)
     args = parser.parse_args(argv)
     try:
         if args.command == "oneshot":
             return _run_oneshot(args)
+        if args.command == "interrupt":
+            return _run_interrupt(args)
     except (ValueError, FileNotFoundError) as err:
         print(f"pcastro {args.command}: error: {err}", file=sys.stderr)
         return 2

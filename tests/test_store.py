@@ -279,16 +279,22 @@ def test_consolidation_without_ne_and_with_closed_gates_does_not_learn(getkey):
     assert bool(new_store.occupied[:4].all())
 
 
-def test_consolidation_discards_already_learned_slots_without_replay(getkey):
+def test_consolidation_judges_a_slot_after_replaying_it(getkey):
+    # A loose tolerance: every slot is learned, but only after one replay with the current
+    # weights confirms it (a stored E_r can be stale), so each slot is replayed exactly once.
     net, opt, opt_state, store = _consolidation_setup(getkey)
     new_net, _, new_store, report = astro.consolidate(
         net, opt_state, store, optimizer=opt, ne=1.0, tol=1e9, fresh=False, **CONSOLIDATE
     )
     np.testing.assert_array_equal(np.sort(report.discarded_ids), [0, 1, 2, 3])
     assert not bool(new_store.occupied.any())
-    assert bool(jnp.isnan(report.region_energy).all())  # nothing was replayed
-    for a, b in zip(_leaves(new_net), _leaves(net), strict=True):
-        np.testing.assert_array_equal(a, b)
+    first = np.asarray(report.region_energy[0])
+    occupied = np.asarray(store.occupied)
+    assert np.isfinite(first[occupied]).all()  # every occupied slot was replayed once
+    assert np.isnan(np.asarray(report.region_energy[1:])).all()  # and never again
+    assert any(
+        not np.array_equal(a, b) for a, b in zip(_leaves(new_net), _leaves(net), strict=True)
+    )
 
 
 def test_consolidation_rejects_bad_options(getkey):

@@ -13,7 +13,7 @@ from .._learning import param_grads
 from .._network import Network
 from .._state import PCState, errors
 from ._regions import region_energies
-from ._store import Store, _clear, _recall, _rewrite
+from ._store import Store, _clear, _rewrite, restore
 
 
 class ConsolidationReport(eqx.Module):
@@ -60,15 +60,17 @@ def consolidate(
 
     Each round visits the occupied slots from the highest priority down. For each slot:
 
-    1. if every region of its stored `E_r` is already below `tol`, discard it;
-    2. otherwise recall it ([`pcastro.astro.recall`][], stored or `fresh` states), run
+    1. recall it ([`pcastro.astro.recall`][], stored or `fresh` states), run
        `steps` steps of PC inference with its clamps, and apply one parameter update
        through `optimizer` with `region_energy` = the slot's stored `E_r` and `ne`
        (the stored error keeps driving the astrocyte gate, whatever the start);
-    3. store the inferred states, the new `E_r` (measured at those states with the
+    2. store the inferred states, the new `E_r` (measured at those states with the
        updated weights), the priority `sum_r E_r` and the step count;
-    4. discard the slot once every region's `E_r` is below `tol` ("once learning is
+    3. discard the slot once every region's `E_r` is below `tol` ("once learning is
        complete, discard the error pattern").
+
+    Every occupied slot is replayed before it is judged: a stored `E_r` goes stale once
+    other stimuli have been learned since the snapshot.
 
     The gate lives in `optimizer`: pass
     `optax.chain(optax.adam(1e-3), scale_by_astrocytes(astrocytes, store.regions))`
@@ -105,7 +107,7 @@ def consolidate(
         ```bibtex
         @article{lefton2025norepinephrine,
             title={Norepinephrine signals through astrocytes to modulate synapses},
-            author={Lefton, Katheryn B. and Wu, Yifan and others},
+            author={Lefton, Katheryn B. and others},
             journal={Science},
             year={2025}
         }
@@ -151,7 +153,7 @@ def _consolidate(net, opt_state, store, ne, tol, *, optimizer, steps, rounds, fr
     def replay(carry):
         params, opt_state, store, slot = carry
         model = eqx.combine(params, static)
-        state = _recall(store, slot, model, fresh=fresh)
+        state = restore(store, slot[None], model, fresh=fresh)
         relaxed = infer(model, state, solver=solver, steps=steps).state
         updates, opt_state = optimizer.update(
             param_grads(model, relaxed),
@@ -176,9 +178,11 @@ def _consolidate(net, opt_state, store, ne, tol, *, optimizer, steps, rounds, fr
     def visit(carry, slot):
         params, opt_state, store = carry
         occupied = store.occupied[slot]
-        learned = jnp.all(store.region_energy[slot] < tol)
+        # Every occupied slot is replayed: its stored E_r may be stale (other stimuli
+        # were learned since the snapshot), so only the error measured after this
+        # replay, with the current weights, decides whether it is learned.
         (params, opt_state, store, _), energy = lax.cond(
-            occupied & ~learned, replay, skip, (params, opt_state, store, slot)
+            occupied, replay, skip, (params, opt_state, store, slot)
         )
         now = jnp.where(jnp.isnan(energy), store.region_energy[slot], energy)
         finished = occupied & jnp.all(now < tol)

@@ -65,7 +65,7 @@ class Astrocytes(eqx.Module):
         ```bibtex
         @article{lefton2025norepinephrine,
             title={Norepinephrine signals through astrocytes to modulate synapses},
-            author={Lefton, Katheryn B. and Wu, Yifan and others},
+            author={Lefton, Katheryn B. and others},
             journal={Science},
             year={2025}
         }
@@ -331,7 +331,7 @@ def scale_by_astrocytes(
         ```bibtex
         @article{lefton2025norepinephrine,
             title={Norepinephrine signals through astrocytes to modulate synapses},
-            author={Lefton, Katheryn B. and Wu, Yifan and others},
+            author={Lefton, Katheryn B. and others},
             journal={Science},
             year={2025}
         }

@@ -32,7 +32,7 @@ class Regions(eqx.Module):
         ```bibtex
         @article{lefton2025norepinephrine,
             title={Norepinephrine signals through astrocytes to modulate synapses},
-            author={Lefton, Katheryn B. and Wu, Yifan and others},
+            author={Lefton, Katheryn B. and others},
             journal={Science},
             year={2025}
         }
@@ -137,7 +137,7 @@ def region_energies(state: PCState, regions: Regions) -> Float[Array, "batch reg
         ```bibtex
         @article{lefton2025norepinephrine,
             title={Norepinephrine signals through astrocytes to modulate synapses},
-            author={Lefton, Katheryn B. and Wu, Yifan and others},
+            author={Lefton, Katheryn B. and others},
             journal={Science},
             year={2025}
         }

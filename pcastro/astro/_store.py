@@ -46,7 +46,7 @@ class Store(eqx.Module):
         ```bibtex
         @article{lefton2025norepinephrine,
             title={Norepinephrine signals through astrocytes to modulate synapses},
-            author={Lefton, Katheryn B. and Wu, Yifan and others},
+            author={Lefton, Katheryn B. and others},
             journal={Science},
             year={2025}
         }
@@ -421,7 +421,15 @@ def recall(store: Store, slots: ArrayLike, *, net: Network, fresh: bool = False)
 
 @eqx.filter_jit
 def _recall(store: Store, slots: Array, net: Network, *, fresh: bool) -> PCState:
-    slots = _slots(store, slots, occupied=True)
+    return restore(store, _slots(store, slots, occupied=True), net, fresh=fresh)
+
+
+def restore(store: Store, slots: Array, net: Network, *, fresh: bool) -> PCState:
+    """`recall` without the occupancy check, for callers that guarantee it themselves.
+
+    Under `jax.vmap` a `lax.cond` runs both branches, so a check inside the branch that
+    replays a slot would also fire for the empty slots the other branch skips.
+    """
     xs = tuple(a[slots] for a in store.x)
     masks = tuple(None if m is None else m[slots] for m in store.masks)
     if fresh:

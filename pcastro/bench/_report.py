@@ -92,3 +92,40 @@ def bar_chart(path: Path, groups: dict[str, list[dict]], *, title: str, ylabel: 
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def interrupt_chart(path: Path, results: list[dict], *, title: str) -> Path:
+    """Accuracy on A and B after each phase, one group of bars per method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    methods = list(dict.fromkeys(r["method"] for r in results))
+    phases = list(dict.fromkeys(r["phase"] for r in results))
+    lookup = {(r["method"], r["phase"], r["task"]): r for r in results}
+    fig, axes = plt.subplots(1, 2, figsize=(12, 3.8), sharey=True)
+    width = 0.8 / len(phases)
+    for ax, task in zip(axes, ("A", "B")):
+        for j, phase in enumerate(phases):
+            rows = [lookup[(m, phase, task)] for m in methods]
+            ax.bar(
+                np.arange(len(methods)) + j * width,
+                [r["mean"] for r in rows],
+                width,
+                yerr=[r["ci95"] for r in rows],
+                capsize=2,
+                label=f"after {phase}",
+            )
+        ax.set_xticks(np.arange(len(methods)) + width, methods, rotation=50, ha="right", fontsize=8)
+        ax.set_title(f"accuracy on task {task}", fontsize=10)
+        ax.set_ylim(0, 1)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
