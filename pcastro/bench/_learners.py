@@ -11,6 +11,7 @@ import optax
 from jax import lax
 
 from .._custom_types import Array
+from .._inference import Euler
 from .._learning import train_step
 from .._network import Network, mlp
 from .._predict import accuracy
@@ -30,8 +31,6 @@ def params_of(net):
 def update(method: str, net, opt_state, x, y, *, optimizer, inference_steps: int, dt: float):
     """One update of `method` ("pc" or "bp") on a batch."""
     if method == "pc":
-        from .._inference import Euler
-
         net, opt_state, _ = train_step(
             net, opt_state, x, y, optimizer=optimizer, solver=Euler(dt=dt),
             steps=inference_steps, throw=False,
@@ -120,4 +119,50 @@ def sequential_learning(
 
     key = replay_key if replay_key is not None else jax.random.key(0)
     (net, _, _), _ = lax.scan(present, (net, opt_state, key), (novel_x, novel_y))
+    return net
+
+
+def astrocyte_learning(net, support_x, support_y, lr, *, rounds: int, inference_steps: int, dt: float, ne: float = 1.0, tol: float = 1e-3):
+    """Learning with astrocytes and the store: each support stimulus is presented once, in
+    order, with one gated update under NE (a salient presentation), and snapshotted with
+    its local errors; the store is then consolidated for `rounds` rounds (priority replay,
+    gated by the stored E_r and NE, stored states, discard below `tol`).
+    Returns the network."""
+    from ..astro import (
+        Astrocytes,
+        apply_gated_grads,
+        consolidate,
+        make_regions,
+        make_store,
+        region_energies,
+        scale_by_astrocytes,
+        snapshot,
+    )
+    from .._inference import infer
+    from .._state import init_state
+
+    regions = make_regions(net)
+    optimizer = optax.chain(
+        optax.adam(lr), scale_by_astrocytes(Astrocytes(tau_c=2.0, c_half=0.05), regions)
+    )
+    opt_state = optimizer.init(params_of(net))
+    solver = Euler(dt=dt)
+
+    def present(carry, item):
+        net, opt_state = carry
+        x, y = item
+        relaxed = infer(net, init_state(net, x[None], y[None]), solver=solver, steps=inference_steps, throw=False).state
+        net, opt_state = apply_gated_grads(
+            net, opt_state, relaxed, optimizer=optimizer,
+            region_energy=region_energies(relaxed, regions), ne=ne,
+        )
+        return (net, opt_state), None
+
+    (net, opt_state), _ = lax.scan(present, (net, opt_state), (support_x, support_y))
+    relaxed = infer(net, init_state(net, support_x, support_y), solver=solver, steps=inference_steps, throw=False).state
+    store, _ = snapshot(make_store(net, regions, capacity=support_x.shape[0]), relaxed, step=inference_steps)
+    net, _, _, _ = consolidate(
+        net, opt_state, store, optimizer=optimizer, ne=ne, steps=inference_steps,
+        rounds=rounds, tol=tol, fresh=False, solver=solver,
+    )
     return net
