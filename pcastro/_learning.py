@@ -66,6 +66,7 @@ class StepInfo(eqx.Module):
     energies: Float[Array, " steps"] | None
 
 
+@eqx.filter_jit
 def train_step(
     net: Network,
     opt_state: Any,
@@ -86,7 +87,8 @@ def train_step(
     3. the local gradients `dF/dtheta` at those states go through `optimizer`.
 
     With [`pcastro.IncrementalPC`][] the weights are also updated at every inference step
-    (Salvatori et al., 2024). Wrap the call in `eqx.filter_jit`; it compiles once.
+    (Salvatori et al., 2024). Compiled with `eqx.filter_jit` on first call (and inlined
+    when called inside a user's own `jax.jit`); it compiles once per configuration.
 
     **Arguments:**
 

@@ -170,6 +170,7 @@ def _rms(grads) -> Array:
     return jnp.sqrt(sq / max(n, 1))
 
 
+@eqx.filter_jit
 def infer(
     net: Network,
     state: PCState,
