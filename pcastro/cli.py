@@ -21,6 +21,10 @@ def _ints(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
 
 
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in text.split(",") if v.strip())
+
+
 def _oneshot_parser(sub) -> None:
     p = sub.add_parser(
         "oneshot",
@@ -41,10 +45,12 @@ def _oneshot_parser(sub) -> None:
     p.add_argument("--val-episodes", type=int, default=10, help="validation episodes for tuning")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--lrs", type=_floats, default=(1e-3, 3e-3, 1e-2, 3e-2), help="learning-rate grid")
-    p.add_argument("--max-updates", type=int, default=60, help="largest update count tried (scratch)")
+    p.add_argument("--max-updates", type=int, default=100, help="largest update count tried (scratch)")
     p.add_argument("--inference-steps", type=int, default=20)
     p.add_argument("--pretrain-epochs", type=int, default=10, help="base pretraining (transfer)")
     p.add_argument("--updates-per-example", type=_ints, default=(1, 3, 10, 30), help="grid (transfer)")
+    p.add_argument("--methods", type=_names, default=(), help="comma-separated subset of the trained methods (default all)")
+    p.add_argument("--astro-rounds", type=_ints, default=(1, 3, 10, 30), help="consolidation rounds grid (PC with astrocytes)")
     p.add_argument("--data-dir", default=None, help="folder with MNIST/Fashion-MNIST IDX files (or set PCASTRO_DATA)")
     p.add_argument("--out", default=None, help="output folder (default runs/oneshot-DATASET-PROTOCOL-sSEED)")
     p.add_argument("--no-progress", action="store_true")
@@ -73,6 +79,8 @@ def _run_oneshot(args) -> int:
         inference_steps=args.inference_steps,
         pretrain_epochs=args.pretrain_epochs,
         updates_per_example=args.updates_per_example,
+        astro_rounds=args.astro_rounds,
+        methods=args.methods,
         data_dir=args.data_dir,
     )
     payload = run_oneshot(cfg, progress=not args.no_progress)
@@ -124,6 +132,8 @@ def _interrupt_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-updates", type=int, default=40)
     p.add_argument("--inference-steps", type=int, default=20)
+    p.add_argument("--lrs", type=_floats, default=(1e-3, 3e-3, 1e-2, 3e-2), help="learning-rate grid")
+    p.add_argument("--methods", type=_names, default=(), help="comma-separated subset of conditions (default all)")
     p.add_argument("--ne", type=float, default=1.0, help="norepinephrine at presentation and consolidation")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--out", default=None, help="output folder (default runs/interrupt-DATASET-sSEED)")
@@ -142,7 +152,8 @@ def _run_interrupt(args) -> int:
     cfg = InterruptConfig(
         dataset=args.dataset, episodes=args.episodes, val_episodes=args.val_episodes,
         shots=args.shots, queries=args.queries, seed=args.seed, max_updates=args.max_updates,
-        inference_steps=args.inference_steps, ne=args.ne, data_dir=args.data_dir,
+        inference_steps=args.inference_steps, ne=args.ne, data_dir=args.data_dir, lrs=args.lrs,
+        methods=args.methods,
     )
     payload = run_interrupt(cfg, progress=not args.no_progress)
     out = Path(args.out or f"runs/interrupt-{cfg.dataset}-s{cfg.seed}")

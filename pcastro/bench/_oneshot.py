@@ -45,11 +45,11 @@ class OneShotConfig:
     inference_steps: int = 20
     dt: float = 0.1
     lrs: tuple[float, ...] = (1e-3, 3e-3, 1e-2, 3e-2)
-    max_updates: int = 60
+    max_updates: int = 100
     updates_per_example: tuple[int, ...] = (1, 3, 10, 30)
     pretrain_epochs: int = 10
     replay_per_class: int = 10
-    astro_rounds: tuple[int, ...] = (1, 3, 10)
+    astro_rounds: tuple[int, ...] = (1, 3, 10, 30)
     data_dir: str | None = None
     methods: tuple[str, ...] = field(default=())
 
@@ -62,6 +62,12 @@ class OneShotConfig:
         for name in ("ways", "shots", "episodes", "val_episodes", "max_updates", "queries"):
             if getattr(self, name) < 1:
                 raise ValueError(f"`{name}` must be at least 1, got {getattr(self, name)}.")
+        unknown = set(self.methods) - {"pc", "pc_astro", "backprop", "backprop_replay"}
+        if unknown:
+            raise ValueError(
+                f"Unknown methods {sorted(unknown)}; the trained methods are pc, pc_astro, "
+                "backprop and backprop_replay (transfer only); the baselines always run."
+            )
         if self.protocol == "transfer" and self.ways != 10:
             raise ValueError(
                 "The transfer protocol is 10-way by construction (base digits 0-4 plus novel "
@@ -97,7 +103,7 @@ def _scratch(cfg: OneShotConfig, ds, bar) -> tuple[list[dict], dict]:
     results, chosen, timing = [], {}, {}
     lrs = jnp.asarray(cfg.lrs)
     for method in ("pc", "bp"):
-        if cfg.methods and method not in cfg.methods:
+        if cfg.methods and ("pc" if method == "pc" else "backprop") not in cfg.methods:
             continue
 
         def curve(k, sx, sy, qx, qy, lr, method=method):

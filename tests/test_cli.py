@@ -1,0 +1,86 @@
+"""The `pcastro` command end to end on tiny configurations, and its error messages."""
+
+import json
+
+import pytest
+
+from pcastro.cli import main
+
+TINY = [
+    "--episodes", "2", "--val-episodes", "1", "--queries", "2", "--inference-steps", "2",
+    "--lrs", "0.01", "--no-progress",
+]
+
+
+def _check_results(path, keys):
+    payload = json.loads(path.read_text())
+    for field in ("config", "versions", "device", "seed", "results"):
+        assert field in payload
+    assert payload["results"], "no results"
+    for row in payload["results"]:
+        assert set(keys) <= set(row)
+        assert 0.0 <= row["mean"] <= 1.0 and row["ci95"] >= 0.0 and row["n"] == 2
+    return payload
+
+
+def test_oneshot_scratch_end_to_end(tmp_path, capsys):
+    code = main(["oneshot", *TINY, "--max-updates", "3", "--astro-rounds", "1", "--out", str(tmp_path)])
+    assert code == 0
+    payload = _check_results(tmp_path / "results.json", ["method", "metric", "mean", "ci95", "n"])
+    methods = {r["method"] for r in payload["results"]}
+    assert methods == {"pc", "pc_astro", "backprop", "pixel_nn", "class_mean"}
+    assert (tmp_path / "results.png").stat().st_size > 0
+    assert "episodes/s" in capsys.readouterr().out
+
+
+def test_oneshot_transfer_end_to_end(tmp_path):
+    code = main(
+        ["oneshot", "--protocol", "transfer", *TINY, "--pretrain-epochs", "1",
+         "--updates-per-example", "1", "--astro-rounds", "1", "--out", str(tmp_path)]
+    )
+    assert code == 0
+    payload = _check_results(tmp_path / "results.json", ["method", "metric", "mean", "ci95", "n"])
+    metrics = {r["metric"] for r in payload["results"]}
+    assert metrics == {"novel_accuracy", "base_retention", "ten_way_accuracy"}
+
+
+def test_interrupt_end_to_end(tmp_path):
+    methods = "pc_no_store,pc_replay,pc_store_stored,pc_store_fresh,pc_store_ne,pc_astro_ablated"
+    code = main(["interrupt", *TINY, "--max-updates", "3", "--methods", methods, "--out", str(tmp_path)])
+    assert code == 0
+    payload = _check_results(tmp_path / "results.json", ["method", "phase", "task", "mean", "ci95", "n"])
+    rows = {(r["method"], r["phase"], r["task"]) for r in payload["results"]}
+    assert ("pc_store_ne", "final", "A") in rows and ("pc_replay", "final", "B") in rows
+    # The Lefton invariant at benchmark scale: ablated astrocytes learn exactly like the
+    # ungated store with the same start.
+    means = {(r["method"], r["phase"], r["task"]): r["mean"] for r in payload["results"]}
+    start = "pc_store_fresh" if payload["details"]["selected"]["store"]["fresh"] else "pc_store_stored"
+    for phase in ("A_k", "B", "final"):
+        for task in ("A", "B"):
+            assert means[("pc_astro_ablated", phase, task)] == means[(start, phase, task)]
+
+
+def test_unknown_dataset_says_what_to_do(capsys):
+    with pytest.raises(SystemExit, match="unknown dataset 'emnist'; choose one of digits"):
+        main(["oneshot", "--dataset", "emnist"])
+
+
+def test_more_shots_than_images_says_what_to_do(tmp_path, capsys):
+    code = main(["oneshot", *TINY, "--shots", "500", "--out", str(tmp_path)])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "shots=500" in err and "lower `shots`" in err
+
+
+def test_missing_data_directory_says_what_to_do(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("PCASTRO_DATA", raising=False)
+    code = main(["oneshot", "--dataset", "mnist", "--data-dir", str(tmp_path / "nowhere"), "--no-progress"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "PCASTRO_DATA" in err and "--data-dir" in err
+
+
+def test_transfer_needs_ten_ways(capsys):
+    code = main(["oneshot", "--protocol", "transfer", "--ways", "5", "--no-progress"])
+    assert code == 2
+    assert "pass `--ways 10`" in capsys.readouterr().err
