@@ -57,7 +57,9 @@ def _steps(point, dtype):
     y = jax.nn.one_hot(jax.random.randint(ky, (point["batch"],), 0, 10), 10, dtype=dtype)
 
     def pc_one(p, s):
-        net, s, _ = pc.train_step(eqx.combine(p, static), s, x, y, optimizer=opt, steps=point["steps"])
+        net, s, _ = pc.train_step(
+            eqx.combine(p, static), s, x, y, optimizer=opt, steps=point["steps"]
+        )
         return eqx.filter(net, eqx.is_inexact_array), s
 
     def bp_one(p, s):
@@ -90,9 +92,14 @@ def run(preset, *, sweeps, repeats, dtype, max_seconds):
             pc_c, pc_s, _, _ = time_calls(pc_step, (copy(params), copy(opt_state)), repeats=repeats)
             bp_c, bp_s, _, _ = time_calls(bp_step, (copy(params), copy(opt_state)), repeats=repeats)
             row = {
-                "sweep": sweep, **point, "dtype": str(dtype),
-                "pc_ms": 1e3 * pc_s, "bp_ms": 1e3 * bp_s, "pc_over_bp": pc_s / bp_s,
-                "pc_compile_s": pc_c, "bp_compile_s": bp_c,
+                "sweep": sweep,
+                **point,
+                "dtype": str(dtype),
+                "pc_ms": 1e3 * pc_s,
+                "bp_ms": 1e3 * bp_s,
+                "pc_over_bp": pc_s / bp_s,
+                "pc_compile_s": pc_c,
+                "bp_compile_s": bp_c,
                 "pc_tflops": _flops(point) / pc_s / 1e12,
             }
             rows.append(row)
@@ -144,7 +151,9 @@ def plot(rows, path):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
     parser.add_argument("--sweeps", default="width,depth,batch,steps,networks")
     parser.add_argument("--widths", default=None, help="override the width sweep, e.g. 1024,2048")
@@ -157,8 +166,11 @@ def main(argv=None):
     if args.widths:
         preset["width"] = [int(w) for w in args.widths.split(",")]
     rows = run(
-        preset, sweeps=args.sweeps.split(","), repeats=args.repeats,
-        dtype=jnp.dtype(args.dtype), max_seconds=args.max_seconds,
+        preset,
+        sweeps=args.sweeps.split(","),
+        repeats=args.repeats,
+        dtype=jnp.dtype(args.dtype),
+        max_seconds=args.max_seconds,
     )
     fitted = slopes(rows)
     for k, v in sorted(fitted.items()):

@@ -32,8 +32,14 @@ import pcastro as pc  # noqa: E402
 from pcastro.data import load_dataset  # noqa: E402
 
 
-def epochs_to_target(x_fit, y_fit, x_val, y_val, *, ce, steps, lr, seed, target, max_epochs, batch=64):
-    net = pc.mlp([64, 256, 256, 10], key=jax.random.key(seed), output_energy=pc.CrossEntropy() if ce else None)
+def epochs_to_target(
+    x_fit, y_fit, x_val, y_val, *, ce, steps, lr, seed, target, max_epochs, batch=64
+):
+    net = pc.mlp(
+        [64, 256, 256, 10],
+        key=jax.random.key(seed),
+        output_energy=pc.CrossEntropy() if ce else None,
+    )
     opt = optax.adam(lr)
     params, static = eqx.partition(net, eqx.is_inexact_array)
 
@@ -41,7 +47,9 @@ def epochs_to_target(x_fit, y_fit, x_val, y_val, *, ce, steps, lr, seed, target,
     def epoch(params, opt_state, xs, ys):
         def body(carry, b):
             p, s = carry
-            n, s, _ = pc.train_step(eqx.combine(p, static), s, b[0], b[1], optimizer=opt, steps=steps, throw=False)
+            n, s, _ = pc.train_step(
+                eqx.combine(p, static), s, b[0], b[1], optimizer=opt, steps=steps, throw=False
+            )
             return (eqx.filter(n, eqx.is_inexact_array), s), None
 
         return jax.lax.scan(body, (params, opt_state), (xs, ys))[0]
@@ -53,7 +61,10 @@ def epochs_to_target(x_fit, y_fit, x_val, y_val, *, ce, steps, lr, seed, target,
     for ep in range(1, max_epochs + 1):
         perm = rng.permutation(len(x_fit))[: nb * batch]
         params, opt_state = epoch(
-            params, opt_state, jnp.asarray(x_fit[perm].reshape(nb, batch, -1)), jnp.asarray(y_fit[perm].reshape(nb, batch))
+            params,
+            opt_state,
+            jnp.asarray(x_fit[perm].reshape(nb, batch, -1)),
+            jnp.asarray(y_fit[perm].reshape(nb, batch)),
         )
         if float(acc(params)) >= target:
             return ep
@@ -61,7 +72,9 @@ def epochs_to_target(x_fit, y_fit, x_val, y_val, *, ce, steps, lr, seed, target,
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--target", type=float, default=0.95)
     parser.add_argument("--max-epochs", type=int, default=30)
@@ -74,19 +87,39 @@ def main(argv=None):
     rows = []
     for ce, steps, lr in itertools.product((False, True), (3, 5, 10, 20), (1e-3, 3e-3)):
         eps = [
-            epochs_to_target(x_fit, y_fit, x_val, y_val, ce=ce, steps=steps, lr=lr, seed=s,
-                             target=args.target, max_epochs=args.max_epochs)
+            epochs_to_target(
+                x_fit,
+                y_fit,
+                x_val,
+                y_val,
+                ce=ce,
+                steps=steps,
+                lr=lr,
+                seed=s,
+                target=args.target,
+                max_epochs=args.max_epochs,
+            )
             for s in range(args.seeds)
         ]
         reached = [e for e in eps if e is not None]
         median = statistics.median(reached) if len(reached) == len(eps) else None
-        rows.append({"output_energy": "cross-entropy" if ce else "gaussian", "steps": steps, "lr": lr, "epochs": eps, "median_epochs": median})
+        rows.append(
+            {
+                "output_energy": "cross-entropy" if ce else "gaussian",
+                "steps": steps,
+                "lr": lr,
+                "epochs": eps,
+                "median_epochs": median,
+            }
+        )
         print(rows[-1], flush=True)
     ok = [r for r in rows if r["median_epochs"] is not None]
     best = min(ok, key=lambda r: (r["median_epochs"] * (r["steps"] + 1), r["steps"], r["lr"]))
     print("selected:", best)
     if args.json:
-        write_json(args.json, {**environment(), "config": vars(args), "candidates": rows, "selected": best})
+        write_json(
+            args.json, {**environment(), "config": vars(args), "candidates": rows, "selected": best}
+        )
 
 
 if __name__ == "__main__":

@@ -31,7 +31,9 @@ from pcastro.baselines import backprop_step  # noqa: E402
 def _net_from_params(params, sizes):
     net = pc.mlp(sizes, key=jax.random.key(0), dtype=params[0][0].dtype)
     for i, (w, b) in enumerate(params):
-        net = eqx.tree_at(lambda n: (n.nodes[i].modules[0].weight, n.nodes[i].modules[0].bias), net, (w, b))
+        net = eqx.tree_at(
+            lambda n, i=i: (n.nodes[i].modules[0].weight, n.nodes[i].modules[0].bias), net, (w, b)
+        )
     return net
 
 
@@ -52,7 +54,9 @@ def backprop(net, optimizer):
     params, static = eqx.partition(net, eqx.is_inexact_array)
 
     def step(params, opt_state, x, y):
-        model, opt_state, _ = backprop_step(eqx.combine(params, static), opt_state, x, y, optimizer=optimizer)
+        model, opt_state, _ = backprop_step(
+            eqx.combine(params, static), opt_state, x, y, optimizer=optimizer
+        )
         return eqx.filter(model, eqx.is_inexact_array), opt_state, x, y
 
     return jax.jit(step, donate_argnums=(0, 1)), params
@@ -94,7 +98,9 @@ def measure(sizes, *, batch, steps, repeats, inner, dt=0.1, dtype="float32", see
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sizes", default="784,256,256,10")
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--steps", type=int, default=20, help="inference steps T")
@@ -106,8 +112,13 @@ def main(argv=None):
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     res = measure(
-        sizes, batch=args.batch, steps=args.steps, repeats=args.repeats, inner=args.inner,
-        dtype=args.dtype, seed=args.seed,
+        sizes,
+        batch=args.batch,
+        steps=args.steps,
+        repeats=args.repeats,
+        inner=args.inner,
+        dtype=args.dtype,
+        seed=args.seed,
     )
     record = {
         **environment(),
@@ -128,8 +139,12 @@ def main(argv=None):
     print(f"{'step':<10}{'median ms':>12}{'compile s':>12}{'x backprop':>12}")
     for name in ("pc", "lean", "bp"):
         r = res[name]
-        print(f"{name:<10}{r['step_ms']:>12.3f}{r['compile_s']:>12.2f}{r['step_ms'] / res['bp']['step_ms']:>12.2f}")
-    print(f"pcastro / lean = {record['pc_over_lean']:.3f}; samples/s = {record['samples_per_s']:.0f}; peak {record['peak_mib']:.0f} MiB")
+        ratio = r["step_ms"] / res["bp"]["step_ms"]
+        print(f"{name:<10}{r['step_ms']:>12.3f}{r['compile_s']:>12.2f}{ratio:>12.2f}")
+    print(
+        f"pcastro / lean = {record['pc_over_lean']:.3f}; "
+        f"samples/s = {record['samples_per_s']:.0f}; peak {record['peak_mib']:.0f} MiB"
+    )
     if args.json:
         write_json(args.json, record)
     return record

@@ -2,8 +2,17 @@
 
 import importlib.metadata
 
-from ._energy import AbstractEnergy as AbstractEnergy, CrossEntropy as CrossEntropy, Gaussian as Gaussian
-from ._free_energy import energy as energy, local_energies as local_energies, node_energies as node_energies
+from . import baselines as baselines, data as data  # noqa: E402  (after the core names they use)
+from ._energy import (
+    AbstractEnergy as AbstractEnergy,
+    CrossEntropy as CrossEntropy,
+    Gaussian as Gaussian,
+)
+from ._free_energy import (
+    energy as energy,
+    local_energies as local_energies,
+    node_energies as node_energies,
+)
 from ._inference import (
     RESULTS as RESULTS,
     AbstractSolver as AbstractSolver,
@@ -19,10 +28,15 @@ from ._learning import (
     param_grads as param_grads,
     train_step as train_step,
 )
-from ._network import Network as Network, Node as Node, chain as chain, identity as identity, mlp as mlp
+from ._network import (
+    Network as Network,
+    Node as Node,
+    chain as chain,
+    identity as identity,
+    mlp as mlp,
+)
 from ._predict import accuracy as accuracy, predict as predict
 from ._state import PCState as PCState, errors as errors, init_state as init_state
-from . import baselines as baselines, data as data  # noqa: E402  (after the core names they use)
 
 try:
     __version__ = importlib.metadata.version("pcastro")

@@ -106,13 +106,21 @@ def train_step(
     state = init_state(net, x, y, compute_errors=leaky)
     if isinstance(solver, IncrementalPC):
         sol = infer(
-            net, state, solver=solver, steps=steps, tol=tol, trace=trace, throw=throw,
+            net,
+            state,
+            solver=solver,
+            steps=steps,
+            tol=tol,
+            trace=trace,
+            throw=throw,
             opt_state=opt_state,
         )
         info = StepInfo(sol.energy, sol.num_steps, sol.status, sol.energies)
         return sol.network, sol.opt_state, info
     check_inputs(net, state, solver, steps, tol)
-    free_xs, leaky, _, _, stats = relax(net, state, solver=solver, steps=steps, tol=tol, trace=trace)
+    free_xs, leaky, _, _, stats = relax(
+        net, state, solver=solver, steps=steps, tol=tol, trace=trace
+    )
     num_steps, status, energies, energy = stats
     status = check_status(status, throw=throw)
     state = finalise(net, state, free_xs, leaky, compute_errors=False)
@@ -126,5 +134,3 @@ def apply_param_grads(net: Network, opt_state: Any, state: PCState, *, optimizer
     grads = jax.grad(_param_energy)(params, static, state, state, _amortised(net, state))
     updates, opt_state = optimizer.update(grads, opt_state, params)
     return eqx.combine(optax.apply_updates(params, updates), static), opt_state
-
-

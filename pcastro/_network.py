@@ -159,9 +159,7 @@ class Network(eqx.Module):
         self.dtype = jnp.dtype(dtype)
         shapes = [self.input_shape]
         for i, node in enumerate(self.nodes, start=1):
-            parent_structs = [
-                jax.ShapeDtypeStruct(shapes[p], self.dtype) for p in node.parents
-            ]
+            parent_structs = [jax.ShapeDtypeStruct(shapes[p], self.dtype) for p in node.parents]
             try:
                 out = eqx.filter_eval_shape(lambda n, xs: n.predict(xs), node, parent_structs)
             except Exception as err:  # noqa: BLE001 -- re-raised with the node named

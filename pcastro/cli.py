@@ -11,14 +11,18 @@ def _floats(text: str) -> tuple[float, ...]:
     try:
         return tuple(float(v) for v in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated numbers, got {text!r}"
+        ) from None
 
 
 def _ints(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(v) for v in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {text!r}"
+        ) from None
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -36,7 +40,9 @@ def _oneshot_parser(sub) -> None:
             "episodes come from the test split."
         ),
     )
-    p.add_argument("--dataset", default="digits", help=f"one of {', '.join(DATASETS)} (default digits)")
+    p.add_argument(
+        "--dataset", default="digits", help=f"one of {', '.join(DATASETS)} (default digits)"
+    )
     p.add_argument("--protocol", default="scratch", choices=("scratch", "transfer"))
     p.add_argument("--ways", type=int, default=10)
     p.add_argument("--shots", type=int, default=1)
@@ -44,15 +50,37 @@ def _oneshot_parser(sub) -> None:
     p.add_argument("--episodes", type=int, default=20)
     p.add_argument("--val-episodes", type=int, default=10, help="validation episodes for tuning")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--lrs", type=_floats, default=(1e-3, 3e-3, 1e-2, 3e-2), help="learning-rate grid")
-    p.add_argument("--max-updates", type=int, default=100, help="largest update count tried (scratch)")
+    p.add_argument(
+        "--lrs", type=_floats, default=(1e-3, 3e-3, 1e-2, 3e-2), help="learning-rate grid"
+    )
+    p.add_argument(
+        "--max-updates", type=int, default=100, help="largest update count tried (scratch)"
+    )
     p.add_argument("--inference-steps", type=int, default=20)
     p.add_argument("--pretrain-epochs", type=int, default=10, help="base pretraining (transfer)")
-    p.add_argument("--updates-per-example", type=_ints, default=(1, 3, 10, 30), help="grid (transfer)")
-    p.add_argument("--methods", type=_names, default=(), help="comma-separated subset of the trained methods (default all)")
-    p.add_argument("--astro-rounds", type=_ints, default=(1, 3, 10, 30), help="consolidation rounds grid (PC with astrocytes)")
-    p.add_argument("--data-dir", default=None, help="folder with MNIST/Fashion-MNIST IDX files (or set PCASTRO_DATA)")
-    p.add_argument("--out", default=None, help="output folder (default runs/oneshot-DATASET-PROTOCOL-sSEED)")
+    p.add_argument(
+        "--updates-per-example", type=_ints, default=(1, 3, 10, 30), help="grid (transfer)"
+    )
+    p.add_argument(
+        "--methods",
+        type=_names,
+        default=(),
+        help="comma-separated subset of the trained methods (default all)",
+    )
+    p.add_argument(
+        "--astro-rounds",
+        type=_ints,
+        default=(1, 3, 10, 30),
+        help="consolidation rounds grid (PC with astrocytes)",
+    )
+    p.add_argument(
+        "--data-dir",
+        default=None,
+        help="folder with MNIST/Fashion-MNIST IDX files (or set PCASTRO_DATA)",
+    )
+    p.add_argument(
+        "--out", default=None, help="output folder (default runs/oneshot-DATASET-PROTOCOL-sSEED)"
+    )
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -132,11 +160,22 @@ def _interrupt_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-updates", type=int, default=40)
     p.add_argument("--inference-steps", type=int, default=20)
-    p.add_argument("--lrs", type=_floats, default=(1e-3, 3e-3, 1e-2, 3e-2), help="learning-rate grid")
-    p.add_argument("--methods", type=_names, default=(), help="comma-separated subset of conditions (default all)")
-    p.add_argument("--ne", type=float, default=1.0, help="norepinephrine at presentation and consolidation")
+    p.add_argument(
+        "--lrs", type=_floats, default=(1e-3, 3e-3, 1e-2, 3e-2), help="learning-rate grid"
+    )
+    p.add_argument(
+        "--methods",
+        type=_names,
+        default=(),
+        help="comma-separated subset of conditions (default all)",
+    )
+    p.add_argument(
+        "--ne", type=float, default=1.0, help="norepinephrine at presentation and consolidation"
+    )
     p.add_argument("--data-dir", default=None)
-    p.add_argument("--out", default=None, help="output folder (default runs/interrupt-DATASET-sSEED)")
+    p.add_argument(
+        "--out", default=None, help="output folder (default runs/interrupt-DATASET-sSEED)"
+    )
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -150,9 +189,17 @@ def _run_interrupt(args) -> int:
             f"{', '.join(DATASETS)} (digits and mnist5k need no download)."
         )
     cfg = InterruptConfig(
-        dataset=args.dataset, episodes=args.episodes, val_episodes=args.val_episodes,
-        shots=args.shots, queries=args.queries, seed=args.seed, max_updates=args.max_updates,
-        inference_steps=args.inference_steps, ne=args.ne, data_dir=args.data_dir, lrs=args.lrs,
+        dataset=args.dataset,
+        episodes=args.episodes,
+        val_episodes=args.val_episodes,
+        shots=args.shots,
+        queries=args.queries,
+        seed=args.seed,
+        max_updates=args.max_updates,
+        inference_steps=args.inference_steps,
+        ne=args.ne,
+        data_dir=args.data_dir,
+        lrs=args.lrs,
         methods=args.methods,
     )
     payload = run_interrupt(cfg, progress=not args.no_progress)
@@ -171,8 +218,11 @@ def _run_interrupt(args) -> int:
     for name, sel in payload["details"]["selected"].items():
         print(f"  {name}: selected on validation episodes {sel}")
     path = save_json(out, payload)
-    png = interrupt_chart(out / "results.png", payload["results"], title=(
-        f"interrupted learning, {cfg.dataset}, {cfg.episodes} episodes (mean, 95% CI)"))
+    png = interrupt_chart(
+        out / "results.png",
+        payload["results"],
+        title=(f"interrupted learning, {cfg.dataset}, {cfg.episodes} episodes (mean, 95% CI)"),
+    )
     print(f"wrote {path} and {png} (total {payload['details']['wall_s']:.0f} s)")
     return 0
 

@@ -7,8 +7,17 @@ import pytest
 from pcastro.cli import main
 
 TINY = [
-    "--episodes", "2", "--val-episodes", "1", "--queries", "2", "--inference-steps", "2",
-    "--lrs", "0.01", "--no-progress",
+    "--episodes",
+    "2",
+    "--val-episodes",
+    "1",
+    "--queries",
+    "2",
+    "--inference-steps",
+    "2",
+    "--lrs",
+    "0.01",
+    "--no-progress",
 ]
 
 
@@ -24,7 +33,9 @@ def _check_results(path, keys):
 
 
 def test_oneshot_scratch_end_to_end(tmp_path, capsys):
-    code = main(["oneshot", *TINY, "--max-updates", "3", "--astro-rounds", "1", "--out", str(tmp_path)])
+    code = main(
+        ["oneshot", *TINY, "--max-updates", "3", "--astro-rounds", "1", "--out", str(tmp_path)]
+    )
     assert code == 0
     payload = _check_results(tmp_path / "results.json", ["method", "metric", "mean", "ci95", "n"])
     methods = {r["method"] for r in payload["results"]}
@@ -35,8 +46,20 @@ def test_oneshot_scratch_end_to_end(tmp_path, capsys):
 
 def test_oneshot_transfer_end_to_end(tmp_path):
     code = main(
-        ["oneshot", "--protocol", "transfer", *TINY, "--pretrain-epochs", "1",
-         "--updates-per-example", "1", "--astro-rounds", "1", "--out", str(tmp_path)]
+        [
+            "oneshot",
+            "--protocol",
+            "transfer",
+            *TINY,
+            "--pretrain-epochs",
+            "1",
+            "--updates-per-example",
+            "1",
+            "--astro-rounds",
+            "1",
+            "--out",
+            str(tmp_path),
+        ]
     )
     assert code == 0
     payload = _check_results(tmp_path / "results.json", ["method", "metric", "mean", "ci95", "n"])
@@ -46,15 +69,21 @@ def test_oneshot_transfer_end_to_end(tmp_path):
 
 def test_interrupt_end_to_end(tmp_path):
     methods = "pc_no_store,pc_replay,pc_store_stored,pc_store_fresh,pc_store_ne,pc_astro_ablated"
-    code = main(["interrupt", *TINY, "--max-updates", "3", "--methods", methods, "--out", str(tmp_path)])
+    code = main(
+        ["interrupt", *TINY, "--max-updates", "3", "--methods", methods, "--out", str(tmp_path)]
+    )
     assert code == 0
-    payload = _check_results(tmp_path / "results.json", ["method", "phase", "task", "mean", "ci95", "n"])
+    payload = _check_results(
+        tmp_path / "results.json", ["method", "phase", "task", "mean", "ci95", "n"]
+    )
     rows = {(r["method"], r["phase"], r["task"]) for r in payload["results"]}
     assert ("pc_store_ne", "final", "A") in rows and ("pc_replay", "final", "B") in rows
     # The Lefton invariant at benchmark scale: ablated astrocytes learn exactly like the
     # ungated store with the same start.
     means = {(r["method"], r["phase"], r["task"]): r["mean"] for r in payload["results"]}
-    start = "pc_store_fresh" if payload["details"]["selected"]["store"]["fresh"] else "pc_store_stored"
+    start = (
+        "pc_store_fresh" if payload["details"]["selected"]["store"]["fresh"] else "pc_store_stored"
+    )
     for phase in ("A_k", "B", "final"):
         for task in ("A", "B"):
             assert means[("pc_astro_ablated", phase, task)] == means[(start, phase, task)]
@@ -74,7 +103,9 @@ def test_more_shots_than_images_says_what_to_do(tmp_path, capsys):
 
 def test_missing_data_directory_says_what_to_do(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("PCASTRO_DATA", raising=False)
-    code = main(["oneshot", "--dataset", "mnist", "--data-dir", str(tmp_path / "nowhere"), "--no-progress"])
+    code = main(
+        ["oneshot", "--dataset", "mnist", "--data-dir", str(tmp_path / "nowhere"), "--no-progress"]
+    )
     assert code == 2
     err = capsys.readouterr().err
     assert "PCASTRO_DATA" in err and "--data-dir" in err

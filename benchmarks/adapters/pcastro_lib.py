@@ -38,8 +38,13 @@ def make_trainer(spec: Workload, seed: int, mode: str) -> Trainer:
 
     def train(params, opt_state, x, y):
         model, opt_state, _ = pc.train_step(
-            eqx.combine(params, static), opt_state, x, y,
-            optimizer=optimizer, solver=solver, steps=steps,
+            eqx.combine(params, static),
+            opt_state,
+            x,
+            y,
+            optimizer=optimizer,
+            solver=solver,
+            steps=steps,
         )
         return eqx.filter(model, eqx.is_inexact_array), opt_state
 
@@ -61,10 +66,18 @@ def make_trainer(spec: Workload, seed: int, mode: str) -> Trainer:
     return Trainer(
         step=step,
         predict=lambda x: predict_jit(holder["params"], x),
-        notes="" if not tta else "output energy and inference steps differ from the throughput workload",
+        notes=""
+        if not tta
+        else "output energy and inference steps differ from the throughput workload",
         setting=setting,
     )
 
 
 if __name__ == "__main__":
-    sys.exit(main(library="pcastro", make_trainer=make_trainer, distributions=("pcastro", "equinox", "optax")))
+    sys.exit(
+        main(
+            library="pcastro",
+            make_trainer=make_trainer,
+            distributions=("pcastro", "equinox", "optax"),
+        )
+    )

@@ -82,9 +82,7 @@ def _amortised(net: Network, state: PCState) -> tuple[int, ...]:
 def free_indices(net: Network, state: PCState) -> tuple[int, ...]:
     """Nodes whose states inference moves (not clamped, not held at a closed-form minimum)."""
     skip = set(_amortised(net, state))
-    return tuple(
-        i for i, c in enumerate(state.clamps) if c != "clamped" and i not in skip
-    )
+    return tuple(i for i, c in enumerate(state.clamps) if c != "clamped" and i not in skip)
 
 
 def _assemble(xs: tuple, free: tuple[int, ...], free_xs: tuple) -> list:
@@ -321,9 +319,7 @@ def relax(
     incremental = isinstance(solver, IncrementalPC)
     batch = state.batch_size
     free_x0 = tuple(state.x[i] for i in free)
-    keep = tuple(
-        None if state.masks[i] is None else 1.0 - state.masks[i] for i in free
-    )
+    keep = tuple(None if state.masks[i] is None else 1.0 - state.masks[i] for i in free)
     leaky0 = None
     if any(node.tau_e is not None for node in net.nodes):
         leaky0 = {
@@ -354,9 +350,9 @@ def relax(
                 )
 
             if incremental:
-                (_, (value, leaky_new)), (g, pg) = jax.value_and_grad(f, argnums=(0, 1), has_aux=True)(
-                    free_xs, params
-                )
+                (_, (value, leaky_new)), (g, pg) = jax.value_and_grad(
+                    f, argnums=(0, 1), has_aux=True
+                )(free_xs, params)
                 return value, leaky_new, g, jax.tree_util.tree_map(lambda v: v / batch, pg)
             (_, (value, leaky_new)), g = jax.value_and_grad(f, has_aux=True)(free_xs, None)
             return value, leaky_new, g, None
@@ -454,9 +450,7 @@ def _fixed_prediction_grad(net: Network, state: PCState, free, skip):
             d_pre[i] = gp
             d_x[i] = gx
         (from_children,) = pre_vjp(d_pre)
-        g = tuple(
-            (d_x[i] if i in d_x else 0.0) + c for i, c in zip(free, from_children)
-        )
+        g = tuple((d_x[i] if i in d_x else 0.0) + c for i, c in zip(free, from_children))
         return value, {}, g, None
 
     return grad_fn

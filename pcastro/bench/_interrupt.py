@@ -26,7 +26,6 @@ import optax
 from jax import lax
 from tqdm.auto import tqdm
 
-from .._free_energy import local_energies
 from .._inference import Euler, infer
 from .._learning import train_step
 from .._predict import accuracy
@@ -110,15 +109,31 @@ def _pc_updates(net, opt_state, x, y, n, *, optimizer, cfg, gated=False, ne=0.0,
     def body(carry, _):
         net, opt_state = carry
         if gated:
-            sol = infer(net, init_state(net, x, y), solver=Euler(dt=cfg.dt), steps=cfg.inference_steps, throw=False)
+            sol = infer(
+                net,
+                init_state(net, x, y),
+                solver=Euler(dt=cfg.dt),
+                steps=cfg.inference_steps,
+                throw=False,
+            )
             net, opt_state = apply_gated_grads(
-                net, opt_state, sol.state, optimizer=optimizer,
-                region_energy=region_energies(sol.state, regions), ne=ne,
+                net,
+                opt_state,
+                sol.state,
+                optimizer=optimizer,
+                region_energy=region_energies(sol.state, regions),
+                ne=ne,
             )
         else:
             net, opt_state, _ = train_step(
-                net, opt_state, x, y, optimizer=optimizer, solver=Euler(dt=cfg.dt),
-                steps=cfg.inference_steps, throw=False,
+                net,
+                opt_state,
+                x,
+                y,
+                optimizer=optimizer,
+                solver=Euler(dt=cfg.dt),
+                steps=cfg.inference_steps,
+                throw=False,
             )
         return (net, opt_state), None
 
@@ -135,7 +150,9 @@ def _bp_updates(net, opt_state, x, y, n, *, optimizer):
     return net, opt_state
 
 
-def _episode(method, key, ax, ay, aqx, aqy, bx, by, bqx, bqy, tol=None, fresh=None, *, sizes, lr, n, k, cfg):
+def _episode(
+    method, key, ax, ay, aqx, aqy, bx, by, bqx, bqy, tol=None, fresh=None, *, sizes, lr, n, k, cfg
+):
     """One episode of one condition: accuracy on (A, B) after each phase, shape (3, 2)."""
 
     def score(net):
@@ -181,13 +198,17 @@ def _episode(method, key, ax, ay, aqx, aqy, bx, by, bqx, bqy, tol=None, fresh=No
         opt = optax.adam(lr)
     state = opt.init(params_of(net))
     present_ne = cfg.ne  # A and B are presented as salient stimuli
-    net, state = _pc_updates(net, state, ax, ay, k, optimizer=opt, cfg=cfg, gated=gated, ne=present_ne, regions=regions)
+    net, state = _pc_updates(
+        net, state, ax, ay, k, optimizer=opt, cfg=cfg, gated=gated, ne=present_ne, regions=regions
+    )
     first = score(net)
     # The interruption: A's inferred states and local errors go into the store; B's go
     # in once B has been learned, so the store holds every stimulus presented.
     store = make_store(net, regions, capacity=ax.shape[0] + bx.shape[0])
     store, _ = snapshot(store, _relaxed(net, ax, ay, cfg), step=k)
-    net, state = _pc_updates(net, state, bx, by, n, optimizer=opt, cfg=cfg, gated=gated, ne=present_ne, regions=regions)
+    net, state = _pc_updates(
+        net, state, bx, by, n, optimizer=opt, cfg=cfg, gated=gated, ne=present_ne, regions=regions
+    )
     after_b = score(net)
     store, _ = snapshot(store, _relaxed(net, bx, by, cfg), step=n)
     rounds = n - k
@@ -197,12 +218,16 @@ def _episode(method, key, ax, ay, aqx, aqy, bx, by, bqx, bqy, tol=None, fresh=No
         # The control: the same stimuli replayed one at a time, A and B interleaved in a
         # fixed order, from fresh feedforward states, no priority, no gate, no discard;
         # as many single-stimulus updates as consolidation makes.
-        order = jnp.stack([jnp.arange(ax.shape[0]), ax.shape[0] + jnp.arange(bx.shape[0])], 1).ravel()
+        order = jnp.stack(
+            [jnp.arange(ax.shape[0]), ax.shape[0] + jnp.arange(bx.shape[0])], 1
+        ).ravel()
         sx, sy = jx[order], jy[order]
 
         def one_round(carry, _):
             def one(carry, i):
-                net, state = _pc_updates(*carry, sx[i][None], sy[i][None], 1, optimizer=opt, cfg=cfg)
+                net, state = _pc_updates(
+                    *carry, sx[i][None], sy[i][None], 1, optimizer=opt, cfg=cfg
+                )
                 return (net, state), None
 
             return lax.scan(one, carry, jnp.arange(sx.shape[0]))[0], None
@@ -213,14 +238,24 @@ def _episode(method, key, ax, ay, aqx, aqy, bx, by, bqx, bqy, tol=None, fresh=No
         fresh = method == "pc_store_fresh"
     ne = 0.0 if method == "pc_store_no_ne" else cfg.ne
     net, state, store, _ = consolidate(
-        net, state, store, optimizer=opt, ne=ne, steps=cfg.inference_steps, rounds=rounds,
-        tol=tol, fresh=fresh, solver=Euler(dt=cfg.dt),
+        net,
+        state,
+        store,
+        optimizer=opt,
+        ne=ne,
+        steps=cfg.inference_steps,
+        rounds=rounds,
+        tol=tol,
+        fresh=fresh,
+        solver=Euler(dt=cfg.dt),
     )
     return jnp.stack([first, after_b, score(net)])
 
 
 def _relaxed(net, x, y, cfg):
-    return infer(net, init_state(net, x, y), solver=Euler(dt=cfg.dt), steps=cfg.inference_steps, throw=False).state
+    return infer(
+        net, init_state(net, x, y), solver=Euler(dt=cfg.dt), steps=cfg.inference_steps, throw=False
+    ).state
 
 
 def _relabelled(ep):
@@ -232,14 +267,36 @@ def _relabelled(ep):
 def _tune(rule, cfg, ds, sizes, key, bar):
     """Learning rate and update count for `rule`, on validation episodes of the training
     split (joint A and B support; queries are other training images)."""
-    val = sample_episodes(key, ds.x_train, ds.y_train, num=cfg.val_episodes, ways=10, shots=cfg.shots, queries=cfg.queries)
+    val = sample_episodes(
+        key,
+        ds.x_train,
+        ds.y_train,
+        num=cfg.val_episodes,
+        ways=10,
+        shots=cfg.shots,
+        queries=cfg.queries,
+    )
     sx, sy, qx, qy = _relabelled(val)
     keys = jax.random.split(jax.random.fold_in(key, 7), cfg.val_episodes)
 
     def curve(k, sx, sy, qx, qy, lr):
-        return learning_curve(rule, k, sx, sy, qx, qy, lr, sizes=sizes, updates=cfg.max_updates, inference_steps=cfg.inference_steps, dt=cfg.dt)
+        return learning_curve(
+            rule,
+            k,
+            sx,
+            sy,
+            qx,
+            qy,
+            lr,
+            sizes=sizes,
+            updates=cfg.max_updates,
+            inference_steps=cfg.inference_steps,
+            dt=cfg.dt,
+        )
 
-    f = jax.jit(jax.vmap(jax.vmap(curve, in_axes=(0, 0, 0, 0, 0, None)), in_axes=(None,) * 5 + (0,)))
+    f = jax.jit(
+        jax.vmap(jax.vmap(curve, in_axes=(0, 0, 0, 0, 0, None)), in_axes=(None,) * 5 + (0,))
+    )
     out = np.asarray(f(keys, sx, sy, qx, qy, jnp.asarray(cfg.lrs))).mean(axis=1)
     # Need at least two updates so that A can be interrupted part-way.
     out[:, 0] = -1.0
@@ -271,8 +328,12 @@ def run_interrupt(cfg: InterruptConfig, *, progress: bool = True) -> dict:
             lr, n, val = _tune(rule, cfg, ds, sizes, jax.random.fold_in(k_tune, rule == "pc"), bar)
             selected[rule] = {"lr": lr, "updates": n, "val_acc": val}
         common = dict(ways=5, shots=cfg.shots, queries=cfg.queries)
-        ep_a = sample_episodes(k_a, ds.x_test, ds.y_test, num=cfg.episodes, classes=TASK_A, **common)
-        ep_b = sample_episodes(k_b, ds.x_test, ds.y_test, num=cfg.episodes, classes=TASK_B, **common)
+        ep_a = sample_episodes(
+            k_a, ds.x_test, ds.y_test, num=cfg.episodes, classes=TASK_A, **common
+        )
+        ep_b = sample_episodes(
+            k_b, ds.x_test, ds.y_test, num=cfg.episodes, classes=TASK_B, **common
+        )
         data = (*_relabelled(ep_a), *_relabelled(ep_b))
         keys = jax.random.split(k_init, cfg.episodes)
         # The store's tolerance and start (stored or fresh states) are chosen on
@@ -280,24 +341,46 @@ def run_interrupt(cfg: InterruptConfig, *, progress: bool = True) -> dict:
         bar.set_description("choosing the store's tolerance and start on validation episodes")
         lr, n = selected["pc"]["lr"], selected["pc"]["updates"]
         k = max(1, min(n - 1, int(round(cfg.interrupt_fraction * n))))
-        val_a = sample_episodes(jax.random.fold_in(k_a, 1), ds.x_train, ds.y_train, num=cfg.val_episodes, classes=TASK_A, **common)
-        val_b = sample_episodes(jax.random.fold_in(k_b, 1), ds.x_train, ds.y_train, num=cfg.val_episodes, classes=TASK_B, **common)
+        val_a = sample_episodes(
+            jax.random.fold_in(k_a, 1),
+            ds.x_train,
+            ds.y_train,
+            num=cfg.val_episodes,
+            classes=TASK_A,
+            **common,
+        )
+        val_b = sample_episodes(
+            jax.random.fold_in(k_b, 1),
+            ds.x_train,
+            ds.y_train,
+            num=cfg.val_episodes,
+            classes=TASK_B,
+            **common,
+        )
         val_data = (*_relabelled(val_a), *_relabelled(val_b))
         val_keys = jax.random.split(jax.random.fold_in(k_init, 1), cfg.val_episodes)
         scores = {}
         for fresh in (False, True):
 
             def one_val(key, *episode, tol, fresh=fresh):
-                return _episode("pc_store", key, *episode, tol, fresh, sizes=sizes, lr=lr, n=n, k=k, cfg=cfg)
+                return _episode(
+                    "pc_store", key, *episode, tol, fresh, sizes=sizes, lr=lr, n=n, k=k, cfg=cfg
+                )
 
-            f = jax.jit(jax.vmap(lambda tol: jax.vmap(lambda *a: one_val(*a, tol=tol))(val_keys, *val_data)))
+            f = jax.jit(
+                jax.vmap(lambda tol: jax.vmap(lambda *a: one_val(*a, tol=tol))(val_keys, *val_data))
+            )
             out = np.asarray(f(jnp.asarray(cfg.tols)))  # (tols, episodes, phases, tasks)
             for i, tol in enumerate(cfg.tols):
                 scores[(fresh, tol)] = float(out[i, :, 2, :].mean())
         fresh_best, tol_best = max(scores, key=scores.get)
         selected["store"] = {
-            "fresh": fresh_best, "tol": tol_best, "val_final_acc": scores[(fresh_best, tol_best)],
-            "candidates": [{"fresh": f, "tol": t, "val_final_acc": v} for (f, t), v in scores.items()],
+            "fresh": fresh_best,
+            "tol": tol_best,
+            "val_final_acc": scores[(fresh_best, tol_best)],
+            "candidates": [
+                {"fresh": f, "tol": t, "val_final_acc": v} for (f, t), v in scores.items()
+            ],
         }
         bar.update(1)
         for method in methods:
@@ -308,7 +391,16 @@ def run_interrupt(cfg: InterruptConfig, *, progress: bool = True) -> dict:
 
             def one(key, *episode, method=method, lr=lr, n=n, k=k):
                 return _episode(
-                    method, key, *episode, tol_best, fresh_best, sizes=sizes, lr=lr, n=n, k=k, cfg=cfg
+                    method,
+                    key,
+                    *episode,
+                    tol_best,
+                    fresh_best,
+                    sizes=sizes,
+                    lr=lr,
+                    n=n,
+                    k=k,
+                    cfg=cfg,
                 )
 
             t1 = time.perf_counter()
@@ -316,11 +408,26 @@ def run_interrupt(cfg: InterruptConfig, *, progress: bool = True) -> dict:
             t2 = time.perf_counter()
             out = np.asarray(jax.block_until_ready(compiled(keys, *data)))  # (episodes, 3, 2)
             t3 = time.perf_counter()
-            timing[method] = {"compile_s": t2 - t1, "run_s": t3 - t2, "episodes_per_s": cfg.episodes / (t3 - t2), "updates": n, "interrupted_at": k}
+            timing[method] = {
+                "compile_s": t2 - t1,
+                "run_s": t3 - t2,
+                "episodes_per_s": cfg.episodes / (t3 - t2),
+                "updates": n,
+                "interrupted_at": k,
+            }
             for p, phase in enumerate(PHASES):
                 for t, task in enumerate(("A", "B")):
                     mean, ci, count = mean_ci95(out[:, p, t])
-                    results.append({"method": method, "phase": phase, "task": task, "mean": mean, "ci95": ci, "n": count})
+                    results.append(
+                        {
+                            "method": method,
+                            "phase": phase,
+                            "task": task,
+                            "mean": mean,
+                            "ci95": ci,
+                            "n": count,
+                        }
+                    )
             bar.update(1)
     env = environment(cfg.seed)
     return {

@@ -11,11 +11,11 @@ import optax
 from jax import lax
 
 from .._custom_types import Array
+from .._energy import CrossEntropy
 from .._inference import Euler
 from .._learning import train_step
 from .._network import Network, mlp
 from .._predict import accuracy
-from .._energy import CrossEntropy
 from ..baselines import backprop_step
 
 
@@ -32,8 +32,14 @@ def update(method: str, net, opt_state, x, y, *, optimizer, inference_steps: int
     """One update of `method` ("pc" or "bp") on a batch."""
     if method == "pc":
         net, opt_state, _ = train_step(
-            net, opt_state, x, y, optimizer=optimizer, solver=Euler(dt=dt),
-            steps=inference_steps, throw=False,
+            net,
+            opt_state,
+            x,
+            y,
+            optimizer=optimizer,
+            solver=Euler(dt=dt),
+            steps=inference_steps,
+            throw=False,
         )
     elif method == "bp":
         net, opt_state, _ = backprop_step(net, opt_state, x, y, optimizer=optimizer)
@@ -65,8 +71,14 @@ def learning_curve(
     def body(carry, _):
         net, opt_state = carry
         net, opt_state = update(
-            method, net, opt_state, support_x, support_y, optimizer=optimizer,
-            inference_steps=inference_steps, dt=dt,
+            method,
+            net,
+            opt_state,
+            support_x,
+            support_y,
+            optimizer=optimizer,
+            inference_steps=inference_steps,
+            dt=dt,
         )
         return (net, opt_state), accuracy(net, query_x, query_y)
 
@@ -109,8 +121,14 @@ def sequential_learning(
                 bx = jnp.concatenate([bx, replay_x[idx]])
                 by = jnp.concatenate([by, replay_y[idx]])
             net, opt_state = update(
-                method, net, opt_state, bx, by, optimizer=optimizer,
-                inference_steps=inference_steps, dt=dt,
+                method,
+                net,
+                opt_state,
+                bx,
+                by,
+                optimizer=optimizer,
+                inference_steps=inference_steps,
+                dt=dt,
             )
             return (net, opt_state, key), None
 
@@ -122,12 +140,25 @@ def sequential_learning(
     return net
 
 
-def astrocyte_learning(net, support_x, support_y, lr, *, rounds: int, inference_steps: int, dt: float, ne: float = 1.0, tol: float = 1e-3):
+def astrocyte_learning(
+    net,
+    support_x,
+    support_y,
+    lr,
+    *,
+    rounds: int,
+    inference_steps: int,
+    dt: float,
+    ne: float = 1.0,
+    tol: float = 1e-3,
+):
     """Learning with astrocytes and the store: each support stimulus is presented once, in
     order, with one gated update under NE (a salient presentation), and snapshotted with
     its local errors; the store is then consolidated for `rounds` rounds (priority replay,
     gated by the stored E_r and NE, stored states, discard below `tol`).
     Returns the network."""
+    from .._inference import infer
+    from .._state import init_state
     from ..astro import (
         Astrocytes,
         apply_gated_grads,
@@ -138,8 +169,6 @@ def astrocyte_learning(net, support_x, support_y, lr, *, rounds: int, inference_
         scale_by_astrocytes,
         snapshot,
     )
-    from .._inference import infer
-    from .._state import init_state
 
     regions = make_regions(net)
     optimizer = optax.chain(
@@ -151,18 +180,44 @@ def astrocyte_learning(net, support_x, support_y, lr, *, rounds: int, inference_
     def present(carry, item):
         net, opt_state = carry
         x, y = item
-        relaxed = infer(net, init_state(net, x[None], y[None]), solver=solver, steps=inference_steps, throw=False).state
+        relaxed = infer(
+            net,
+            init_state(net, x[None], y[None]),
+            solver=solver,
+            steps=inference_steps,
+            throw=False,
+        ).state
         net, opt_state = apply_gated_grads(
-            net, opt_state, relaxed, optimizer=optimizer,
-            region_energy=region_energies(relaxed, regions), ne=ne,
+            net,
+            opt_state,
+            relaxed,
+            optimizer=optimizer,
+            region_energy=region_energies(relaxed, regions),
+            ne=ne,
         )
         return (net, opt_state), None
 
     (net, opt_state), _ = lax.scan(present, (net, opt_state), (support_x, support_y))
-    relaxed = infer(net, init_state(net, support_x, support_y), solver=solver, steps=inference_steps, throw=False).state
-    store, _ = snapshot(make_store(net, regions, capacity=support_x.shape[0]), relaxed, step=inference_steps)
+    relaxed = infer(
+        net,
+        init_state(net, support_x, support_y),
+        solver=solver,
+        steps=inference_steps,
+        throw=False,
+    ).state
+    store, _ = snapshot(
+        make_store(net, regions, capacity=support_x.shape[0]), relaxed, step=inference_steps
+    )
     net, _, _, _ = consolidate(
-        net, opt_state, store, optimizer=optimizer, ne=ne, steps=inference_steps,
-        rounds=rounds, tol=tol, fresh=False, solver=solver,
+        net,
+        opt_state,
+        store,
+        optimizer=optimizer,
+        ne=ne,
+        steps=inference_steps,
+        rounds=rounds,
+        tol=tol,
+        fresh=False,
+        solver=solver,
     )
     return net

@@ -10,11 +10,11 @@ import numpy as np
 import optax
 from tqdm.auto import tqdm
 
+from .._inference import Euler
+from .._learning import train_step
 from .._predict import accuracy
 from ..baselines import backprop_step, nearest_class_mean, pixel_nearest_neighbour
 from ..data import load_dataset, sample_episodes
-from .._learning import train_step
-from .._inference import Euler
 from ._learners import (
     astrocyte_learning,
     learning_curve,
@@ -108,8 +108,17 @@ def _scratch(cfg: OneShotConfig, ds, bar) -> tuple[list[dict], dict]:
 
         def curve(k, sx, sy, qx, qy, lr, method=method):
             return learning_curve(
-                method, k, sx, sy, qx, qy, lr, sizes=sizes, updates=cfg.max_updates,
-                inference_steps=cfg.inference_steps, dt=cfg.dt,
+                method,
+                k,
+                sx,
+                sy,
+                qx,
+                qy,
+                lr,
+                sizes=sizes,
+                updates=cfg.max_updates,
+                inference_steps=cfg.inference_steps,
+                dt=cfg.dt,
             )
 
         per_episode = jax.vmap(curve, in_axes=(0, 0, 0, 0, 0, None))
@@ -122,25 +131,43 @@ def _scratch(cfg: OneShotConfig, ds, bar) -> tuple[list[dict], dict]:
         bar.update(1)
         mean_val = np.asarray(val_curves).mean(axis=1)  # (lrs, updates)
         li, ui = np.unravel_index(np.argmax(mean_val), mean_val.shape)
-        chosen[method] = {"lr": float(cfg.lrs[li]), "updates": int(ui + 1), "val_acc": float(mean_val[li, ui])}
+        chosen[method] = {
+            "lr": float(cfg.lrs[li]),
+            "updates": int(ui + 1),
+            "val_acc": float(mean_val[li, ui]),
+        }
         bar.set_description(f"{method}: test episodes")
         test_keys = jax.random.split(jax.random.fold_in(k_init, 2), cfg.episodes)
         test_curves, compile_s, run_s = _timed(
-            per_episode, test_keys, test.support_x, test.support_y, test.query_x, test.query_y,
+            per_episode,
+            test_keys,
+            test.support_x,
+            test.support_y,
+            test.query_x,
+            test.query_y,
             jnp.asarray(cfg.lrs[li]),
         )
         bar.update(1)
         acc = np.asarray(test_curves)[:, ui]
         name = "pc" if method == "pc" else "backprop"
         results.append(_summaries(name, "accuracy", acc))
-        timing[name] = {"compile_s": compile_s, "run_s": run_s, "episodes_per_s": cfg.episodes / run_s}
+        timing[name] = {
+            "compile_s": compile_s,
+            "run_s": run_s,
+            "episodes_per_s": cfg.episodes / run_s,
+        }
     if not cfg.methods or "pc_astro" in cfg.methods:
         bar.set_description("pc_astro: tuning on validation episodes")
 
         def astro_acc(k, sx, sy, qx, qy, lr, rounds):
             net = astrocyte_learning(
-                make_model(k, sizes), sx, sy, lr, rounds=rounds,
-                inference_steps=cfg.inference_steps, dt=cfg.dt,
+                make_model(k, sizes),
+                sx,
+                sy,
+                lr,
+                rounds=rounds,
+                inference_steps=cfg.inference_steps,
+                dt=cfg.dt,
             )
             return accuracy(net, qx, qy)
 
@@ -148,10 +175,14 @@ def _scratch(cfg: OneShotConfig, ds, bar) -> tuple[list[dict], dict]:
         best = (-1.0, None, None)
         for rounds in cfg.astro_rounds:
             f = jax.vmap(
-                jax.vmap(lambda *a, rounds=rounds: astro_acc(*a, rounds), in_axes=(0, 0, 0, 0, 0, None)),
+                jax.vmap(
+                    lambda *a, rounds=rounds: astro_acc(*a, rounds), in_axes=(0, 0, 0, 0, 0, None)
+                ),
                 in_axes=(None,) * 5 + (0,),
             )
-            out, _, _ = _timed(f, val_keys, val.support_x, val.support_y, val.query_x, val.query_y, lrs)
+            out, _, _ = _timed(
+                f, val_keys, val.support_x, val.support_y, val.query_x, val.query_y, lrs
+            )
             score = np.asarray(out).mean(axis=1)
             li = int(np.argmax(score))
             if score[li] > best[0]:
@@ -162,19 +193,35 @@ def _scratch(cfg: OneShotConfig, ds, bar) -> tuple[list[dict], dict]:
         test_keys = jax.random.split(jax.random.fold_in(k_init, 2), cfg.episodes)
         f = jax.vmap(lambda *a: astro_acc(*a, best[2]), in_axes=(0, 0, 0, 0, 0, None))
         acc, compile_s, run_s = _timed(
-            f, test_keys, test.support_x, test.support_y, test.query_x, test.query_y, jnp.asarray(best[1])
+            f,
+            test_keys,
+            test.support_x,
+            test.support_y,
+            test.query_x,
+            test.query_y,
+            jnp.asarray(best[1]),
         )
         results.append(_summaries("pc_astro", "accuracy", np.asarray(acc)))
-        timing["pc_astro"] = {"compile_s": compile_s, "run_s": run_s, "episodes_per_s": cfg.episodes / run_s}
+        timing["pc_astro"] = {
+            "compile_s": compile_s,
+            "run_s": run_s,
+            "episodes_per_s": cfg.episodes / run_s,
+        }
         bar.update(1)
     for name, fn in (("pixel_nn", pixel_nearest_neighbour), ("class_mean", None)):
         if fn is None:
+
             def fn(sx, sy, qx):
                 return nearest_class_mean(sx, sy, qx, num_classes=cfg.ways)
+
         pred, compile_s, run_s = _timed(jax.vmap(fn), test.support_x, test.support_y, test.query_x)
         acc = np.asarray(jnp.mean(pred == test.query_y, axis=1))
         results.append(_summaries(name, "accuracy", acc))
-        timing[name] = {"compile_s": compile_s, "run_s": run_s, "episodes_per_s": cfg.episodes / run_s}
+        timing[name] = {
+            "compile_s": compile_s,
+            "run_s": run_s,
+            "episodes_per_s": cfg.episodes / run_s,
+        }
     bar.update(1)
     return results, {"selected": chosen, "timing": timing}
 
@@ -187,7 +234,12 @@ def _pretrain(method, net, x, y, *, epochs, seed, cfg, batch=64):
     def step(net, opt_state, bx, by):
         if method == "pc":
             net, opt_state, _ = train_step(
-                net, opt_state, bx, by, optimizer=optimizer, solver=Euler(dt=cfg.dt),
+                net,
+                opt_state,
+                bx,
+                by,
+                optimizer=optimizer,
+                solver=Euler(dt=cfg.dt),
                 steps=cfg.inference_steps,
             )
         else:
@@ -220,15 +272,17 @@ def _transfer(cfg: OneShotConfig, ds, bar) -> tuple[list[dict], dict]:
     bar.set_description("pretraining on base digits 0-4 (PC and backprop)")
     t0 = time.perf_counter()
     pretrained = {
-        "pc": _pretrain("pc", net0, xb_fit, yb_fit, epochs=cfg.pretrain_epochs, seed=cfg.seed, cfg=cfg),
-        "bp": _pretrain("bp", net0, xb_fit, yb_fit, epochs=cfg.pretrain_epochs, seed=cfg.seed, cfg=cfg),
+        "pc": _pretrain(
+            "pc", net0, xb_fit, yb_fit, epochs=cfg.pretrain_epochs, seed=cfg.seed, cfg=cfg
+        ),
+        "bp": _pretrain(
+            "bp", net0, xb_fit, yb_fit, epochs=cfg.pretrain_epochs, seed=cfg.seed, cfg=cfg
+        ),
     }
     pretrain_s = time.perf_counter() - t0
     bar.update(1)
     # A raw-image replay buffer: `replay_per_class` base training images per class.
-    buf_idx = np.concatenate(
-        [np.flatnonzero(yb_fit == c)[: cfg.replay_per_class] for c in BASE]
-    )
+    buf_idx = np.concatenate([np.flatnonzero(yb_fit == c)[: cfg.replay_per_class] for c in BASE])
     replay_x, replay_y = jnp.asarray(xb_fit[buf_idx]), jnp.asarray(yb_fit[buf_idx])
     common = dict(ways=len(NOVEL), shots=cfg.shots, queries=cfg.queries, classes=NOVEL)
     val = sample_episodes(k_val, ds.x_train, ds.y_train, num=cfg.val_episodes, **common)
@@ -268,10 +322,18 @@ def _transfer(cfg: OneShotConfig, ds, bar) -> tuple[list[dict], dict]:
                 )
                 return metrics(learned, qx, qy, bx, by)
             learned = sequential_learning(
-                rule, net, sx, sy, lr, updates_per_example=upe,
-                inference_steps=cfg.inference_steps, dt=cfg.dt,
-                replay_x=replay_x if replay else None, replay_y=replay_y if replay else None,
-                replay_key=k, replay_batch=10 if replay else 0,
+                rule,
+                net,
+                sx,
+                sy,
+                lr,
+                updates_per_example=upe,
+                inference_steps=cfg.inference_steps,
+                dt=cfg.dt,
+                replay_x=replay_x if replay else None,
+                replay_y=replay_y if replay else None,
+                replay_key=k,
+                replay_batch=10 if replay else 0,
             )
             return metrics(learned, qx, qy, bx, by)
 
@@ -280,8 +342,12 @@ def _transfer(cfg: OneShotConfig, ds, bar) -> tuple[list[dict], dict]:
         grid = cfg.astro_rounds if rule == "astro" else cfg.updates_per_example
         for upe in grid:
             f = jax.vmap(
-                jax.vmap(lambda k, sx, sy, qx, qy, bx, by, lr, upe=upe: run(k, sx, sy, qx, qy, bx, by, lr, upe),
-                         in_axes=(0, 0, 0, 0, 0, None, None, None)),
+                jax.vmap(
+                    lambda k, sx, sy, qx, qy, bx, by, lr, upe=upe: run(
+                        k, sx, sy, qx, qy, bx, by, lr, upe
+                    ),
+                    in_axes=(0, 0, 0, 0, 0, None, None, None),
+                ),
                 in_axes=(None, None, None, None, None, None, None, 0),
             )
             keys = jax.random.split(jax.random.fold_in(k_init, 3), cfg.val_episodes)
@@ -296,7 +362,7 @@ def _transfer(cfg: OneShotConfig, ds, bar) -> tuple[list[dict], dict]:
         bar.set_description(f"{name}: test episodes")
         upe = best[2]
         f = jax.vmap(
-            lambda k, sx, sy, qx, qy, bx, by, lr: run(k, sx, sy, qx, qy, bx, by, lr, upe),
+            lambda k, sx, sy, qx, qy, bx, by, lr, upe=upe: run(k, sx, sy, qx, qy, bx, by, lr, upe),
             in_axes=(0, 0, 0, 0, 0, None, None, None),
         )
         keys = jax.random.split(jax.random.fold_in(k_init, 4), cfg.episodes)
@@ -304,11 +370,16 @@ def _transfer(cfg: OneShotConfig, ds, bar) -> tuple[list[dict], dict]:
         out = np.asarray(out)
         for j, metric in enumerate(("novel_accuracy", "base_retention", "ten_way_accuracy")):
             results.append(_summaries(name, metric, out[:, j]))
-        timing[name] = {"compile_s": compile_s, "run_s": run_s, "episodes_per_s": cfg.episodes / run_s}
+        timing[name] = {
+            "compile_s": compile_s,
+            "run_s": run_s,
+            "episodes_per_s": cfg.episodes / run_s,
+        }
         bar.update(1)
     # Non-parametric baselines: base training images plus the one-shot novel support.
     for name, fn in (("pixel_nn", pixel_nearest_neighbour), ("class_mean", None)):
         if fn is None:
+
             def fn(sx, sy, qx):
                 return nearest_class_mean(sx, sy, qx, num_classes=10)
 
@@ -319,13 +390,21 @@ def _transfer(cfg: OneShotConfig, ds, bar) -> tuple[list[dict], dict]:
             base = jnp.mean(fn(support_x, support_y, bx) == by)
             return jnp.stack([novel, base, 0.5 * (novel + base)])
 
-        out, compile_s, run_s = _timed(
-            jax.vmap(run_np, in_axes=(0, 0, 0, 0, None, None)), *test_sets
-        )
+        # Episodes one after another (`lax.map`): with a large base set, the distance
+        # matrices of all episodes at once would not fit in memory.
+
+        def over_episodes(sx, sy, qx, qy, bx, by, run_np=run_np):
+            return jax.lax.map(lambda e: run_np(e[0], e[1], e[2], e[3], bx, by), (sx, sy, qx, qy))
+
+        out, compile_s, run_s = _timed(over_episodes, *test_sets)
         out = np.asarray(out)
         for j, metric in enumerate(("novel_accuracy", "base_retention", "ten_way_accuracy")):
             results.append(_summaries(name, metric, out[:, j]))
-        timing[name] = {"compile_s": compile_s, "run_s": run_s, "episodes_per_s": cfg.episodes / run_s}
+        timing[name] = {
+            "compile_s": compile_s,
+            "run_s": run_s,
+            "episodes_per_s": cfg.episodes / run_s,
+        }
     bar.update(1)
     return results, {"selected": chosen, "timing": timing, "pretrain_s": pretrain_s}
 
