@@ -2,7 +2,7 @@
 
 import importlib.metadata
 
-from . import baselines as baselines, data as data  # noqa: E402  (after the core names they use)
+from . import astro as astro, baselines as baselines, data as data  # noqa: E402, I001
 from ._energy import (
     AbstractEnergy as AbstractEnergy,
     CrossEntropy as CrossEntropy,
