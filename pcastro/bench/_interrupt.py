@@ -43,7 +43,7 @@ from ..astro import (
 from ..baselines import backprop_step, pixel_nearest_neighbour
 from ..data import load_dataset, sample_episodes
 from ._learners import learning_curve, make_model, params_of
-from ._report import environment
+from ._report import original_labels, payload
 from ._stats import mean_ci95
 
 TASK_A = (0, 1, 2, 3, 4)
@@ -258,12 +258,6 @@ def _relaxed(net, x, y, cfg):
     ).state
 
 
-def _relabelled(ep):
-    sy = jnp.take_along_axis(ep.classes, ep.support_y, axis=1)
-    qy = jnp.take_along_axis(ep.classes, ep.query_y, axis=1)
-    return ep.support_x, sy, ep.query_x, qy
-
-
 def _tune(rule, cfg, ds, sizes, key, bar):
     """Learning rate and update count for `rule`, on validation episodes of the training
     split (joint A and B support; queries are other training images)."""
@@ -276,7 +270,7 @@ def _tune(rule, cfg, ds, sizes, key, bar):
         shots=cfg.shots,
         queries=cfg.queries,
     )
-    sx, sy, qx, qy = _relabelled(val)
+    sx, sy, qx, qy = original_labels(val)
     keys = jax.random.split(jax.random.fold_in(key, 7), cfg.val_episodes)
 
     def curve(k, sx, sy, qx, qy, lr):
@@ -334,7 +328,7 @@ def run_interrupt(cfg: InterruptConfig, *, progress: bool = True) -> dict:
         ep_b = sample_episodes(
             k_b, ds.x_test, ds.y_test, num=cfg.episodes, classes=TASK_B, **common
         )
-        data = (*_relabelled(ep_a), *_relabelled(ep_b))
+        data = (*original_labels(ep_a), *original_labels(ep_b))
         keys = jax.random.split(k_init, cfg.episodes)
         # The store's tolerance and start (stored or fresh states) are chosen on
         # validation episodes from the training split, by final accuracy on A and B.
@@ -357,7 +351,7 @@ def run_interrupt(cfg: InterruptConfig, *, progress: bool = True) -> dict:
             classes=TASK_B,
             **common,
         )
-        val_data = (*_relabelled(val_a), *_relabelled(val_b))
+        val_data = (*original_labels(val_a), *original_labels(val_b))
         val_keys = jax.random.split(jax.random.fold_in(k_init, 1), cfg.val_episodes)
         scores = {}
         for fresh in (False, True):
@@ -429,14 +423,5 @@ def run_interrupt(cfg: InterruptConfig, *, progress: bool = True) -> dict:
                         }
                     )
             bar.update(1)
-    env = environment(cfg.seed)
-    return {
-        "config": asdict(cfg),
-        "versions": env["versions"],
-        "device": env["device"],
-        "seed": cfg.seed,
-        "command": env["command"],
-        "date": env["date"],
-        "results": results,
-        "details": {"selected": selected, "timing": timing, "wall_s": time.perf_counter() - t0},
-    }
+    details = {"selected": selected, "timing": timing, "wall_s": time.perf_counter() - t0}
+    return payload(asdict(cfg), cfg.seed, results, details)

@@ -22,7 +22,7 @@ from ._learners import (
     params_of,
     sequential_learning,
 )
-from ._report import environment
+from ._report import original_labels, payload
 from ._stats import mean_ci95
 
 BASE = (0, 1, 2, 3, 4)
@@ -288,14 +288,9 @@ def _transfer(cfg: OneShotConfig, ds, bar) -> tuple[list[dict], dict]:
     val = sample_episodes(k_val, ds.x_train, ds.y_train, num=cfg.val_episodes, **common)
     test = sample_episodes(k_test, ds.x_test, ds.y_test, num=cfg.episodes, **common)
 
-    def relabel(ep):
-        # Episode labels are 0..4 in the order of `classes`; learn the original digits.
-        sy = jnp.take_along_axis(ep.classes, ep.support_y, axis=1)
-        qy = jnp.take_along_axis(ep.classes, ep.query_y, axis=1)
-        return ep.support_x, sy, ep.query_x, qy
-
-    val_sets = relabel(val) + (jnp.asarray(xb_val), jnp.asarray(yb_val))
-    test_sets = relabel(test) + (jnp.asarray(xb_test), jnp.asarray(yb_test))
+    # Episode labels are 0..4 in the order of `classes`; learn the original digits.
+    val_sets = original_labels(val) + (jnp.asarray(xb_val), jnp.asarray(yb_val))
+    test_sets = original_labels(test) + (jnp.asarray(xb_test), jnp.asarray(yb_test))
 
     def metrics(net, qx, qy, bx, by):
         novel = accuracy(net, qx, qy)
@@ -431,14 +426,4 @@ def run_oneshot(cfg: OneShotConfig, *, progress: bool = True) -> dict:
         else:
             results, details = _transfer(cfg, ds, bar)
     details["wall_s"] = time.perf_counter() - t0
-    env = environment(cfg.seed)
-    return {
-        "config": asdict(cfg),
-        "versions": env["versions"],
-        "device": env["device"],
-        "seed": cfg.seed,
-        "command": env["command"],
-        "date": env["date"],
-        "results": results,
-        "details": details,
-    }
+    return payload(asdict(cfg), cfg.seed, results, details)

@@ -39,6 +39,31 @@ def environment(seed: int) -> dict:
     }
 
 
+def payload(config: dict, seed: int, results: list[dict], details: dict) -> dict:
+    """The `results.json` record: config, versions, device, seed, command, date, results."""
+    env = environment(seed)
+    return {
+        "config": config,
+        "versions": env["versions"],
+        "device": env["device"],
+        "seed": seed,
+        "command": env["command"],
+        "date": env["date"],
+        "results": results,
+        "details": details,
+    }
+
+
+def original_labels(episode):
+    """`(support_x, support_y, query_x, query_y)` of (batched) episodes with the original
+    class ids instead of the episode's `0..ways-1` labels."""
+    import jax.numpy as jnp
+
+    sy = jnp.take_along_axis(episode.classes, episode.support_y, axis=-1)
+    qy = jnp.take_along_axis(episode.classes, episode.query_y, axis=-1)
+    return episode.support_x, sy, episode.query_x, qy
+
+
 def format_table(rows: list[dict], columns: list[str]) -> str:
     """A plain-text table of `rows` (dicts) with the given columns."""
 
