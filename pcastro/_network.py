@@ -151,6 +151,15 @@ class Network(eqx.Module):
                     tau_e=node.tau_e,
                 )
             )
+        for i, node in enumerate(resolved, start=1):
+            for p in node.parents:
+                if p >= 1 and isinstance(resolved[p - 1].energy, CrossEntropy):
+                    raise ValueError(
+                        f"Node {p} has a CrossEntropy energy but feeds node {i}. A free "
+                        "cross-entropy node is held at its softmax, which ignores the errors "
+                        "of its children, so it must be a sink (an output node). Give node "
+                        f"{p} a Gaussian energy, or feed node {i} from another node."
+                    )
         self.nodes = tuple(resolved)
         self.input_shape = tuple(int(s) for s in input_shape)
         if dtype is None:
