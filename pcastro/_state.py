@@ -65,6 +65,7 @@ def init_state(
     y: ArrayLike | None = None,
     *,
     x_mask: ArrayLike | None = None,
+    y_mask: ArrayLike | None = None,
     batch_size: int | None = None,
     compute_errors: bool = True,
 ) -> PCState:
@@ -75,17 +76,25 @@ def init_state(
     - discriminative: `init_state(net, x, y)` clamps the input and the target;
     - generative: `init_state(net, y=y)` clamps the top node and leaves the input free
       (free states start at zero where no parent can predict them);
-    - associative recall: `init_state(net, x, x_mask=observed)` clamps only the observed
-      input units (`observed` is 1 where clamped) and infers the rest.
+    - associative recall: clamp only the observed units (`x_mask` for the input node,
+      `y_mask` for the top node; 1 = observed) and infer the rest. Recall needs
+      information that can reach the unobserved units: in a generative network (latent
+      input, image on top) `init_state(net, y=image, y_mask=observed)` completes the
+      image top-down; in a bottom-up classifier, missing input pixels move only when the
+      label is clamped too, `init_state(net, x, y, x_mask=observed)`. With neither, the
+      feedforward start already has zero energy and [`pcastro.infer`][] warns that it
+      cannot move the free units.
 
-    Free nodes start at their feedforward prediction `x_l = mu_l(x_parents)`.
+    Free nodes start at their feedforward prediction `x_l = mu_l(x_parents)`; unobserved
+    units of a partially clamped node, and nodes whose parents are unknown, start at 0.
 
     **Arguments:**
 
     - `net`: the [`pcastro.Network`][].
     - `x`: input batch `(batch, *input_shape)`, or None to leave the input free.
     - `y`: target batch for the top node (integer labels are one-hot encoded), or None.
-    - `x_mask`: partial clamp of the input (same shape as `x`; 1 = clamped).
+    - `x_mask`: partial clamp of the input (broadcastable to `x`; 1 = clamped, 0 = free).
+    - `y_mask`: partial clamp of the top node (broadcastable to `y`; Gaussian top only).
     - `batch_size`: needed only when neither `x` nor `y` is given.
     - `compute_errors`: fill the error neurons `e_l = x_l - mu_l` (one extra forward pass);
       a training step skips it because inference recomputes them.
@@ -115,7 +124,11 @@ def init_state(
     if x_mask is not None:
         if x is None:
             raise ValueError("`x_mask` needs the partially observed input `x`.")
-        x_mask = jnp.broadcast_to(jnp.asarray(x_mask, dtype=net.dtype), x.shape)
+        x_mask = _as_mask("x_mask", x_mask, x.shape, net.dtype)
+    if y_mask is not None:
+        if y is None:
+            raise ValueError("`y_mask` needs the partially observed target `y`.")
+        y_mask = _as_mask("y_mask", y_mask, y.shape, net.dtype)
 
     clamps: list[ClampKind] = []
     masks: list[Array | None] = []
@@ -134,7 +147,10 @@ def init_state(
     known = [clamps[0] != "free"]
     for i, node in enumerate(net.nodes, start=1):
         top = i == net.num_nodes - 1
-        if top and y is not None:
+        if top and y is not None and y_mask is not None:
+            states.append(y * y_mask)
+            clamps.append("partial")
+        elif top and y is not None:
             states.append(y)
             clamps.append("clamped")
         else:
@@ -144,7 +160,7 @@ def init_state(
                 mu = jnp.zeros((batch_size, *net.shapes[i]), net.dtype)
             states.append(mu.astype(net.dtype))
             clamps.append("free")
-        masks.append(None)
+        masks.append(y_mask if clamps[-1] == "partial" else None)
         known.append(clamps[-1] == "clamped" or all(known[p] for p in node.parents))
     state = PCState(
         x=tuple(states), e=(None,) * net.num_nodes, masks=tuple(masks), clamps=tuple(clamps)
@@ -152,6 +168,22 @@ def init_state(
     if not compute_errors:
         return state
     return PCState(x=state.x, e=errors(net, state), masks=state.masks, clamps=state.clamps)
+
+
+def _as_mask(name: str, mask: ArrayLike, shape: tuple[int, ...], dtype) -> Array:
+    try:
+        mask = jnp.broadcast_to(jnp.asarray(mask, dtype=dtype), shape)
+    except ValueError:
+        raise ValueError(
+            f"`{name}` has shape {jnp.shape(mask)}, which does not broadcast to the data's "
+            f"shape {shape}; give one mask per unit, e.g. of shape {shape[1:]}."
+        ) from None
+    if not isinstance(mask, jax.core.Tracer) and not bool(jnp.all((mask == 0) | (mask == 1))):
+        raise ValueError(
+            f"`{name}` must hold only 0 and 1 (1 = observed and clamped, 0 = free); got other "
+            "values. Threshold a soft mask first, e.g. `(mask > 0.5)`."
+        )
+    return mask
 
 
 def errors(net: Network, state: PCState) -> tuple[Array | None, ...]:

@@ -108,9 +108,10 @@ def test_fresh_recall_is_a_feedforward_pass_from_the_stored_clamps(getkey):
 
 
 def test_partial_clamps_are_stored_and_recalled(getkey):
-    net, regions, x, _ = _setup(getkey)
+    net, regions, x, y = _setup(getkey)
     observed = jnp.array([1.0, 1.0, 0.0, 0.0])
-    state = infer(net, pc.init_state(net, x, x_mask=observed), steps=4).state
+    # The label is clamped too: without it the missing pixels could not move (see infer).
+    state = infer(net, pc.init_state(net, x, y, x_mask=observed), steps=4).state
     store = astro.make_store(net, regions, capacity=4, clamps=state.clamps)
     store, _ = astro.snapshot(store, state)
     back = astro.recall(store, jnp.arange(4), net=net)
