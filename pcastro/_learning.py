@@ -14,9 +14,15 @@ from ._network import Network
 from ._state import PCState, init_state
 
 
-def _param_energy(params, static, state: PCState, reference: PCState, skip) -> Array:
+def _param_energy(params, static, state: PCState, reference: PCState, skip):
+    """`(G, F)` per example: `G` is what the weights descend, `F` the energy itself.
+
+    They are equal with instant errors; a leaky error neuron drives the weights with its
+    stored value, `G_l = <e_l, x_l - mu_l>`.
+    """
     net = eqx.combine(params, static)
     total = 0.0
+    value = 0.0
     for i, node in enumerate(net.nodes, start=1):
         if i in skip:
             continue
@@ -25,11 +31,14 @@ def _param_energy(params, static, state: PCState, reference: PCState, skip) -> A
             # Leaky error neurons: the weight change is driven by the stored error e_l.
             err = state.x[i] - node.activation(pre)
             total = total + jnp.sum(jax.lax.stop_gradient(state.e[i]) * err)
+            value = value + 0.5 * jnp.sum(err**2)
         else:
-            total = total + jnp.sum(
+            e_i = jnp.sum(
                 jax.vmap(lambda x, p, n=node: n.energy(x, p, n.activation))(state.x[i], pre)
             )
-    return total / state.batch_size
+            total = total + e_i
+            value = value + e_i
+    return total / state.batch_size, value / state.batch_size
 
 
 def param_grads(net: Network, state: PCState, *, reference: PCState | None = None):
@@ -54,11 +63,14 @@ def param_grads(net: Network, state: PCState, *, reference: PCState | None = Non
     """
     params, static = eqx.partition(net, eqx.is_inexact_array)
     reference = state if reference is None else reference
-    return jax.grad(_param_energy)(params, static, state, reference, _amortised(net, state))
+    return jax.grad(_param_energy, has_aux=True)(
+        params, static, state, reference, _amortised(net, state)
+    )[0]
 
 
 class StepInfo(eqx.Module):
-    """Diagnostics of one training step: mean energy after inference, steps and status."""
+    """Diagnostics of one training step: the mean energy per example at the relaxed states
+    (before the weight update), the number of inference steps and the status."""
 
     energy: Float[Array, ""]
     num_steps: Int[Array, ""]
@@ -121,16 +133,24 @@ def train_step(
     free_xs, leaky, _, _, stats = relax(
         net, state, solver=solver, steps=steps, tol=tol, trace=trace
     )
-    num_steps, status, energies, energy = stats
+    num_steps, status, energies, _ = stats
     status = check_status(status, throw=throw)
     state = finalise(net, state, free_xs, leaky, compute_errors=False)
-    net, opt_state = apply_param_grads(net, opt_state, state, optimizer=optimizer)
+    net, opt_state, energy = _learn(net, opt_state, state, optimizer=optimizer)
     return net, opt_state, StepInfo(energy, num_steps, status, energies)
+
+
+def _learn(net: Network, opt_state: Any, state: PCState, *, optimizer):
+    params, static = eqx.partition(net, eqx.is_inexact_array)
+    # The energy at the relaxed states comes from the same forward pass as the gradient.
+    grads, energy = jax.grad(_param_energy, has_aux=True)(
+        params, static, state, state, _amortised(net, state)
+    )
+    updates, opt_state = optimizer.update(grads, opt_state, params)
+    return eqx.combine(optax.apply_updates(params, updates), static), opt_state, energy
 
 
 def apply_param_grads(net: Network, opt_state: Any, state: PCState, *, optimizer):
     """Apply `optimizer` to the local gradients at `state`; returns `(net, opt_state)`."""
-    params, static = eqx.partition(net, eqx.is_inexact_array)
-    grads = jax.grad(_param_energy)(params, static, state, state, _amortised(net, state))
-    updates, opt_state = optimizer.update(grads, opt_state, params)
-    return eqx.combine(optax.apply_updates(params, updates), static), opt_state
+    net, opt_state, _ = _learn(net, opt_state, state, optimizer=optimizer)
+    return net, opt_state

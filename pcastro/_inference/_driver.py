@@ -1,5 +1,6 @@
 """The one inference driver: relax the free states of a batch to (near) equilibrium."""
 
+import warnings
 from typing import Any
 
 import equinox as eqx
@@ -10,6 +11,7 @@ from jax import lax
 
 from .._custom_types import Array, Float, Int
 from .._energy import CrossEntropy
+from .._free_energy import local_energies
 from .._network import Network
 from .._state import PCState, check_clamps, errors
 from ._solvers import AbstractSolver, Euler, IncrementalPC
@@ -55,7 +57,7 @@ class Solution(eqx.Module):
     - `state`: the relaxed [`pcastro.PCState`][], its error neurons up to date.
     - `status`: a code of [`pcastro.RESULTS`][]; 0 means success.
     - `num_steps`: how many inference steps ran.
-    - `energy`: mean free energy per example at the final states.
+    - `energy`: mean free energy per example at the returned states.
     - `energies`: per-step mean energy before each step (with `trace=True`), else None;
       NaN after the last step of a tolerance-stopped solve.
     - `network`, `opt_state`: the network and optimiser state, updated only by
@@ -106,14 +108,15 @@ def summed_inputs(net: Network, xs, skip=(), given=None) -> dict[int, Array]:
     return out
 
 
-def batch_energy(net: Network, xs, *, skip=(), hoisted=None, leaky=None):
+def batch_energy(net: Network, xs, *, skip=(), hoisted=None, leaky=None, first=False):
     """Total energy over the batch, with leaky error neurons entering linearly.
 
     Returns `(G, (F, leaky_new))`: `G` is what inference differentiates (equal to `F`
     with instant errors; a leaky error neuron first integrates,
     `e_l <- e_l + ((x_l - mu_l) - e_l) / tau_e`, and the term `<e_l, x_l - mu_l>` then
     gives the force `e_l - J^T e_{l+1}`), `F` the energy, `leaky_new` the updated
-    leaky error neurons.
+    leaky error neurons. On the `first` step the error neurons are taken as given: a
+    state's `e` has already integrated the error at its own `x`.
     """
     pres = summed_inputs(net, xs, skip=skip, given=hoisted)
     surrogate = 0.0
@@ -125,7 +128,9 @@ def batch_energy(net: Network, xs, *, skip=(), hoisted=None, leaky=None):
             err = xs[i] - node.activation(pre)
             total = total + 0.5 * jnp.sum(err**2)
             # The error neuron integrates first, then drives the states.
-            e_new = lax.stop_gradient(leaky[i] + (err - leaky[i]) / node.tau_e)
+            e_new = lax.stop_gradient(
+                jnp.where(first, leaky[i], leaky[i] + (err - leaky[i]) / node.tau_e)
+            )
             surrogate = surrogate + jnp.sum(e_new * err)
             leaky_new[i] = e_new
         else:
@@ -160,12 +165,39 @@ def check_inputs(net: Network, state: PCState, solver, steps, tol) -> None:
                 "`pcastro.init_state(net, x, y)`."
             )
     check_clamps(net, state)
+    _warn_if_stuck(net, state)
 
 
-def _rms(grads) -> Array:
+def _warn_if_stuck(net: Network, state: PCState) -> None:
+    """Warn when free input units can receive no error from the nodes they feed.
+
+    The input node has no parents, so its force comes only from its descendants'
+    errors. If none of them is clamped, the feedforward start has zero energy and every
+    gradient on the free input units is zero, so inference cannot move them.
+    """
+    clamped_below = [False] * net.num_nodes
+    for i in range(net.num_nodes - 1, 0, -1):
+        node = net.nodes[i - 1]
+        here = state.clamps[i] != "free" or clamped_below[i]
+        for p in node.parents:
+            clamped_below[p] = clamped_below[p] or here
+    if state.clamps[0] != "clamped" and not clamped_below[0]:
+        warnings.warn(
+            "Inference cannot move the free units of node 0 (the input): no node that it "
+            "feeds is clamped, so the feedforward start already has zero energy. For associative "
+            "recall clamp the label as well (`init_state(net, x, y, x_mask=...)`) or use a "
+            "generative network that predicts the data on its top node "
+            "(`init_state(net, y=data, y_mask=...)`).",
+            UserWarning,
+            stacklevel=4,
+        )
+
+
+def _rms(grads, keep) -> Array:
+    """Root-mean-square of `dF/dx` over the free units only (clamped units excluded)."""
     sq = sum(jnp.sum(g**2) for g in grads)
-    n = sum(g.size for g in grads)
-    return jnp.sqrt(sq / max(n, 1))
+    n = sum(g.size if m is None else jnp.sum(m) for g, m in zip(grads, keep))
+    return jnp.sqrt(sq / jnp.maximum(n, 1))
 
 
 @eqx.filter_jit
@@ -190,7 +222,10 @@ def infer(
 
     Predictions of nodes whose parents are all clamped are computed once, outside the
     loop. Runs `steps` steps in a `lax.scan`; with `tol`, a `lax.while_loop` stops early
-    once the root-mean-square of `dF/dx` over the free units falls below `tol`.
+    once the root-mean-square of `dF/dx` over the free units (pooled over the batch;
+    clamped units of a partially clamped node not counted) falls below `tol`. That
+    norm is measured at the states before each step, so the returned states are one step
+    past the first point that met it.
 
     **Arguments:**
 
@@ -238,6 +273,11 @@ def infer(
         )
     if incremental and fixed_predictions:
         raise ValueError("`fixed_predictions` and IncrementalPC cannot be combined.")
+    if fixed_predictions and any(node.tau_e is not None for node in net.nodes):
+        raise ValueError(
+            "`fixed_predictions=True` assumes instant errors, but the network has leaky error "
+            "neurons (`tau_e`); build it without `tau_e` for the fixed-prediction limit."
+        )
     free_xs, leaky, net, opt_state, stats = relax(
         net,
         state,
@@ -249,7 +289,8 @@ def infer(
         opt_state=opt_state,
     )
     new = finalise(net, state, free_xs, leaky, compute_errors=True)
-    num_steps, status, energies, final_energy = stats
+    num_steps, status, energies, _ = stats
+    final_energy = jnp.mean(jnp.sum(local_energies(net, new), axis=1))
     status = check_status(status, throw=throw)
     return Solution(
         state=new,
@@ -281,9 +322,14 @@ def finalise(
         node = net.nodes[i - 1]
         xs[i] = jax.vmap(node.predict)([xs[p] for p in node.parents])
     new = PCState(x=tuple(xs), e=state.e, masks=state.masks, clamps=state.clamps)
-    instant = errors(net, new) if compute_errors else state.e
+    instant = errors(net, new) if (compute_errors or leaky is not None) else state.e
+    # A leaky error neuron integrates the error at the returned states once more, so the
+    # returned `e` is read at the returned `x` (and `tau_e=1` gives the instant errors).
     es = tuple(
-        leaky[i] if (leaky is not None and i in leaky) else instant[i] for i in range(len(xs))
+        leaky[i] + (instant[i] - leaky[i]) / net.nodes[i - 1].tau_e
+        if (leaky is not None and i in leaky)
+        else instant[i]
+        for i in range(len(xs))
     )
     return PCState(x=new.x, e=es, masks=state.masks, clamps=state.clamps)
 
@@ -342,11 +388,16 @@ def relax(
         grad_fn = _fixed_prediction_grad(net, state, free, skip)
     else:
 
-        def grad_fn(free_xs, leaky, params):
+        def grad_fn(free_xs, leaky, params, first):
             def f(fx, p):
                 model = eqx.combine(p, static) if incremental else net
                 return batch_energy(
-                    model, _assemble(state.x, free, fx), skip=skip, hoisted=hoisted, leaky=leaky
+                    model,
+                    _assemble(state.x, free, fx),
+                    skip=skip,
+                    hoisted=hoisted,
+                    leaky=leaky,
+                    first=first,
                 )
 
             if incremental:
@@ -360,20 +411,26 @@ def relax(
     params, static = eqx.partition(net, eqx.is_inexact_array)
 
     def one_step(carry):
-        free_xs, leaky, solver_state, params, opt_state = carry
-        value, leaky_new, g, pg = grad_fn(free_xs, leaky, params)
-        g = tuple(gi if k is None else gi * k for gi, k in zip(g, keep))
+        free_xs, leaky, solver_state, params, opt_state, k = carry
+        value, leaky_new, g, pg = grad_fn(free_xs, leaky, params, k == 0)
+        g = tuple(gi if m is None else gi * m for gi, m in zip(g, keep))
         if leaky is not None:
             leaky = {i: leaky_new.get(i, e) for i, e in leaky.items()}
         new_xs, solver_state = solver.step(g, free_xs, solver_state)
+        # A stateful solver (momentum, weight decay) can move a unit whose gradient is
+        # zero: put the clamped units of partially clamped nodes back.
+        new_xs = tuple(
+            n if m is None else jnp.where(m > 0, n, x0) for n, m, x0 in zip(new_xs, keep, free_x0)
+        )
         if incremental:
             updates, opt_state = solver.optimizer.update(pg, opt_state, params)
             params = optax.apply_updates(params, updates)
-        return (new_xs, leaky, solver_state, params, opt_state), value / batch, _rms(g)
+        carry = (new_xs, leaky, solver_state, params, opt_state, k + 1)
+        return carry, value / batch, _rms(g, keep)
 
     if not incremental:
         params = None  # the weights stay fixed: keep them out of the loop carry
-    carry0 = (free_x0, leaky0, solver.init(free_x0), params, opt_state)
+    carry0 = (free_x0, leaky0, solver.init(free_x0), params, opt_state, jnp.asarray(0))
 
     if tol is None:
 
@@ -406,7 +463,7 @@ def relax(
         )
         energies = buf if trace else None
         reached = (num_steps >= steps) & (norm >= tol)
-    free_xs, leaky, _, params, opt_state = carry
+    free_xs, leaky, _, params, opt_state, _ = carry
     finite = jnp.isfinite(last) & jnp.all(
         jnp.asarray([jnp.all(jnp.isfinite(x)) for x in free_xs] or [True])
     )
@@ -434,7 +491,7 @@ def _fixed_prediction_grad(net: Network, state: PCState, free, skip):
 
     _, pre_vjp = jax.vjp(pres_of, free_x0)
 
-    def grad_fn(free_xs, leaky, params):
+    def grad_fn(free_xs, leaky, params, first):
         xs = _assemble(state.x, free, free_xs)
 
         def node_term(x, pre, node):

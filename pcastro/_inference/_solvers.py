@@ -70,8 +70,10 @@ class IncrementalPC(AbstractSolver):
     """Incremental predictive coding: the weights are updated at every inference step.
 
     Each step moves the free states with `state_solver` and the parameters with
-    `optimizer`, both from the energy at the current states (Salvatori et al., 2024).
-    `infer` then returns the updated network and optimiser state in its solution.
+    `optimizer`, both from the gradients of the energy at the same point
+    `(x_t, theta_t)`: the two updates run in parallel, as in iPC's algorithm (Salvatori
+    et al., 2024), not one after the other. `infer` then returns the updated network and
+    optimiser state in its solution.
 
     **Arguments:**
 

@@ -116,7 +116,9 @@ def region_energies(state: PCState, regions: Regions) -> Float[Array, "batch reg
     """Local energy of every region, per example: `E_r = 1/2 sum_{i in r} e_i^2`.
 
     Read from the error neurons `state.e` (instant or leaky), so it is the local signal
-    an astrocyte can sense around its synapses.
+    an astrocyte can sense around its synapses. It is always the squared error, whatever
+    the node's energy: at a [`pcastro.CrossEntropy`][] top node it is
+    `1/2 ||y - softmax(pre)||^2`, not the cross-entropy that inference descends there.
 
     **Arguments:**
 
