@@ -3,6 +3,7 @@
 import importlib.metadata
 
 from . import astro as astro, baselines as baselines, data as data  # noqa: E402, I001
+from ._checkpoint import load as load, save as save
 from ._energy import (
     AbstractEnergy as AbstractEnergy,
     CrossEntropy as CrossEntropy,
@@ -16,6 +17,7 @@ from ._free_energy import (
 from ._inference import (
     RESULTS as RESULTS,
     AbstractSolver as AbstractSolver,
+    AbstractStateSolver as AbstractStateSolver,
     Euler as Euler,
     IncrementalPC as IncrementalPC,
     OptaxSolver as OptaxSolver,
@@ -36,7 +38,12 @@ from ._network import (
     mlp as mlp,
 )
 from ._predict import accuracy as accuracy, predict as predict
-from ._state import PCState as PCState, errors as errors, init_state as init_state
+from ._state import (
+    Clamp as Clamp,
+    PCState as PCState,
+    errors as errors,
+    init_state as init_state,
+)
 
 try:
     __version__ = importlib.metadata.version("pcastro")

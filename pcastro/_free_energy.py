@@ -1,14 +1,80 @@
-"""The network's energy: per node and in total, for one example or a batch."""
+"""The network's energy: the one function that inference, learning, the astrocytes'
+region energies and the backprop baseline all evaluate."""
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
+from jax import lax
 
 from ._custom_types import Array, Float
-from ._energy import CrossEntropy
 from ._network import Network
-from ._state import PCState
+from ._state import PCState, amortised_nodes
+
+
+def summed_inputs(
+    net: Network,
+    xs: Sequence[Array],
+    *,
+    skip: Sequence[int] = (),
+    given: Mapping[int, Array] | None = None,
+) -> dict[int, Array]:
+    """Batched summed inputs `pre_l = sum_k modules[k](x_{parents[k]})` of every node
+    not in `skip`; those in `given` are taken as they are (hoisted out of a loop, or
+    held fixed)."""
+    given = given or {}
+    out = {}
+    for i, node in enumerate(net.nodes, start=1):
+        if i in skip:
+            continue
+        if i in given:
+            out[i] = given[i]
+        else:
+            out[i] = jax.vmap(node.summed_input)([xs[p] for p in node.parents])
+    return out
+
+
+def node_terms(
+    net: Network,
+    xs: Sequence[Array],
+    *,
+    skip: Sequence[int] = (),
+    pres: Mapping[int, Array] | None = None,
+    leaky: Mapping[int, Array] | None = None,
+    integrate: bool | Array = False,
+) -> tuple[Array, dict[int, Array], dict[int, Array]]:
+    r"""The energy of every node of a batch, and the drive that states and weights descend.
+
+    For node `l` with summed input `pre_l` (from `pres` where given, else computed from
+    `xs`): the energy `E_l(x_l, pre_l)` per example. The drive `G = sum_l G_l` over the
+    batch equals `F` for instant error neurons. A leaky error neuron (a node in `leaky`)
+    enters linearly, `G_l = <e_l, x_l - mu_l>` with `e_l` held constant, so that `dG/dx`
+    gives the force `e_l - J_{l+1}^T e_{l+1}` and `dG/dtheta` the weight change driven by
+    the stored error; with `integrate`, `e_l` first takes one step of
+    `e_l <- e_l + ((x_l - mu_l) - e_l) / tau_e`.
+
+    **Returns:**
+
+    `(G, energies, errors)`: the scalar drive, per node the energies `(batch,)`, and per
+    leaky node the error neurons that drove `G`.
+    """
+    pres = summed_inputs(net, xs, skip=skip, given=pres)
+    drive = 0.0
+    energies = {}
+    errors = {}
+    for i, pre in pres.items():
+        node = net.nodes[i - 1]
+        energies[i] = jax.vmap(lambda x, p, n=node: n.energy(x, p, n.activation))(xs[i], pre)
+        if leaky is not None and i in leaky:
+            err = xs[i] - node.activation(pre)
+            e = lax.stop_gradient(
+                jnp.where(integrate, leaky[i] + (err - leaky[i]) / node.tau_e, leaky[i])
+            )
+            drive = drive + jnp.sum(e * err)
+            errors[i] = e
+        else:
+            drive = drive + jnp.sum(energies[i])
+    return drive, energies, errors
 
 
 def node_energies(net: Network, states: Sequence[Array]) -> Float[Array, " nodes"]:
@@ -25,11 +91,8 @@ def node_energies(net: Network, states: Sequence[Array]) -> Float[Array, " nodes
 
     An array of shape `(L,)`.
     """
-    out = []
-    for node in net.nodes:
-        pre = node.summed_input([states[p] for p in node.parents])
-        out.append(node.energy(states[len(out) + 1], pre, node.activation))
-    return jnp.stack(out)
+    _, energies, _ = node_terms(net, [jnp.asarray(s)[None] for s in states])
+    return jnp.stack([energies[i][0] for i in range(1, net.num_nodes)])
 
 
 def local_energies(net: Network, state: PCState) -> Float[Array, "batch nodes"]:
@@ -37,14 +100,10 @@ def local_energies(net: Network, state: PCState) -> Float[Array, "batch nodes"]:
 
     Free cross-entropy nodes sit at their minimiser and contribute zero.
     """
-    energies = jax.vmap(node_energies, in_axes=(None, 0))(net, state.x)
-    amortised = jnp.array(
-        [
-            isinstance(node.energy, CrossEntropy) and state.clamps[i] == "free"
-            for i, node in enumerate(net.nodes, start=1)
-        ]
-    )
-    return jnp.where(amortised, 0.0, energies)
+    skip = amortised_nodes(net, state.clamps)
+    _, energies, _ = node_terms(net, state.x, skip=skip)
+    zero = jnp.zeros((state.batch_size,), net.dtype)
+    return jnp.stack([energies.get(i, zero) for i in range(1, net.num_nodes)], axis=1)
 
 
 def energy(net: Network, state: PCState) -> Float[Array, " batch"]:

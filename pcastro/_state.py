@@ -1,6 +1,6 @@
 """The state of a network on a batch: state neurons, error neurons and clamps."""
 
-from typing import Literal
+import enum
 
 import equinox as eqx
 import jax
@@ -10,7 +10,46 @@ from ._custom_types import Array, ArrayLike
 from ._energy import CrossEntropy
 from ._network import Network
 
-ClampKind = Literal["free", "clamped", "partial"]
+
+class Clamp(str, enum.Enum):
+    """How a node's state is held during inference.
+
+    - `FREE`: every unit is inferred;
+    - `CLAMPED`: every unit is held at the data;
+    - `PARTIAL`: units where the node's mask is 1 are held, the rest inferred.
+
+    Members compare equal to their names in lower case (`Clamp.FREE == "free"`), so
+    a clamp pattern reads as plain text in a repr or a checkpoint header.
+    """
+
+    FREE = "free"
+    CLAMPED = "clamped"
+    PARTIAL = "partial"
+
+
+def known_nodes(net: Network, clamps: tuple[Clamp, ...]) -> tuple[bool, ...]:
+    """Per node, whether its value is fixed by the data: clamped (fully or partly), or
+    predicted from parents that are all known. The one answer to "is this node known?"."""
+    known = [clamps[0] is not Clamp.FREE]
+    for i, node in enumerate(net.nodes, start=1):
+        known.append(clamps[i] is Clamp.CLAMPED or all(known[p] for p in node.parents))
+    return tuple(known)
+
+
+def amortised_nodes(net: Network, clamps: tuple[Clamp, ...]) -> tuple[int, ...]:
+    """Free cross-entropy nodes: held at their minimiser `softmax(pre)`, never relaxed."""
+    return tuple(
+        i
+        for i, node in enumerate(net.nodes, start=1)
+        if isinstance(node.energy, CrossEntropy) and clamps[i] is Clamp.FREE
+    )
+
+
+def free_nodes(net: Network, clamps: tuple[Clamp, ...]) -> tuple[int, ...]:
+    """Nodes that inference moves: not fully clamped, not held at a closed-form minimum.
+    The one answer to "which nodes are free?"."""
+    amortised = set(amortised_nodes(net, clamps))
+    return tuple(i for i, c in enumerate(clamps) if c is not Clamp.CLAMPED and i not in amortised)
 
 
 class PCState(eqx.Module):
@@ -23,13 +62,30 @@ class PCState(eqx.Module):
     - `x`: state neurons per node, node 0 the input, each `(batch, *shape)`.
     - `e`: error neurons per node (`None` for the input).
     - `masks`: per node, `None` or an array (1 = clamped) for a partially clamped node.
-    - `clamps`: per node, `"free"`, `"clamped"` or `"partial"` (static).
+    - `clamps`: per node, a [`pcastro.Clamp`][] (static).
     """
 
     x: tuple[Array, ...]
     e: tuple[Array | None, ...]
     masks: tuple[Array | None, ...]
-    clamps: tuple[ClampKind, ...] = eqx.field(static=True)
+    clamps: tuple[Clamp, ...] = eqx.field(static=True)
+
+    def __init__(
+        self,
+        x: tuple[Array, ...],
+        e: tuple[Array | None, ...],
+        masks: tuple[Array | None, ...],
+        clamps: tuple[Clamp | str, ...],
+    ):
+        self.x = tuple(x)
+        self.e = tuple(e)
+        self.masks = tuple(masks)
+        try:
+            self.clamps = tuple(Clamp(c) for c in clamps)
+        except ValueError:
+            raise ValueError(
+                f"`clamps` must name one of {[c.value for c in Clamp]} per node, got {clamps!r}."
+            ) from None
 
     @property
     def batch_size(self) -> int:
@@ -130,38 +186,29 @@ def init_state(
             raise ValueError("`y_mask` needs the partially observed target `y`.")
         y_mask = _as_mask("y_mask", y_mask, y.shape, net.dtype)
 
-    clamps: list[ClampKind] = []
-    masks: list[Array | None] = []
-    if x is None:
-        clamps.append("free")
-        masks.append(None)
-        x = jnp.zeros((batch_size, *net.input_shape), net.dtype)
-    elif x_mask is None:
-        clamps.append("clamped")
-        masks.append(None)
-    else:
-        clamps.append("partial")
-        masks.append(x_mask)
-        x = x * x_mask
-    states = [x]
-    known = [clamps[0] != "free"]
+    def clamp_of(data, mask):
+        if data is None:
+            return Clamp.FREE
+        return Clamp.CLAMPED if mask is None else Clamp.PARTIAL
+
+    top = net.num_nodes - 1
+    clamps = [Clamp.FREE] * net.num_nodes
+    clamps[0], clamps[top] = clamp_of(x, x_mask), clamp_of(y, y_mask)
+    clamps = tuple(clamps)
+    masks = [None] * net.num_nodes
+    masks[0], masks[top] = x_mask, y_mask
+    known = known_nodes(net, clamps)
+    states = [jnp.zeros((batch_size, *net.input_shape), net.dtype) if x is None else x]
     for i, node in enumerate(net.nodes, start=1):
-        top = i == net.num_nodes - 1
-        if top and y is not None and y_mask is not None:
-            states.append(y * y_mask)
-            clamps.append("partial")
-        elif top and y is not None:
+        if i == top and y is not None:
             states.append(y)
-            clamps.append("clamped")
-        else:
-            if all(known[p] for p in node.parents):
-                mu = jax.vmap(node.predict)([states[p] for p in node.parents])
-            else:
-                mu = jnp.zeros((batch_size, *net.shapes[i]), net.dtype)
+        elif known[i]:
+            mu = jax.vmap(node.predict)([states[p] for p in node.parents])
             states.append(mu.astype(net.dtype))
-            clamps.append("free")
-        masks.append(y_mask if clamps[-1] == "partial" else None)
-        known.append(clamps[-1] == "clamped" or all(known[p] for p in node.parents))
+        else:
+            states.append(jnp.zeros((batch_size, *net.shapes[i]), net.dtype))
+    # Unobserved units of a partially clamped node start at zero.
+    states = [s if m is None else s * m for s, m in zip(states, masks)]
     state = PCState(
         x=tuple(states), e=(None,) * net.num_nodes, masks=tuple(masks), clamps=tuple(clamps)
     )
@@ -198,7 +245,7 @@ def errors(net: Network, state: PCState) -> tuple[Array | None, ...]:
 def check_clamps(net: Network, state: PCState) -> None:
     """Static checks on clamps that the energy cannot represent."""
     for i, node in enumerate(net.nodes, start=1):
-        if isinstance(node.energy, CrossEntropy) and state.clamps[i] == "partial":
+        if isinstance(node.energy, CrossEntropy) and state.clamps[i] is Clamp.PARTIAL:
             raise ValueError(
                 f"Node {i} has a CrossEntropy energy and cannot be partially clamped; "
                 "clamp the whole node or use a Gaussian energy."

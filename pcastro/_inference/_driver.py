@@ -6,47 +6,21 @@ from typing import Any
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import optax
 from jax import lax
 
 from .._custom_types import Array, Float, Int
-from .._energy import CrossEntropy
-from .._free_energy import local_energies
+from .._free_energy import local_energies, node_terms, summed_inputs
 from .._network import Network
-from .._state import PCState, check_clamps, errors
-from ._solvers import AbstractSolver, Euler, IncrementalPC
-
-
-class RESULTS:
-    """Status codes of an inference solve; `RESULTS.message(code)` is what users read."""
-
-    successful = 0
-    max_steps_reached = 1
-    nonfinite = 2
-    diverged = 3
-
-    _messages = {
-        0: "",
-        1: (
-            "Inference reached `steps` before the gradient norm fell below `tol`: raise "
-            "`steps`, loosen `tol`, or pass `throw=False` to accept the approximate states."
-        ),
-        2: (
-            "Inference produced a non-finite energy (NaN or inf): check the data for NaN, "
-            "lower the solver's step size (e.g. `Euler(dt=0.05)`), or scale the inputs."
-        ),
-        3: (
-            "Inference diverged (the energy grew more than tenfold): lower the solver's step "
-            "size (e.g. `Euler(dt=0.05)`) or use `OptaxSolver(optax.sgd(...))`."
-        ),
-    }
-
-    @classmethod
-    def message(cls, code: int) -> str:
-        return cls._messages[int(code)]
-
-
-_DIVERGENCE_FACTOR = 10.0
+from .._state import (
+    Clamp,
+    PCState,
+    amortised_nodes,
+    check_clamps,
+    errors,
+    free_nodes,
+)
+from ._results import RESULTS, raise_if_failed
+from ._solvers import AbstractSolver, Euler
 
 
 class Solution(eqx.Module):
@@ -54,14 +28,17 @@ class Solution(eqx.Module):
 
     **Fields:**
 
-    - `state`: the relaxed [`pcastro.PCState`][], its error neurons up to date.
+    - `state`: the relaxed [`pcastro.PCState`][], its error neurons read at the
+      returned states.
     - `status`: a code of [`pcastro.RESULTS`][]; 0 means success.
     - `num_steps`: how many inference steps ran.
-    - `energy`: mean free energy per example at the returned states.
+    - `energy`: mean free energy per example at the returned states (and parameters).
     - `energies`: per-step mean energy before each step (with `trace=True`), else None;
       NaN after the last step of a tolerance-stopped solve.
-    - `network`, `opt_state`: the network and optimiser state, updated only by
-      [`pcastro.IncrementalPC`][].
+    - `network`: the network at the end of the solve; a different one only when the
+      solver learns ([`pcastro.IncrementalPC`][]).
+    - `opt_state`: the parameter-optimiser state of a solver that learns, else None.
+    - `solver_state`: the solver's running state, to resume the solve exactly.
     """
 
     state: PCState
@@ -71,76 +48,20 @@ class Solution(eqx.Module):
     energies: Float[Array, " steps"] | None
     network: Network
     opt_state: Any
+    solver_state: Any
 
 
-def _amortised(net: Network, state: PCState) -> tuple[int, ...]:
-    return tuple(
-        i
-        for i, node in enumerate(net.nodes, start=1)
-        if isinstance(node.energy, CrossEntropy) and state.clamps[i] == "free"
-    )
+_DIVERGENCE_FACTOR = 10.0
 
 
-def free_indices(net: Network, state: PCState) -> tuple[int, ...]:
-    """Nodes whose states inference moves (not clamped, not held at a closed-form minimum)."""
-    skip = set(_amortised(net, state))
-    return tuple(i for i, c in enumerate(state.clamps) if c != "clamped" and i not in skip)
-
-
-def _assemble(xs: tuple, free: tuple[int, ...], free_xs: tuple) -> list:
+def _assemble(xs, free, free_xs) -> list:
     out = list(xs)
     for i, x in zip(free, free_xs):
         out[i] = x
     return out
 
 
-def summed_inputs(net: Network, xs, skip=(), given=None) -> dict[int, Array]:
-    """Batched summed inputs `pre_l` of every node not in `skip`."""
-    given = given or {}
-    out = {}
-    for i, node in enumerate(net.nodes, start=1):
-        if i in skip:
-            continue
-        if i in given:
-            out[i] = given[i]
-        else:
-            out[i] = jax.vmap(node.summed_input)([xs[p] for p in node.parents])
-    return out
-
-
-def batch_energy(net: Network, xs, *, skip=(), hoisted=None, leaky=None, first=False):
-    """Total energy over the batch, with leaky error neurons entering linearly.
-
-    Returns `(G, (F, leaky_new))`: `G` is what inference differentiates (equal to `F`
-    with instant errors; a leaky error neuron first integrates,
-    `e_l <- e_l + ((x_l - mu_l) - e_l) / tau_e`, and the term `<e_l, x_l - mu_l>` then
-    gives the force `e_l - J^T e_{l+1}`), `F` the energy, `leaky_new` the updated
-    leaky error neurons. On the `first` step the error neurons are taken as given: a
-    state's `e` has already integrated the error at its own `x`.
-    """
-    pres = summed_inputs(net, xs, skip=skip, given=hoisted)
-    surrogate = 0.0
-    total = 0.0
-    leaky_new = {}
-    for i, pre in pres.items():
-        node = net.nodes[i - 1]
-        if leaky is not None and node.tau_e is not None:
-            err = xs[i] - node.activation(pre)
-            total = total + 0.5 * jnp.sum(err**2)
-            # The error neuron integrates first, then drives the states.
-            e_new = lax.stop_gradient(
-                jnp.where(first, leaky[i], leaky[i] + (err - leaky[i]) / node.tau_e)
-            )
-            surrogate = surrogate + jnp.sum(e_new * err)
-            leaky_new[i] = e_new
-        else:
-            e_i = jnp.sum(jax.vmap(lambda x, p, n=node: n.energy(x, p, n.activation))(xs[i], pre))
-            total = total + e_i
-            surrogate = surrogate + e_i
-    return surrogate, (total, leaky_new)
-
-
-def check_inputs(net: Network, state: PCState, solver, steps, tol) -> None:
+def _check_inputs(net: Network, state: PCState, solver, steps, tol, fixed_predictions) -> None:
     if not isinstance(net, Network):
         raise TypeError(f"`net` must be a pcastro.Network, got {type(net).__name__}.")
     if not isinstance(solver, AbstractSolver):
@@ -165,6 +86,13 @@ def check_inputs(net: Network, state: PCState, solver, steps, tol) -> None:
                 "`pcastro.init_state(net, x, y)`."
             )
     check_clamps(net, state)
+    if solver.learns and fixed_predictions:
+        raise ValueError("`fixed_predictions` cannot be combined with a solver that learns.")
+    if fixed_predictions and any(node.tau_e is not None for node in net.nodes):
+        raise ValueError(
+            "`fixed_predictions=True` assumes instant errors, but the network has leaky error "
+            "neurons (`tau_e`); build it without `tau_e` for the fixed-prediction limit."
+        )
     _warn_if_stuck(net, state)
 
 
@@ -178,10 +106,10 @@ def _warn_if_stuck(net: Network, state: PCState) -> None:
     clamped_below = [False] * net.num_nodes
     for i in range(net.num_nodes - 1, 0, -1):
         node = net.nodes[i - 1]
-        here = state.clamps[i] != "free" or clamped_below[i]
+        here = state.clamps[i] is not Clamp.FREE or clamped_below[i]
         for p in node.parents:
             clamped_below[p] = clamped_below[p] or here
-    if state.clamps[0] != "clamped" and not clamped_below[0]:
+    if state.clamps[0] is not Clamp.CLAMPED and not clamped_below[0]:
         warnings.warn(
             "Inference cannot move the free units of node 0 (the input): no node that it "
             "feeds is clamped, so the feedforward start already has zero energy. For associative "
@@ -212,6 +140,7 @@ def infer(
     trace: bool = False,
     throw: bool = True,
     opt_state: Any = None,
+    solver_state: Any = None,
 ) -> Solution:
     r"""Relax the free states of a batch by descending the free energy.
 
@@ -241,7 +170,11 @@ def infer(
     - `trace`: record the mean energy before every step.
     - `throw`: raise on a non-finite energy, divergence or (with `tol`) `max_steps`;
       otherwise report it only in `Solution.status`.
-    - `opt_state`: the parameters' optimiser state, needed by `IncrementalPC` only.
+    - `opt_state`: the parameters' optimiser state, for a solver that learns
+      ([`pcastro.IncrementalPC`][]).
+    - `solver_state`: a running state from an earlier `Solution.solver_state`, to
+      resume an interrupted solve exactly (momentum included); by default the solver
+      starts afresh.
 
     **Returns:**
 
@@ -264,250 +197,153 @@ def infer(
         }
         ```
     """
-    check_inputs(net, state, solver, steps, tol)
-    incremental = isinstance(solver, IncrementalPC)
-    if incremental and opt_state is None:
-        raise ValueError(
-            "IncrementalPC updates the weights: pass `opt_state=solver.optimizer.init("
-            "eqx.filter(net, eqx.is_inexact_array))`."
-        )
-    if incremental and fixed_predictions:
-        raise ValueError("`fixed_predictions` and IncrementalPC cannot be combined.")
-    if fixed_predictions and any(node.tau_e is not None for node in net.nodes):
-        raise ValueError(
-            "`fixed_predictions=True` assumes instant errors, but the network has leaky error "
-            "neurons (`tau_e`); build it without `tau_e` for the fixed-prediction limit."
-        )
-    free_xs, leaky, net, opt_state, stats = relax(
-        net,
-        state,
-        solver=solver,
-        steps=steps,
-        tol=tol,
-        fixed_predictions=fixed_predictions,
-        trace=trace,
-        opt_state=opt_state,
-    )
-    new = finalise(net, state, free_xs, leaky, compute_errors=True)
-    num_steps, status, energies, _ = stats
-    final_energy = jnp.mean(jnp.sum(local_energies(net, new), axis=1))
-    status = check_status(status, throw=throw)
-    return Solution(
-        state=new,
-        status=status,
-        num_steps=num_steps,
-        energy=final_energy,
-        energies=energies,
-        network=net,
-        opt_state=opt_state,
-    )
-
-
-def finalise(
-    net: Network,
-    state: PCState,
-    free_xs,
-    leaky,
-    *,
-    compute_errors: bool,
-) -> PCState:
-    """Put the relaxed free states back into a `PCState`.
-
-    With `compute_errors=False` the instant error neurons are left as they were (a
-    training step recomputes them with the parameter gradient, saving a forward pass).
-    """
-    free = free_indices(net, state)
-    xs = _assemble(state.x, free, free_xs)
-    for i in _amortised(net, state):
-        node = net.nodes[i - 1]
-        xs[i] = jax.vmap(node.predict)([xs[p] for p in node.parents])
-    new = PCState(x=tuple(xs), e=state.e, masks=state.masks, clamps=state.clamps)
-    instant = errors(net, new) if (compute_errors or leaky is not None) else state.e
-    # A leaky error neuron integrates the error at the returned states once more, so the
-    # returned `e` is read at the returned `x` (and `tau_e=1` gives the instant errors).
-    es = tuple(
-        leaky[i] + (instant[i] - leaky[i]) / net.nodes[i - 1].tau_e
-        if (leaky is not None and i in leaky)
-        else instant[i]
-        for i in range(len(xs))
-    )
-    return PCState(x=new.x, e=es, masks=state.masks, clamps=state.clamps)
-
-
-def check_status(status: Array, *, throw: bool) -> Array:
-    """With `throw`, attach a runtime error carrying the message for a bad `status`."""
-    if throw:
-        # Tied to the scalar status (returned to the caller), so checking costs nothing
-        # in the common case and no large array is routed through the error branch.
-        for code in (RESULTS.nonfinite, RESULTS.diverged, RESULTS.max_steps_reached):
-            status = eqx.error_if(status, status == code, RESULTS.message(code))
-    return status
-
-
-def relax(
-    net: Network,
-    state: PCState,
-    *,
-    solver: AbstractSolver,
-    steps: int,
-    tol: float | None,
-    fixed_predictions: bool = False,
-    trace: bool = False,
-    opt_state: Any = None,
-):
-    """The inference loop itself; returns the free states without finalising the state.
-
-    Returns `(free_xs, leaky_errors_or_None, net, opt_state, (num_steps, status,
-    energies, final_energy))`.
-    """
-    free = free_indices(net, state)
-    skip = _amortised(net, state)
-    incremental = isinstance(solver, IncrementalPC)
+    _check_inputs(net, state, solver, steps, tol, fixed_predictions)
+    free = free_nodes(net, state.clamps)
+    amortised = amortised_nodes(net, state.clamps)
     batch = state.batch_size
     free_x0 = tuple(state.x[i] for i in free)
+    # Where a node is partly clamped, `keep` is 1 on its free units.
     keep = tuple(None if state.masks[i] is None else 1.0 - state.masks[i] for i in free)
-    leaky0 = None
-    if any(node.tau_e is not None for node in net.nodes):
-        leaky0 = {
-            i: state.e[i] for i, node in enumerate(net.nodes, start=1) if node.tau_e is not None
-        }
-    clamped = [c == "clamped" for c in state.clamps]
-    hoisted = None
-    if not incremental:
+    leaky0 = {i: state.e[i] for i, n in enumerate(net.nodes, start=1) if n.tau_e is not None}
+    params, static = eqx.partition(net, eqx.is_inexact_array)
+
+    # Predictions of nodes whose parents are all fully clamped do not change during
+    # inference: compute them once, outside the loop (unless the weights move).
+    clamped = [c is Clamp.CLAMPED for c in state.clamps]
+    hoisted = {}
+    if not solver.learns:
         hoisted = summed_inputs(
             net,
             state.x,
             skip=[
                 i
                 for i, node in enumerate(net.nodes, start=1)
-                if i in skip or not all(clamped[p] for p in node.parents)
+                if i in amortised or not all(clamped[p] for p in node.parents)
             ],
         )
-
     if fixed_predictions:
-        grad_fn = _fixed_prediction_grad(net, state, free, skip)
+        grad_fn = _fixed_prediction_grad(net, state, free, amortised)
     else:
 
-        def grad_fn(free_xs, leaky, params, first):
-            def f(fx, p):
-                model = eqx.combine(p, static) if incremental else net
-                return batch_energy(
-                    model,
-                    _assemble(state.x, free, fx),
-                    skip=skip,
-                    hoisted=hoisted,
-                    leaky=leaky,
-                    first=first,
+        def grad_fn(free_xs, leaky, p, first):
+            def drive(fx, p):
+                model = eqx.combine(p, static) if solver.learns else net
+                xs = _assemble(state.x, free, fx)
+                g, energies, new = node_terms(
+                    model, xs, skip=amortised, pres=hoisted, leaky=leaky, integrate=~first
                 )
+                return g, (sum(jnp.sum(v) for v in energies.values()), new)
 
-            if incremental:
-                (_, (value, leaky_new)), (g, pg) = jax.value_and_grad(
-                    f, argnums=(0, 1), has_aux=True
-                )(free_xs, params)
-                return value, leaky_new, g, jax.tree_util.tree_map(lambda v: v / batch, pg)
-            (_, (value, leaky_new)), g = jax.value_and_grad(f, has_aux=True)(free_xs, None)
-            return value, leaky_new, g, None
-
-    params, static = eqx.partition(net, eqx.is_inexact_array)
+            argnums = (0, 1) if solver.learns else 0
+            (_, (value, leaky)), g = jax.value_and_grad(drive, argnums, has_aux=True)(free_xs, p)
+            g, pg = g if solver.learns else (g, None)
+            return value, leaky, g, pg
 
     def one_step(carry):
-        free_xs, leaky, solver_state, params, opt_state, k = carry
-        value, leaky_new, g, pg = grad_fn(free_xs, leaky, params, k == 0)
+        free_xs, leaky, inner, p, k = carry
+        value, leaky, g, pg = grad_fn(free_xs, leaky, p, k == 0)
         g = tuple(gi if m is None else gi * m for gi, m in zip(g, keep))
-        if leaky is not None:
-            leaky = {i: leaky_new.get(i, e) for i, e in leaky.items()}
-        new_xs, solver_state = solver.step(g, free_xs, solver_state)
+        new_xs, inner = solver.step(g, free_xs, inner)
         # A stateful solver (momentum, weight decay) can move a unit whose gradient is
         # zero: put the clamped units of partially clamped nodes back.
         new_xs = tuple(
             n if m is None else jnp.where(m > 0, n, x0) for n, m, x0 in zip(new_xs, keep, free_x0)
         )
-        if incremental:
-            updates, opt_state = solver.optimizer.update(pg, opt_state, params)
-            params = optax.apply_updates(params, updates)
-        carry = (new_xs, leaky, solver_state, params, opt_state, k + 1)
-        return carry, value / batch, _rms(g, keep)
+        if solver.learns:
+            pg = jax.tree_util.tree_map(lambda v: v / batch, pg)
+            p, inner = solver.update_params(pg, p, inner)
+        return (new_xs, leaky, inner, p, k + 1), value / batch, _rms(g, keep)
 
-    if not incremental:
-        params = None  # the weights stay fixed: keep them out of the loop carry
-    carry0 = (free_x0, leaky0, solver.init(free_x0), params, opt_state, jnp.asarray(0))
-
+    if solver_state is None:
+        solver_state = solver.init(free_x0, params, opt_state)
+    # Fixed weights stay out of the loop carry.
+    carry0 = (free_x0, leaky0, solver_state, params if solver.learns else None, jnp.asarray(0))
     if tol is None:
-
-        def scan_body(carry, _):
-            carry, value, _ = one_step(carry)
-            return carry, value
-
-        carry, values = lax.scan(scan_body, carry0, None, length=steps)
-        num_steps = jnp.asarray(steps)
-        first, last = values[0], values[-1]
+        carry, values = lax.scan(lambda c, _: one_step(c)[:2], carry0, None, length=steps)
+        num_steps, first = jnp.asarray(steps), values[0]
         energies = values if trace else None
-        reached = jnp.asarray(False)
+        converged = jnp.asarray(True)
     else:
-        trace_buf = jnp.full((steps,), jnp.nan, dtype=net.dtype)
 
         def cond(loop):
             _, k, _, norm, value, _ = loop
-            return (k < steps) & (norm >= tol) & jnp.isfinite(value)
+            return (k < steps) & ~solver.terminate(norm, tol) & jnp.isfinite(value)
 
         def body(loop):
             carry, k, first, _, _, buf = loop
             carry, value, norm = one_step(carry)
             first = jnp.where(k == 0, value, first)
-            buf = buf.at[k].set(value)
-            return carry, k + 1, first, norm, value, buf
+            return carry, k + 1, first, norm, value, buf.at[k].set(value)
 
         inf = jnp.asarray(jnp.inf, net.dtype)
-        carry, num_steps, first, norm, last, buf = lax.while_loop(
-            cond, body, (carry0, jnp.asarray(0), inf, inf, jnp.asarray(0.0, net.dtype), trace_buf)
-        )
+        buf = jnp.full((steps,), jnp.nan, dtype=net.dtype)
+        loop0 = (carry0, jnp.asarray(0), inf, inf, jnp.asarray(0.0, net.dtype), buf)
+        carry, num_steps, first, norm, _, buf = lax.while_loop(cond, body, loop0)
         energies = buf if trace else None
-        reached = (num_steps >= steps) & (norm >= tol)
-    free_xs, leaky, _, params, opt_state, _ = carry
-    finite = jnp.isfinite(last) & jnp.all(
+        converged = solver.terminate(norm, tol)
+    free_xs, leaky, solver_state, p, _ = carry
+    if solver.learns:
+        net = eqx.combine(p, static)
+    new = _finalise(net, state, free, amortised, free_xs, leaky)
+    final = jnp.mean(jnp.sum(local_energies(net, new), axis=1))
+    finite = jnp.isfinite(final) & jnp.all(
         jnp.asarray([jnp.all(jnp.isfinite(x)) for x in free_xs] or [True])
     )
     status = jnp.where(
         ~finite,
         RESULTS.nonfinite,
         jnp.where(
-            last > _DIVERGENCE_FACTOR * first + 1.0,
+            final > _DIVERGENCE_FACTOR * first + 1.0,
             RESULTS.diverged,
-            jnp.where(reached, RESULTS.max_steps_reached, RESULTS.successful),
+            jnp.where(converged, RESULTS.successful, RESULTS.max_steps_reached),
         ),
     )
-    if incremental:
-        net = eqx.combine(params, static)
-    return free_xs, leaky, net, opt_state, (num_steps, status, energies, last)
+    return Solution(
+        state=new,
+        status=raise_if_failed(status, throw=throw),
+        num_steps=num_steps,
+        energy=final,
+        energies=energies,
+        network=net,
+        opt_state=solver.postprocess(solver_state),
+        solver_state=solver_state,
+    )
 
 
-def _fixed_prediction_grad(net: Network, state: PCState, free, skip):
+def _finalise(net, state, free, amortised, free_xs, leaky) -> PCState:
+    """The relaxed state: free states put back, free cross-entropy nodes at their softmax,
+    error neurons read at the returned states."""
+    xs = _assemble(state.x, free, free_xs)
+    for i in amortised:
+        node = net.nodes[i - 1]
+        xs[i] = jax.vmap(node.predict)([xs[p] for p in node.parents])
+    new = PCState(x=tuple(xs), e=state.e, masks=state.masks, clamps=state.clamps)
+    instant = errors(net, new)
+    # A leaky error neuron integrates the error at the returned states once more, so the
+    # returned `e` is read at the returned `x` (and `tau_e=1` gives the instant errors).
+    es = tuple(
+        leaky[i] + (instant[i] - leaky[i]) / net.nodes[i - 1].tau_e if i in leaky else e
+        for i, e in enumerate(instant)
+    )
+    return PCState(x=new.x, e=es, masks=state.masks, clamps=state.clamps)
+
+
+def _fixed_prediction_grad(net: Network, state: PCState, free, amortised):
     """`dF/dx` with every prediction and its Jacobian held at the values in `state`."""
-    pre0 = summed_inputs(net, state.x, skip=skip)
-    free_x0 = tuple(state.x[i] for i in free)
+    pre0 = summed_inputs(net, state.x, skip=amortised)
 
     def pres_of(fx):
-        return summed_inputs(net, _assemble(state.x, free, fx), skip=skip)
+        return summed_inputs(net, _assemble(state.x, free, fx), skip=amortised)
 
-    _, pre_vjp = jax.vjp(pres_of, free_x0)
+    _, pre_vjp = jax.vjp(pres_of, tuple(state.x[i] for i in free))
 
-    def grad_fn(free_xs, leaky, params, first):
-        xs = _assemble(state.x, free, free_xs)
+    def grad_fn(free_xs, leaky, p, first):
+        def drive(fx, pres):
+            return node_terms(net, _assemble(state.x, free, fx), skip=amortised, pres=pres)[0]
 
-        def node_term(x, pre, node):
-            return jnp.sum(jax.vmap(lambda a, b: node.energy(a, b, node.activation))(x, pre))
-
-        value = 0.0
-        d_pre = {}
-        d_x = {}
-        for i, pre in pre0.items():
-            node = net.nodes[i - 1]
-            v, (gx, gp) = jax.value_and_grad(node_term, argnums=(0, 1))(xs[i], pre, node)
-            value = value + v
-            d_pre[i] = gp
-            d_x[i] = gx
-        (from_children,) = pre_vjp(d_pre)
-        g = tuple((d_x[i] if i in d_x else 0.0) + c for i, c in zip(free, from_children))
-        return value, {}, g, None
+        value, (g_own, g_pre) = jax.value_and_grad(drive, argnums=(0, 1))(free_xs, pre0)
+        (from_children,) = pre_vjp(g_pre)
+        g = tuple(a + b for a, b in zip(g_own, from_children))
+        return value, leaky, g, None
 
     return grad_fn

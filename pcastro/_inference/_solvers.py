@@ -1,7 +1,13 @@
-"""Update rules for the free states: small strategy objects used by `infer`."""
+"""Solvers: small strategy objects that [`pcastro.infer`][] drives.
+
+The contract follows Optimistix's minimisers and Diffrax's solvers: the driver owns the
+loop, `max_steps` and non-finite detection; a solver owns how one step moves the states
+(and, for a solver that learns, the parameters), when it has converged, and what it
+hands back.
+"""
 
 import abc
-from typing import Any
+from typing import Any, ClassVar
 
 import equinox as eqx
 import jax
@@ -9,26 +15,70 @@ import optax
 
 from .._custom_types import Array
 
+States = tuple[Array, ...]
+
 
 class AbstractSolver(eqx.Module):
     """How the free states move given the energy gradient `dF/dx`.
 
-    A solver holds hyperparameters only; its running state (e.g. an optimiser's moments)
-    is created by `init` and threaded through the inference loop.
+    A solver holds hyperparameters only; its running state (an optimiser's moments, a
+    learning solver's parameter-optimiser state) is made by `init`, threaded through
+    the loop by the driver, and returned in `Solution.solver_state` so that a solve
+    can be resumed exactly.
+
+    **Contract** (each method is called by [`pcastro.infer`][] only):
+
+    - `learns` (class attribute): whether `update_params` changes the parameters; the
+      driver then differentiates the energy with respect to them at every step.
+    - `init(states, params, opt_state)`: the running state at the start of a solve.
+    - `step(grads, states, solver_state)`: one move of the free states given `dF/dx`.
+    - `update_params(grads, params, solver_state)`: the parameter-update hook, given the
+      batch-mean `dF/dtheta` at the same point as the state gradient.
+    - `terminate(norm, tol)`: whether the solve has converged, given the RMS of `dF/dx`
+      over the free units and the user's tolerance.
+    - `postprocess(solver_state)`: the parameter-optimiser state handed back to the
+      caller in `Solution.opt_state` (`None` for a solver that does not learn).
     """
 
-    @abc.abstractmethod
-    def init(self, states: tuple[Array, ...]) -> Any:
-        """The solver's running state for the given free states."""
+    learns: ClassVar[bool]
 
     @abc.abstractmethod
-    def step(
-        self, grads: tuple[Array, ...], states: tuple[Array, ...], solver_state: Any
-    ) -> tuple[tuple[Array, ...], Any]:
-        """One inference step: returns the new free states and solver state."""
+    def init(self, states: States, params: Any, opt_state: Any) -> Any:
+        """The running state for the given free states and parameters."""
+
+    @abc.abstractmethod
+    def step(self, grads: States, states: States, solver_state: Any) -> tuple[States, Any]:
+        """One inference step: returns the new free states and running state."""
+
+    @abc.abstractmethod
+    def update_params(self, grads: Any, params: Any, solver_state: Any) -> tuple[Any, Any]:
+        """One parameter update: returns the new parameters and running state."""
+
+    @abc.abstractmethod
+    def terminate(self, norm: Array, tol: float) -> Array:
+        """True once the solve has converged."""
+
+    @abc.abstractmethod
+    def postprocess(self, solver_state: Any) -> Any:
+        """The parameter-optimiser state to hand back (None if the solver does not learn)."""
 
 
-class Euler(AbstractSolver):
+class AbstractStateSolver(AbstractSolver):
+    """A solver that moves the states only: the weights stay fixed during inference."""
+
+    learns: ClassVar[bool] = False
+
+    def update_params(self, grads, params, solver_state):
+        return params, solver_state
+
+    def terminate(self, norm, tol):
+        return norm < tol
+
+    def postprocess(self, solver_state):
+        return None
+
+
+class Euler(AbstractStateSolver):
     """Gradient descent on the states, the Euler step of `dx/dt = -dF/dx`:
 
     `x <- x - dt * dF/dx`
@@ -40,7 +90,7 @@ class Euler(AbstractSolver):
 
     dt: float = 0.1
 
-    def init(self, states):
+    def init(self, states, params, opt_state):
         return None
 
     def step(self, grads, states, solver_state):
@@ -48,8 +98,11 @@ class Euler(AbstractSolver):
         return new, None
 
 
-class OptaxSolver(AbstractSolver):
+class OptaxSolver(AbstractStateSolver):
     """Any Optax optimiser applied to the states, e.g. `OptaxSolver(optax.sgd(0.1, momentum=0.9))`.
+
+    Its moments are part of `Solution.solver_state`: pass them back to
+    [`pcastro.infer`][] to resume a solve exactly.
 
     **Arguments:**
 
@@ -58,7 +111,7 @@ class OptaxSolver(AbstractSolver):
 
     optimizer: optax.GradientTransformation = eqx.field(static=True)
 
-    def init(self, states):
+    def init(self, states, params, opt_state):
         return self.optimizer.init(states)
 
     def step(self, grads, states, solver_state):
@@ -72,8 +125,8 @@ class IncrementalPC(AbstractSolver):
     Each step moves the free states with `state_solver` and the parameters with
     `optimizer`, both from the gradients of the energy at the same point
     `(x_t, theta_t)`: the two updates run in parallel, as in iPC's algorithm (Salvatori
-    et al., 2024), not one after the other. `infer` then returns the updated network and
-    optimiser state in its solution.
+    et al., 2024), not one after the other. `infer` returns the updated network in
+    `Solution.network` and the optimiser state in `Solution.opt_state`.
 
     **Arguments:**
 
@@ -96,10 +149,30 @@ class IncrementalPC(AbstractSolver):
     """
 
     optimizer: optax.GradientTransformation = eqx.field(static=True)
-    state_solver: AbstractSolver = Euler(dt=0.1)
+    state_solver: AbstractStateSolver = Euler(dt=0.1)
 
-    def init(self, states):
-        return self.state_solver.init(states)
+    learns: ClassVar[bool] = True
+
+    def init(self, states, params, opt_state):
+        if opt_state is None:
+            raise ValueError(
+                "IncrementalPC updates the weights: pass `opt_state=solver.optimizer.init("
+                "eqx.filter(net, eqx.is_inexact_array))`."
+            )
+        return self.state_solver.init(states, params, None), opt_state
 
     def step(self, grads, states, solver_state):
-        return self.state_solver.step(grads, states, solver_state)
+        inner, opt_state = solver_state
+        states, inner = self.state_solver.step(grads, states, inner)
+        return states, (inner, opt_state)
+
+    def update_params(self, grads, params, solver_state):
+        inner, opt_state = solver_state
+        updates, opt_state = self.optimizer.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), (inner, opt_state)
+
+    def terminate(self, norm, tol):
+        return self.state_solver.terminate(norm, tol)
+
+    def postprocess(self, solver_state):
+        return solver_state[1]

@@ -1,6 +1,8 @@
 """Astrocytes: regions, calcium and the plasticity gate, the store, consolidation."""
 
+from .._checkpoint import load as load, save as save  # also `pcastro.save`/`pcastro.load`
 from ._consolidate import ConsolidationReport as ConsolidationReport, consolidate as consolidate
+from ._footprint import Footprint as Footprint, footprint_bytes as footprint_bytes
 from ._gate import (
     AstrocyteGateState as AstrocyteGateState,
     Astrocytes as Astrocytes,
@@ -8,23 +10,23 @@ from ._gate import (
     gate_updates as gate_updates,
     scale_by_astrocytes as scale_by_astrocytes,
 )
-from ._persistence import load as load, save as save
 from ._regions import (
     Regions as Regions,
     make_regions as make_regions,
     region_energies as region_energies,
+)
+from ._slots import (
+    discard as discard,
+    overwrite as overwrite,
+    recall as recall,
+    snapshot as snapshot,
 )
 from ._store import (
     AbstractEvictionPolicy as AbstractEvictionPolicy,
     Evicted as Evicted,
     EvictLowestPriority as EvictLowestPriority,
     EvictOldest as EvictOldest,
-    Footprint as Footprint,
     RejectWhenFull as RejectWhenFull,
     Store as Store,
-    discard as discard,
-    footprint_bytes as footprint_bytes,
     make_store as make_store,
-    recall as recall,
-    snapshot as snapshot,
 )

@@ -8,12 +8,13 @@ import optax
 from jax import lax
 
 from .._custom_types import Array, ArrayLike, Float, Int
-from .._inference import AbstractSolver, Euler, IncrementalPC, infer
+from .._inference import AbstractSolver, Euler, infer
 from .._learning import param_grads
 from .._network import Network
 from .._state import PCState, errors
 from ._regions import region_energies
-from ._store import Store, _clear, _rewrite, restore
+from ._slots import discard, overwrite, recall
+from ._store import Store
 
 
 class ConsolidationReport(eqx.Module):
@@ -92,8 +93,8 @@ def consolidate(
     - `fresh`: start every replay from a fresh feedforward pass (True) or from the
       stored states (False, the default: it measured better on validation episodes of
       `pcastro interrupt` on digits and mnist5k, see `benchmarks/README.md`).
-    - `solver`: the state solver for inference (not `IncrementalPC`: consolidation
-      makes one gated update per replay).
+    - `solver`: the state solver for inference (not one that learns, such as
+      `IncrementalPC`: consolidation makes one gated update per replay).
 
     **Returns:**
 
@@ -114,7 +115,7 @@ def consolidate(
         }
         ```
     """
-    if isinstance(solver, IncrementalPC):
+    if not isinstance(solver, AbstractSolver) or solver.learns:
         raise ValueError(
             "`consolidate` makes one gated update per replay; pass a state solver such as "
             "`pcastro.Euler(dt=0.1)`, not `IncrementalPC`."
@@ -154,7 +155,9 @@ def _consolidate(net, opt_state, store, ne, tol, *, optimizer, steps, rounds, fr
     def replay(carry):
         params, opt_state, store, slot = carry
         model = eqx.combine(params, static)
-        state = restore(store, slot[None], model, fresh=fresh)
+        # Occupancy is guaranteed by the `lax.cond` below; under `jax.vmap` both branches
+        # run, so the recall's own check would fire for the skipped empty slots.
+        state = recall(store, slot[None], net=model, fresh=fresh, check=False)
         relaxed = infer(model, state, solver=solver, steps=steps).state
         updates, opt_state = optimizer.update(
             param_grads(model, relaxed),
@@ -170,7 +173,7 @@ def _consolidate(net, opt_state, store, ne, tol, *, optimizer, steps, rounds, fr
         )
         energy = region_energies(relaxed, regions)[0]
         done = 0 if fresh else store.steps[slot]
-        store = _rewrite(store, slot, relaxed, energy, done + steps)
+        store = overwrite(store, slot, relaxed, energies=energy, step=done + steps)
         return (params, opt_state, store, slot), energy
 
     def skip(carry):
@@ -188,7 +191,7 @@ def _consolidate(net, opt_state, store, ne, tol, *, optimizer, steps, rounds, fr
         now = jnp.where(jnp.isnan(energy), store.region_energy[slot], energy)
         finished = occupied & jnp.all(now < tol)
         gone = jnp.where(finished, store.ids[slot], -1)
-        store = _clear(store, (jnp.arange(k) == slot) & finished)
+        store = discard(store, (jnp.arange(k) == slot) & finished)
         return (params, opt_state, store), (energy, gone)
 
     def one_round(carry, _):

@@ -163,7 +163,7 @@ def _read(path: str) -> tuple[dict, bytes]:
 
 
 def load(path: str | os.PathLike, *, like: Any) -> tuple[Any, Any, Any]:
-    """Read what [`pcastro.astro.save`][] wrote, bit-exact, checked against a template.
+    """Read what [`pcastro.save`][] wrote, bit-exact, checked against a template.
 
     The file is fully verified (format, checksums, length) and every saved array is
     checked against the corresponding leaf of `like` (same path, shape and dtype)

@@ -1,0 +1,52 @@
+"""The status of an inference solve: an enumeration whose members carry their message."""
+
+import enum
+
+import equinox as eqx
+
+from .._custom_types import Array
+
+
+class RESULTS(enum.IntEnum):
+    """How an inference solve ended. Each member is an int (the `status` that
+    [`pcastro.infer`][] returns) whose `.message` is what the user reads.
+
+    - `successful`: finished (or met `tol`).
+    - `max_steps_reached`: `tol` was given and not met within `steps`.
+    - `nonfinite`: the energy or a state became NaN or infinite.
+    - `diverged`: the energy grew more than tenfold.
+    """
+
+    def __new__(cls, code: int, message: str):
+        member = int.__new__(cls, code)
+        member._value_ = code
+        member.message = message
+        return member
+
+    successful = 0, ""
+    max_steps_reached = (
+        1,
+        "Inference reached `steps` before the gradient norm fell below `tol`: raise "
+        "`steps`, loosen `tol`, or pass `throw=False` to accept the approximate states.",
+    )
+    nonfinite = (
+        2,
+        "Inference produced a non-finite energy (NaN or inf): check the data for NaN, "
+        "lower the solver's step size (e.g. `Euler(dt=0.05)`), or scale the inputs.",
+    )
+    diverged = (
+        3,
+        "Inference diverged (the energy grew more than tenfold): lower the solver's step "
+        "size (e.g. `Euler(dt=0.05)`) or use `OptaxSolver(optax.sgd(...))`.",
+    )
+
+
+def raise_if_failed(status: Array, *, throw: bool) -> Array:
+    """With `throw`, attach a runtime error carrying the message of a failed `status`."""
+    if throw:
+        # Tied to the scalar status (returned to the caller), so checking costs nothing
+        # in the common case and no large array is routed through the error branch.
+        for result in RESULTS:
+            if result is not RESULTS.successful:
+                status = eqx.error_if(status, status == result, result.message)
+    return status
