@@ -1,27 +1,9 @@
-"""jaxtyping aliases with named dimensions, shared by the public signatures."""
+"""jaxtyping aliases shared by the public signatures."""
 
-from typing import Any, TypeAlias
+from typing import TypeAlias
 
-from jaxtyping import Array, ArrayLike, Bool, Float, Int, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Bool, Float, Int
 
 Scalar: TypeAlias = Float[Array, ""]
-Batch: TypeAlias = Float[Array, "batch ..."]
-Labels: TypeAlias = Int[Array, " batch"]
-Mask: TypeAlias = Bool[Array, "..."] | Float[Array, "..."]
-NodeEnergies: TypeAlias = Float[Array, " nodes"]
-PyTreeDef: TypeAlias = Any
 
-__all__ = [
-    "Array",
-    "ArrayLike",
-    "Batch",
-    "Bool",
-    "Float",
-    "Int",
-    "Labels",
-    "Mask",
-    "NodeEnergies",
-    "PRNGKeyArray",
-    "PyTreeDef",
-    "Scalar",
-]
+__all__ = ["Array", "ArrayLike", "Bool", "Float", "Int", "Scalar"]

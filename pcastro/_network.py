@@ -186,13 +186,6 @@ class Network(eqx.Module):
         """Number of nodes including the input."""
         return len(self.nodes) + 1
 
-    def predictions(self, states: Sequence[Array]) -> tuple[Array | None, ...]:
-        """All predictions `mu_l` (None for the input) from the given states, one example."""
-        out: list[Array | None] = [None]
-        for node in self.nodes:
-            out.append(node.predict([states[p] for p in node.parents]))
-        return tuple(out)
-
     def __call__(self, x: Array) -> Array:
         """The feedforward pass for one example: the top node's prediction."""
         states = [x]

@@ -8,8 +8,9 @@ import jax.numpy as jnp
 import optax
 
 from .._custom_types import Array, ArrayLike, Float
+from .._free_energy import node_terms
 from .._network import Network
-from .._state import _as_target
+from .._state import init_state
 
 
 def backprop_loss(net: Network, x: ArrayLike, y: ArrayLike) -> Float[Array, ""]:
@@ -24,18 +25,12 @@ def backprop_loss(net: Network, x: ArrayLike, y: ArrayLike) -> Float[Array, ""]:
     - `net`: the [`pcastro.Network`][] (the same object PC trains).
     - `x`: input batch; `y`: targets or integer labels.
     """
-    y = _as_target(net, y)
-    x = jnp.asarray(x, net.dtype)
-    top = net.nodes[-1]
-
-    def one(xb, yb):
-        states = [xb]
-        for node in net.nodes[:-1]:
-            states.append(node.predict([states[p] for p in node.parents]))
-        pre = top.summed_input([states[p] for p in top.parents])
-        return top.energy(yb, pre, top.activation)
-
-    return jnp.mean(jax.vmap(one)(x, y))
+    # The network's one energy, evaluated for the top node only, at the feedforward
+    # states (every hidden error is zero there, so this is the whole free energy).
+    state = init_state(net, x, y, compute_errors=False)
+    top = net.num_nodes - 1
+    _, energies, _ = node_terms(net, state.x, skip=range(1, top))
+    return jnp.mean(energies[top])
 
 
 def backprop_step(
