@@ -62,6 +62,17 @@ def backprop(net, optimizer):
     return jax.jit(step, donate_argnums=(0, 1)), params
 
 
+def _cost(fn, args) -> dict:
+    """XLA's static cost analysis of the compiled step: flops and bytes accessed."""
+    analysis = fn.lower(*args).compile().cost_analysis()
+    if isinstance(analysis, list):  # older jax returns one dict per computation
+        analysis = analysis[0]
+    return {
+        "flops": float(analysis.get("flops", -1)),
+        "bytes": float(analysis.get("bytes accessed", -1)),
+    }
+
+
 def measure(sizes, *, batch, steps, repeats, inner, dt=0.1, dtype="float32", seed=0):
     dtype = jnp.dtype(dtype)
     key = jax.random.key(seed)
@@ -82,8 +93,9 @@ def measure(sizes, *, batch, steps, repeats, inner, dt=0.1, dtype="float32", see
     for name, build in order:
         fn, params = build()
         compile_s, _, _, state = time_calls(fn, (params, opt.init(params), x, y), repeats=0)
+        cost = _cost(fn, state)  # after the timed first call, so compile time stays honest
         fns[name], args[name] = fn, state
-        out[name] = {"compile_s": compile_s, "all_ms": []}
+        out[name] = {"compile_s": compile_s, "all_ms": [], **cost}
     for _ in range(repeats):
         for name in fns:
             t0 = time.perf_counter()
@@ -136,11 +148,16 @@ def main(argv=None):
         "peak_mib": peak_memory_mib(),
         "raw": res,
     }
-    print(f"{'step':<10}{'median ms':>12}{'compile s':>12}{'x backprop':>12}")
+    print(
+        f"{'step':<10}{'median ms':>12}{'compile s':>12}{'x backprop':>12}{'GFLOP':>10}{'MB':>10}"
+    )
     for name in ("pc", "lean", "bp"):
         r = res[name]
         ratio = r["step_ms"] / res["bp"]["step_ms"]
-        print(f"{name:<10}{r['step_ms']:>12.3f}{r['compile_s']:>12.2f}{ratio:>12.2f}")
+        print(
+            f"{name:<10}{r['step_ms']:>12.3f}{r['compile_s']:>12.2f}{ratio:>12.2f}"
+            f"{r['flops'] / 1e9:>10.3f}{r['bytes'] / 1e6:>10.2f}"
+        )
     print(
         f"pcastro / lean = {record['pc_over_lean']:.3f}; "
         f"samples/s = {record['samples_per_s']:.0f}; peak {record['peak_mib']:.0f} MiB"
