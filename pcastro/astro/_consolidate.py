@@ -104,16 +104,8 @@ def consolidate(
 
     `ValueError`/`TypeError` for bad options; a runtime error if inference diverges.
 
-    ??? cite "Reference"
-
-        ```bibtex
-        @article{lefton2025norepinephrine,
-            title={Norepinephrine signals through astrocytes to modulate synapses},
-            author={Lefton, Katheryn B. and others},
-            journal={Science},
-            year={2025}
-        }
-        ```
+    Grounded in Lefton et al. (*Science* 2025); the reference is on
+    [`pcastro.astro.Astrocytes`][].
     """
     if not isinstance(solver, AbstractSolver) or solver.learns:
         raise ValueError(

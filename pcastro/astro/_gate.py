@@ -326,16 +326,8 @@ def scale_by_astrocytes(
     `ValueError` when `theta` has the wrong number of regions; at `init`/`update`,
     `TypeError`/`ValueError` when the parameters do not match the regions.
 
-    ??? cite "Reference"
-
-        ```bibtex
-        @article{lefton2025norepinephrine,
-            title={Norepinephrine signals through astrocytes to modulate synapses},
-            author={Lefton, Katheryn B. and others},
-            journal={Science},
-            year={2025}
-        }
-        ```
+    Grounded in Lefton et al. (*Science* 2025); the reference is on
+    [`pcastro.astro.Astrocytes`][].
     """
     if not isinstance(astrocytes, Astrocytes):
         raise TypeError(

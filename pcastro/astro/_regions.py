@@ -27,16 +27,8 @@ class Regions(eqx.Module):
     - `shapes`: the state shape of each predicted node (one example).
     - `columns`: the number of regions in each predicted node.
 
-    ??? cite "Reference"
-
-        ```bibtex
-        @article{lefton2025norepinephrine,
-            title={Norepinephrine signals through astrocytes to modulate synapses},
-            author={Lefton, Katheryn B. and others},
-            journal={Science},
-            year={2025}
-        }
-        ```
+    Grounded in Lefton et al. (*Science* 2025); the reference is on
+    [`pcastro.astro.Astrocytes`][].
     """
 
     shapes: tuple[tuple[int, ...], ...] = eqx.field(static=True)
@@ -134,16 +126,8 @@ def region_energies(state: PCState, regions: Regions) -> Float[Array, "batch reg
 
     `ValueError` when the state does not match the regions' network.
 
-    ??? cite "Reference"
-
-        ```bibtex
-        @article{lefton2025norepinephrine,
-            title={Norepinephrine signals through astrocytes to modulate synapses},
-            author={Lefton, Katheryn B. and others},
-            journal={Science},
-            year={2025}
-        }
-        ```
+    Grounded in Lefton et al. (*Science* 2025); the reference is on
+    [`pcastro.astro.Astrocytes`][].
     """
     return _region_energies(state, regions)
 

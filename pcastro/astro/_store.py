@@ -38,16 +38,8 @@ class Store(eqx.Module):
     - `next_id`: the id the next snapshot receives.
     - `clamps`, `regions`: the clamp pattern and the regions (static).
 
-    ??? cite "Reference"
-
-        ```bibtex
-        @article{lefton2025norepinephrine,
-            title={Norepinephrine signals through astrocytes to modulate synapses},
-            author={Lefton, Katheryn B. and others},
-            journal={Science},
-            year={2025}
-        }
-        ```
+    Grounded in Lefton et al. (*Science* 2025); the reference is on
+    [`pcastro.astro.Astrocytes`][].
     """
 
     x: tuple[Array, ...]
