@@ -4,11 +4,13 @@ from typing import Any
 
 import equinox as eqx
 import jax
+import jax.numpy as jnp
 import optax
 
-from ._custom_types import ArrayLike
+from ._custom_types import Array, ArrayLike
 from ._free_energy import node_terms, summed_inputs
-from ._inference import AbstractSolver, Euler, Solution, infer
+from ._inference import RESULTS, AbstractSolver, Euler, Solution, infer
+from ._inference._results import attach_errors, raise_if_failed
 from ._network import Network
 from ._state import PCState, amortised_nodes, init_state
 
@@ -52,13 +54,81 @@ def param_grads(net: Network, state: PCState, *, reference: PCState | None = Non
     return jax.grad(_drive)(params, static, state, reference)
 
 
+def _norm(tree) -> Array:
+    leaves = jax.tree_util.tree_leaves(tree)
+    return jnp.sqrt(sum(jnp.sum(jnp.square(leaf)) for leaf in leaves)) if leaves else 0.0
+
+
+def checked_update(params, updates) -> tuple[Any, Array]:
+    """`params + updates` and the status of that update ([`pcastro.RESULTS`][]).
+
+    Learning checks what it produces: non-finite parameters are `nonfinite_update`, and
+    an update larger than the parameters themselves (`||u|| > ||theta||`, with a floor
+    of 1 for tiny networks) is `update_too_large`, the mark of a learning rate that
+    will blow the energy up. Both cost one reduction over the parameters.
+    """
+    new = optax.apply_updates(params, updates)
+    finite = jnp.all(
+        jnp.asarray([jnp.all(jnp.isfinite(v)) for v in jax.tree_util.tree_leaves(new)])
+    )
+    too_large = _norm(updates) > jnp.maximum(_norm(params), 1.0)
+    status = jnp.where(
+        ~finite,
+        RESULTS.nonfinite_update,
+        jnp.where(too_large, RESULTS.update_too_large, RESULTS.successful),
+    )
+    return new, status
+
+
+def _check_opt_state(net: Network, opt_state: Any, optimizer) -> None:
+    """A clear error for an optimiser state from another network or optimiser."""
+    params = eqx.filter(net, eqx.is_inexact_array)
+    want = jax.tree_util.tree_structure(eqx.filter_eval_shape(optimizer.init, params))
+    got = jax.tree_util.tree_structure(opt_state)
+    if want != got:
+        raise ValueError(
+            "`opt_state` does not fit this network and optimiser (its structure differs from "
+            "`optimizer.init(eqx.filter(net, eqx.is_inexact_array))`); initialise it from "
+            "the same network and the same optimiser that you pass here."
+        )
+
+
 def apply_param_grads(
-    net: Network, opt_state: Any, state: PCState, *, optimizer: optax.GradientTransformation
+    net: Network,
+    opt_state: Any,
+    state: PCState,
+    *,
+    optimizer: optax.GradientTransformation,
+    throw: bool = True,
 ) -> tuple[Network, Any]:
-    """Apply `optimizer` to the local gradients at `state`; returns `(net, opt_state)`."""
+    """Apply `optimizer` to the local gradients at `state`; returns `(net, opt_state)`.
+
+    **Raises:**
+
+    With `throw=True`, a runtime error when the update is non-finite or larger than the
+    parameters (see [`pcastro.RESULTS`][]); [`pcastro.train_step`][] reports the same
+    as a status.
+    """
+    net, opt_state, status = _apply(net, opt_state, state, optimizer=optimizer)
+    return _raise_on(net, status, throw), opt_state
+
+
+def _apply(net, opt_state, state, *, optimizer, **extra):
+    _check_opt_state(net, opt_state, optimizer)
     params, static = eqx.partition(net, eqx.is_inexact_array)
-    updates, opt_state = optimizer.update(param_grads(net, state), opt_state, params)
-    return eqx.combine(optax.apply_updates(params, updates), static), opt_state
+    updates, opt_state = optimizer.update(param_grads(net, state), opt_state, params, **extra)
+    params, status = checked_update(params, updates)
+    return eqx.combine(params, static), opt_state, status
+
+
+def _raise_on(net: Network, status: Array, throw: bool) -> Network:
+    if not throw:
+        return net
+    params, static = eqx.partition(net, eqx.is_inexact_array)
+    leaves, treedef = jax.tree_util.tree_flatten(params)
+    if leaves:
+        leaves[0] = attach_errors(leaves[0], status)
+    return eqx.combine(jax.tree_util.tree_unflatten(treedef, leaves), static)
 
 
 @eqx.filter_jit
@@ -82,6 +152,11 @@ def train_step(
     3. the local gradients `dF/dtheta` at those states go through `optimizer`
        ([`pcastro.apply_param_grads`][]).
 
+    Learning checks what it produces: `info.status` is that of the inference or, when
+    inference succeeded, that of the weight update (non-finite or larger than the
+    parameters themselves: a learning rate far too large); with `throw=True` a failure
+    raises with its [`pcastro.RESULTS`][] message.
+
     A solver that learns during inference ([`pcastro.IncrementalPC`][], which updates
     the weights at every step, Salvatori et al., 2024) has already learned when
     inference ends; step 3 is then skipped. Compiled with `eqx.filter_jit` on first call
@@ -101,6 +176,14 @@ def train_step(
     `(net, opt_state, info)`: `info` is the [`pcastro.Solution`][] of the inference, its
     `energy` the mean energy per example at the relaxed states, before the update.
     """
+    if solver.learns:
+        if optimizer != solver.optimizer:
+            raise ValueError(
+                f"{type(solver).__name__} learns with its own optimiser, so `optimizer` would "
+                "be ignored; pass the same object to both, e.g. `opt = optax.adam(1e-3); "
+                "train_step(..., optimizer=opt, solver=pcastro.IncrementalPC(opt))`."
+            )
+        _check_opt_state(net, opt_state, optimizer)
     leaky = any(node.tau_e is not None for node in net.nodes)
     state = init_state(net, x, y, compute_errors=leaky)
     sol = infer(
@@ -110,10 +193,18 @@ def train_step(
         steps=steps,
         tol=tol,
         trace=trace,
-        throw=throw,
+        throw=False,
         opt_state=opt_state if solver.learns else None,
     )
     if solver.learns:
-        return sol.network, sol.opt_state, sol
-    net, opt_state = apply_param_grads(net, opt_state, sol.state, optimizer=optimizer)
-    return net, opt_state, sol
+        new, opt_state = sol.network, sol.opt_state
+        params = eqx.filter(net, eqx.is_inexact_array)
+        change = jax.tree_util.tree_map(
+            lambda a, b: a - b, eqx.filter(new, eqx.is_inexact_array), params
+        )
+        update_status = checked_update(params, change)[1]
+    else:
+        new, opt_state, update_status = _apply(net, opt_state, sol.state, optimizer=optimizer)
+    status = jnp.where(sol.status != RESULTS.successful, sol.status, update_status)
+    sol = eqx.tree_at(lambda s: s.status, sol, raise_if_failed(status, throw=throw))
+    return new, opt_state, sol

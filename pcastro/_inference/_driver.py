@@ -51,7 +51,12 @@ class Solution(eqx.Module):
     solver_state: Any
 
 
-_DIVERGENCE_FACTOR = 10.0
+def _allowed_rise(solver: AbstractSolver, first: Array) -> Array:
+    """The highest final energy that is not `diverged`: for a descent solver the start
+    (beyond float noise), for others (momentum, Adam) ten times the start."""
+    if solver.descends:
+        return first + 1e-3 * (jnp.abs(first) + 1e-3)
+    return 10.0 * first + 1.0
 
 
 def _assemble(xs, free, free_xs) -> list:
@@ -293,7 +298,7 @@ def infer(
         ~finite,
         RESULTS.nonfinite,
         jnp.where(
-            final > _DIVERGENCE_FACTOR * first + 1.0,
+            final > _allowed_rise(solver, first),
             RESULTS.diverged,
             jnp.where(converged, RESULTS.successful, RESULTS.max_steps_reached),
         ),

@@ -14,7 +14,10 @@ class RESULTS(enum.IntEnum):
     - `successful`: finished (or met `tol`).
     - `max_steps_reached`: `tol` was given and not met within `steps`.
     - `nonfinite`: the energy or a state became NaN or infinite.
-    - `diverged`: the energy grew more than tenfold.
+    - `diverged`: the energy rose during inference (or grew more than tenfold).
+    - `nonfinite_update`: a weight update produced NaN or inf parameters.
+    - `update_too_large`: one weight update moved the parameters by more than their own
+      norm.
     """
 
     def __new__(cls, code: int, message: str):
@@ -36,17 +39,32 @@ class RESULTS(enum.IntEnum):
     )
     diverged = (
         3,
-        "Inference diverged (the energy grew more than tenfold): lower the solver's step "
+        "Inference diverged (the energy rose instead of falling): lower the solver's step "
         "size (e.g. `Euler(dt=0.05)`) or use `OptaxSolver(optax.sgd(...))`.",
     )
+    nonfinite_update = (
+        4,
+        "The weight update produced non-finite parameters (NaN or inf): lower the learning "
+        "rate of the optimiser, check its hyperparameters for NaN, and check the data.",
+    )
+    update_too_large = (
+        5,
+        "One weight update moved the parameters by more than their own norm: the learning "
+        "rate of the optimiser is far too large for this network; lower it (e.g. 1e-3 for "
+        "Adam).",
+    )
+
+
+def attach_errors(x: Array, status: Array) -> Array:
+    """`x`, carrying a runtime error with the message of `status` when it is a failure."""
+    for result in RESULTS:
+        if result is not RESULTS.successful:
+            x = eqx.error_if(x, status == result, result.message)
+    return x
 
 
 def raise_if_failed(status: Array, *, throw: bool) -> Array:
     """With `throw`, attach a runtime error carrying the message of a failed `status`."""
-    if throw:
-        # Tied to the scalar status (returned to the caller), so checking costs nothing
-        # in the common case and no large array is routed through the error branch.
-        for result in RESULTS:
-            if result is not RESULTS.successful:
-                status = eqx.error_if(status, status == result, result.message)
-    return status
+    # Tied to the scalar status (returned to the caller), so checking costs nothing in
+    # the common case and no large array is routed through the error branch.
+    return attach_errors(status, status) if throw else status

@@ -7,6 +7,7 @@ hands back.
 """
 
 import abc
+import math
 from typing import Any, ClassVar
 
 import equinox as eqx
@@ -30,6 +31,10 @@ class AbstractSolver(eqx.Module):
 
     - `learns` (class attribute): whether `update_params` changes the parameters; the
       driver then differentiates the energy with respect to them at every step.
+    - `descends` (class attribute): whether every step lowers the energy for a small
+      enough step size (plain gradient descent). The driver then reports any rise of the
+      energy over the solve as `diverged`; for other solvers (momentum, Adam), whose
+      energy may rise for a while, only a tenfold rise is.
     - `init(states, params, opt_state)`: the running state at the start of a solve.
     - `step(grads, states, solver_state)`: one move of the free states given `dF/dx`.
     - `update_params(grads, params, solver_state)`: the parameter-update hook, given the
@@ -41,6 +46,7 @@ class AbstractSolver(eqx.Module):
     """
 
     learns: ClassVar[bool]
+    descends: ClassVar[bool] = False
 
     @abc.abstractmethod
     def init(self, states: States, params: Any, opt_state: Any) -> Any:
@@ -61,6 +67,14 @@ class AbstractSolver(eqx.Module):
     @abc.abstractmethod
     def postprocess(self, solver_state: Any) -> Any:
         """The parameter-optimiser state to hand back (None if the solver does not learn)."""
+
+
+def _check_optimizer(optimizer, owner: str) -> None:
+    if not isinstance(optimizer, optax.GradientTransformation):
+        raise TypeError(
+            f"`{owner}(optimizer=...)` must be an Optax transformation such as "
+            f"`optax.sgd(0.1)`, got {optimizer!r}."
+        )
 
 
 class AbstractStateSolver(AbstractSolver):
@@ -90,6 +104,16 @@ class Euler(AbstractStateSolver):
 
     dt: float = 0.1
 
+    descends: ClassVar[bool] = True
+
+    def __check_init__(self):
+        if isinstance(self.dt, (int, float)) and not (math.isfinite(self.dt) and self.dt > 0):
+            raise ValueError(
+                f"`Euler(dt=...)` must be a positive, finite step size, got {self.dt!r}; "
+                "0 would not move the states and a negative step climbs the energy. Try "
+                "`Euler(dt=0.1)`."
+            )
+
     def init(self, states, params, opt_state):
         return None
 
@@ -110,6 +134,9 @@ class OptaxSolver(AbstractStateSolver):
     """
 
     optimizer: optax.GradientTransformation = eqx.field(static=True)
+
+    def __check_init__(self):
+        _check_optimizer(self.optimizer, "OptaxSolver")
 
     def init(self, states, params, opt_state):
         return self.optimizer.init(states)
@@ -152,6 +179,14 @@ class IncrementalPC(AbstractSolver):
     state_solver: AbstractStateSolver = Euler(dt=0.1)
 
     learns: ClassVar[bool] = True
+
+    def __check_init__(self):
+        _check_optimizer(self.optimizer, "IncrementalPC")
+        if not isinstance(self.state_solver, AbstractStateSolver):
+            raise TypeError(
+                "`IncrementalPC(state_solver=...)` must be a solver that moves the states "
+                f"only, such as `pcastro.Euler(dt=0.1)`; got {self.state_solver!r}."
+            )
 
     def init(self, states, params, opt_state):
         if opt_state is None:
