@@ -4,32 +4,11 @@ import argparse
 import sys
 from pathlib import Path
 
-DATASETS = ("digits", "mnist5k", "mnist", "fashion")
-
-
-def _floats(text: str) -> tuple[float, ...]:
-    try:
-        return tuple(float(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated numbers, got {text!r}"
-        ) from None
-
-
-def _ints(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated integers, got {text!r}"
-        ) from None
-
-
-def _names(text: str) -> tuple[str, ...]:
-    return tuple(v.strip() for v in text.split(",") if v.strip())
-
 
 def _oneshot_parser(sub) -> None:
+    from .bench import OneShotConfig
+    from .bench._config import add_config_options
+
     p = sub.add_parser(
         "oneshot",
         help="one-shot digit learning: PC, PC with astrocytes, backprop and baselines",
@@ -40,52 +19,16 @@ def _oneshot_parser(sub) -> None:
             "episodes come from the test split."
         ),
     )
-    p.add_argument(
-        "--dataset", default="digits", help=f"one of {', '.join(DATASETS)} (default digits)"
-    )
-    p.add_argument("--protocol", default="scratch", choices=("scratch", "transfer"))
-    p.add_argument("--ways", type=int, default=10)
-    p.add_argument("--shots", type=int, default=1)
-    p.add_argument("--queries", type=int, default=15, help="query images per class")
-    p.add_argument("--episodes", type=int, default=20)
-    p.add_argument("--val-episodes", type=int, default=10, help="validation episodes for tuning")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument(
-        "--lrs", type=_floats, default=(1e-3, 3e-3, 1e-2, 3e-2), help="learning-rate grid"
-    )
-    p.add_argument(
-        "--max-updates", type=int, default=100, help="largest update count tried (scratch)"
-    )
-    p.add_argument("--inference-steps", type=int, default=20)
-    p.add_argument("--pretrain-epochs", type=int, default=10, help="base pretraining (transfer)")
-    p.add_argument(
-        "--updates-per-example", type=_ints, default=(1, 3, 10, 30), help="grid (transfer)"
-    )
-    p.add_argument(
-        "--methods",
-        type=_names,
-        default=(),
-        help="comma-separated subset of the trained methods (default all)",
-    )
-    p.add_argument(
-        "--astro-rounds",
-        type=_ints,
-        default=(1, 3, 10, 30),
-        help="consolidation rounds grid (PC with astrocytes)",
-    )
-    p.add_argument(
-        "--data-dir",
-        default=None,
-        help="folder with MNIST/Fashion-MNIST IDX files (or set PCASTRO_DATA)",
-    )
+    add_config_options(p, OneShotConfig)
     p.add_argument(
         "--out", default=None, help="output folder (default runs/oneshot-DATASET-PROTOCOL-sSEED)"
     )
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
 def _run_oneshot(args) -> int:
     from .bench import OneShotConfig, run_oneshot
+    from .bench._config import DATASETS, config_from_args
     from .bench._report import bar_chart, format_table, save_json
 
     if args.dataset not in DATASETS:
@@ -93,24 +36,7 @@ def _run_oneshot(args) -> int:
             f"pcastro oneshot: unknown dataset {args.dataset!r}; choose one of "
             f"{', '.join(DATASETS)} (digits and mnist5k need no download)."
         )
-    cfg = OneShotConfig(
-        dataset=args.dataset,
-        protocol=args.protocol,
-        ways=args.ways,
-        shots=args.shots,
-        queries=args.queries,
-        episodes=args.episodes,
-        val_episodes=args.val_episodes,
-        seed=args.seed,
-        lrs=args.lrs,
-        max_updates=args.max_updates,
-        inference_steps=args.inference_steps,
-        pretrain_epochs=args.pretrain_epochs,
-        updates_per_example=args.updates_per_example,
-        astro_rounds=args.astro_rounds,
-        methods=args.methods,
-        data_dir=args.data_dir,
-    )
+    cfg = config_from_args(OneShotConfig, args)
     payload = run_oneshot(cfg, progress=not args.no_progress)
     out = Path(args.out or f"runs/oneshot-{cfg.dataset}-{cfg.protocol}-s{cfg.seed}")
     timing = payload["details"]["timing"]
@@ -141,6 +67,9 @@ def _run_oneshot(args) -> int:
 
 
 def _interrupt_parser(sub) -> None:
+    from .bench import InterruptConfig
+    from .bench._config import add_config_options
+
     p = sub.add_parser(
         "interrupt",
         help="interrupted one-shot learning: learn A, interrupt with B, recall and consolidate A",
@@ -152,35 +81,16 @@ def _interrupt_parser(sub) -> None:
             "astrocytes ablated, and pixel nearest neighbour."
         ),
     )
-    p.add_argument("--dataset", default="digits", help="digits or mnist5k (also mnist, fashion)")
-    p.add_argument("--episodes", type=int, default=20)
-    p.add_argument("--val-episodes", type=int, default=10)
-    p.add_argument("--shots", type=int, default=1)
-    p.add_argument("--queries", type=int, default=15)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--max-updates", type=int, default=40)
-    p.add_argument("--inference-steps", type=int, default=20)
-    p.add_argument(
-        "--lrs", type=_floats, default=(1e-3, 3e-3, 1e-2, 3e-2), help="learning-rate grid"
-    )
-    p.add_argument(
-        "--methods",
-        type=_names,
-        default=(),
-        help="comma-separated subset of conditions (default all)",
-    )
-    p.add_argument(
-        "--ne", type=float, default=1.0, help="norepinephrine at presentation and consolidation"
-    )
-    p.add_argument("--data-dir", default=None)
+    add_config_options(p, InterruptConfig)
     p.add_argument(
         "--out", default=None, help="output folder (default runs/interrupt-DATASET-sSEED)"
     )
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
 def _run_interrupt(args) -> int:
     from .bench import InterruptConfig, run_interrupt
+    from .bench._config import DATASETS, config_from_args
     from .bench._report import format_table, interrupt_chart, save_json
 
     if args.dataset not in DATASETS:
@@ -188,20 +98,7 @@ def _run_interrupt(args) -> int:
             f"pcastro interrupt: unknown dataset {args.dataset!r}; choose one of "
             f"{', '.join(DATASETS)} (digits and mnist5k need no download)."
         )
-    cfg = InterruptConfig(
-        dataset=args.dataset,
-        episodes=args.episodes,
-        val_episodes=args.val_episodes,
-        shots=args.shots,
-        queries=args.queries,
-        seed=args.seed,
-        max_updates=args.max_updates,
-        inference_steps=args.inference_steps,
-        ne=args.ne,
-        data_dir=args.data_dir,
-        lrs=args.lrs,
-        methods=args.methods,
-    )
+    cfg = config_from_args(InterruptConfig, args)
     payload = run_interrupt(cfg, progress=not args.no_progress)
     out = Path(args.out or f"runs/interrupt-{cfg.dataset}-s{cfg.seed}")
     table: dict[str, dict] = {}

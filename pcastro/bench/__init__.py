@@ -1,3 +1,19 @@
-from ._interrupt import InterruptConfig as InterruptConfig, run_interrupt as run_interrupt
-from ._oneshot import OneShotConfig as OneShotConfig, run_oneshot as run_oneshot
+from ._config import (
+    BenchConfig as BenchConfig,
+    InterruptConfig as InterruptConfig,
+    OneShotConfig as OneShotConfig,
+)
+from ._interrupt import run_interrupt as run_interrupt
+from ._learners import (
+    LEARNERS as LEARNERS,
+    PC as PC,
+    AbstractLearner as AbstractLearner,
+    Backprop as Backprop,
+    BackpropReplay as BackpropReplay,
+    ClassMean as ClassMean,
+    PCAstro as PCAstro,
+    PixelNN as PixelNN,
+)
+from ._oneshot import run_oneshot as run_oneshot
+from ._records import select_on_validation as select_on_validation
 from ._stats import mean_ci95 as mean_ci95

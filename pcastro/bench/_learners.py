@@ -1,22 +1,33 @@
-"""Per-episode learners, written for one episode and vmapped over episodes and rates.
+"""Learners: one strategy class per benchmarked method, shared by every protocol.
 
-Every trained method uses the same Equinox modules (an MLP with a cross-entropy top
-node); only the learning rule differs.
+Every trained method uses the same Equinox modules (a tanh MLP with a cross-entropy top
+node); only the learning rule differs. A learner's state is what it carries from one
+presentation to the next (network and optimiser state, or a memory of images); it is
+written for one episode and vmapped over episodes and learning rates by the protocols.
 """
+
+import abc
+from typing import Any, ClassVar
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from jax import lax
 
-from .._custom_types import Array
-from .._energy import CrossEntropy
-from .._inference import Euler
-from .._learning import train_step
-from .._network import Network, mlp
-from .._predict import accuracy
-from ..baselines import backprop_step
+from .. import CrossEntropy, Euler, Network, infer, init_state, mlp, train_step
+from ..astro import (
+    Astrocytes,
+    apply_gated_grads,
+    consolidate,
+    make_regions,
+    make_store,
+    region_energies,
+    scale_by_astrocytes,
+    snapshot,
+)
+from ..baselines import backprop_step, nearest_class_mean, pixel_nearest_neighbour
 
 
 def make_model(key, sizes) -> Network:
@@ -28,196 +39,429 @@ def params_of(net):
     return eqx.filter(net, eqx.is_inexact_array)
 
 
-def update(method: str, net, opt_state, x, y, *, optimizer, inference_steps: int, dt: float):
-    """One update of `method` ("pc" or "bp") on a batch."""
-    if method == "pc":
+def default_astrocytes(*, ablated: bool = False) -> Astrocytes:
+    """The benchmarks' astrocytes: faster calcium and a lower half-gate than the library
+    defaults, so that one salient presentation opens the gate."""
+    return Astrocytes(tau_c=2.0, c_half=0.05, ablated=ablated)
+
+
+# ---- update rules ---------------------------------------------------------------------
+
+
+class AbstractRule(eqx.Module):
+    """One parameter update on a batch; also what a network is pretrained with."""
+
+    @abc.abstractmethod
+    def update(self, net, opt_state, x, y, *, optimizer, throw: bool = False):
+        """Returns `(net, opt_state)` after one update on `(x, y)`."""
+
+
+class PCRule(AbstractRule):
+    """Predictive coding: `steps` Euler steps of inference, then one local update."""
+
+    steps: int = eqx.field(static=True)
+    dt: float = eqx.field(static=True)
+
+    def update(self, net, opt_state, x, y, *, optimizer, throw: bool = False):
         net, opt_state, _ = train_step(
             net,
             opt_state,
             x,
             y,
             optimizer=optimizer,
-            solver=Euler(dt=dt),
-            steps=inference_steps,
-            throw=False,
+            solver=Euler(dt=self.dt),
+            steps=self.steps,
+            throw=throw,
         )
-    elif method == "bp":
+        return net, opt_state
+
+    def relax(self, net, x, y):
+        """The inferred states with `x` and `y` clamped."""
+        solution = infer(
+            net, init_state(net, x, y), solver=Euler(dt=self.dt), steps=self.steps, throw=False
+        )
+        return solution.state
+
+
+class BackpropRule(AbstractRule):
+    """Backprop on the same modules (the network's feedforward pass and top energy)."""
+
+    def update(self, net, opt_state, x, y, *, optimizer, throw: bool = False):
         net, opt_state, _ = backprop_step(net, opt_state, x, y, optimizer=optimizer)
-    else:
-        raise ValueError(f"Unknown learner {method!r}; expected 'pc' or 'bp'.")
-    return net, opt_state
+        return net, opt_state
 
 
-def learning_curve(
-    method: str,
-    key,
-    support_x: Array,
-    support_y: Array,
-    query_x: Array,
-    query_y: Array,
-    lr,
-    *,
-    sizes,
-    updates: int,
-    inference_steps: int,
-    dt: float,
-) -> Array:
-    """Train a fresh model on the support set (full batch) and return the query accuracy
-    after every update, shape `(updates,)`."""
-    net = make_model(key, sizes)
-    optimizer = optax.adam(lr)
+def pretrain(rule: AbstractRule, net, x, y, *, epochs: int, seed: int, batch: int = 64):
+    """`epochs` shuffled mini-batch epochs of `rule` with Adam(1e-3) (not vmapped: once per
+    rule and run)."""
+    optimizer = optax.adam(1e-3)
     opt_state = optimizer.init(params_of(net))
-
-    def body(carry, _):
-        net, opt_state = carry
-        net, opt_state = update(
-            method,
-            net,
-            opt_state,
-            support_x,
-            support_y,
-            optimizer=optimizer,
-            inference_steps=inference_steps,
-            dt=dt,
-        )
-        return (net, opt_state), accuracy(net, query_x, query_y)
-
-    _, accs = lax.scan(body, (net, opt_state), None, length=updates)
-    return accs
-
-
-def sequential_learning(
-    method: str,
-    net,
-    novel_x: Array,
-    novel_y: Array,
-    lr,
-    *,
-    updates_per_example: int,
-    inference_steps: int,
-    dt: float,
-    replay_x: Array | None = None,
-    replay_y: Array | None = None,
-    replay_key=None,
-    replay_batch: int = 0,
-):
-    """Present each novel example once, in order, with `updates_per_example` updates on it
-    (optionally each update also on a random batch drawn from a raw-image replay buffer).
-    Returns the network after the last example."""
-    optimizer = optax.adam(lr)
-    opt_state = optimizer.init(params_of(net))
-    replay = replay_x is not None and replay_batch > 0
-
-    def present(carry, item):
-        net, opt_state, key = carry
-        x, y = item
-
-        def one(carry, _):
-            net, opt_state, key = carry
-            bx, by = x[None], y[None]
-            if replay:
-                key, sub = jax.random.split(key)
-                idx = jax.random.choice(sub, replay_x.shape[0], (replay_batch,), replace=False)
-                bx = jnp.concatenate([bx, replay_x[idx]])
-                by = jnp.concatenate([by, replay_y[idx]])
-            net, opt_state = update(
-                method,
-                net,
-                opt_state,
-                bx,
-                by,
-                optimizer=optimizer,
-                inference_steps=inference_steps,
-                dt=dt,
-            )
-            return (net, opt_state, key), None
-
-        carry, _ = lax.scan(one, (net, opt_state, key), None, length=updates_per_example)
-        return carry, None
-
-    key = replay_key if replay_key is not None else jax.random.key(0)
-    (net, _, _), _ = lax.scan(present, (net, opt_state, key), (novel_x, novel_y))
+    step = eqx.filter_jit(
+        lambda n, s, bx, by: rule.update(n, s, bx, by, optimizer=optimizer, throw=True)
+    )
+    rng = np.random.default_rng(seed)
+    for _ in range(epochs):
+        perm = rng.permutation(len(x))
+        for b in range(0, len(perm) - batch + 1, batch):
+            idx = perm[b : b + batch]
+            net, opt_state = step(net, opt_state, x[idx], y[idx])
     return net
 
 
-def astrocyte_learning(
-    net,
-    support_x,
-    support_y,
-    lr,
-    *,
-    rounds: int,
-    inference_steps: int,
-    dt: float,
-    ne: float = 1.0,
-    tol: float = 1e-3,
-):
-    """Learning with astrocytes and the store: each support stimulus is presented once, in
-    order, with one gated update under NE (a salient presentation), and snapshotted with
-    its local errors; the store is then consolidated for `rounds` rounds (priority replay,
-    gated by the stored E_r and NE, stored states, discard below `tol`).
-    Returns the network."""
-    from .._inference import infer
-    from .._state import init_state
-    from ..astro import (
-        Astrocytes,
-        apply_gated_grads,
-        consolidate,
-        make_regions,
-        make_store,
-        region_energies,
-        scale_by_astrocytes,
-        snapshot,
-    )
+def _predict(net, x):
+    # As `pcastro.accuracy` does, so that scores equal the library's accuracy.
+    return jnp.argmax(jax.vmap(net)(jnp.asarray(x, net.dtype)), axis=-1)
 
-    regions = make_regions(net)
-    optimizer = optax.chain(
-        optax.adam(lr), scale_by_astrocytes(Astrocytes(tau_c=2.0, c_half=0.05), regions)
-    )
-    opt_state = optimizer.init(params_of(net))
-    solver = Euler(dt=dt)
 
-    def present(carry, item):
-        net, opt_state = carry
-        x, y = item
-        relaxed = infer(
-            net,
-            init_state(net, x[None], y[None]),
-            solver=solver,
-            steps=inference_steps,
-            throw=False,
-        ).state
-        net, opt_state = apply_gated_grads(
-            net,
-            opt_state,
-            relaxed,
-            optimizer=optimizer,
-            region_energy=region_energies(relaxed, regions),
-            ne=ne,
-        )
-        return (net, opt_state), None
-
-    (net, opt_state), _ = lax.scan(present, (net, opt_state), (support_x, support_y))
-    relaxed = infer(
-        net,
-        init_state(net, support_x, support_y),
-        solver=solver,
-        steps=inference_steps,
-        throw=False,
-    ).state
-    store, _ = snapshot(
-        make_store(net, regions, capacity=support_x.shape[0]), relaxed, step=inference_steps
-    )
-    net, _, _, _ = consolidate(
+def gated_update(rule: PCRule, net, opt_state, x, y, *, optimizer, regions, ne):
+    """One PC update through an astrocyte-gated optimiser, fed the batch's `E_r` and NE."""
+    relaxed = rule.relax(net, x, y)
+    return apply_gated_grads(
         net,
         opt_state,
-        store,
+        relaxed,
         optimizer=optimizer,
+        region_energy=region_energies(relaxed, regions),
         ne=ne,
-        steps=inference_steps,
-        rounds=rounds,
-        tol=tol,
-        fresh=False,
-        solver=solver,
     )
-    return net
+
+
+# ---- the learner contract -------------------------------------------------------------
+
+
+class Trained(eqx.Module):
+    """The state of a parametric learner: its network, learning rate and optimiser state."""
+
+    net: Network
+    lr: Any
+    opt_state: Any
+
+
+class Memory(eqx.Module):
+    """The state of a non-parametric learner: the images it has seen."""
+
+    x: Any
+    y: Any
+
+
+class AbstractLearner(eqx.Module):
+    """A benchmarked method. Protocols call only these methods, so a new method is one
+    subclass and runs in every protocol.
+
+    Every method is written for one episode; protocols vmap it over episodes and
+    learning rates. Besides the methods below, a learner declares:
+
+    - `name`: its name in `--methods` and in `results.json`;
+    - `rule`: the update rule it is pretrained with (`None`: nothing to pretrain);
+      learners with equal rules share one pretrained network;
+    - `episodes_in_parallel`: whether test episodes are vmapped (`False`: one after
+      another, for methods whose memory of base images makes all episodes too large);
+    - `needs_base`: whether it only makes sense with base classes (transfer).
+    """
+
+    name: ClassVar[str]
+    episodes_in_parallel: ClassVar[bool]
+    needs_base: ClassVar[bool]
+    rule: eqx.AbstractVar[AbstractRule | None]
+
+    @abc.abstractmethod
+    def grid(self) -> dict[str, tuple]:
+        """Hyperparameters tuned on validation: name -> values; `lr` is vmapped, the rest
+        are static. Empty: nothing to tune. The order decides ties (first axis slowest)."""
+
+    @abc.abstractmethod
+    def start(self, net, lr, *, base=None):
+        """The state before learning: from `net` (fresh or pretrained), learning rate
+        `lr`, and the base images `(x, y)` (numpy, transfer only) that the method may keep."""
+
+    @abc.abstractmethod
+    def learn(self, state, x, y, hp: dict, *, key, one_at_a_time: bool = False):
+        """Learn a support set `(x, y)` with hyperparameters `hp`. With `one_at_a_time`, the
+        examples arrive one by one, in order (a one-shot stream); else all at once."""
+
+    @abc.abstractmethod
+    def predict(self, state, x):
+        """Predicted labels of the rows of `x`."""
+
+    @abc.abstractmethod
+    def sweep(self, net, x, y, lr, evaluate, *, key, base=None, one_at_a_time=False):
+        """`evaluate(state)` after `learn` with every static setting of `grid()` at
+        learning rate `lr`: an array with one leading axis per static grid entry."""
+
+
+class _AbstractGradientLearner(AbstractLearner):
+    """Learners that make `updates` gradient updates per presentation."""
+
+    lrs: eqx.AbstractVar[tuple[float, ...]]
+    updates: eqx.AbstractVar[tuple[int, ...]]
+    episodes_in_parallel: ClassVar[bool] = True
+    needs_base: ClassVar[bool] = False
+
+    @abc.abstractmethod
+    def optimizer(self, lr, net) -> optax.GradientTransformation:
+        """The optimiser at learning rate `lr` (Adam, gated if the learner has astrocytes)."""
+
+    @abc.abstractmethod
+    def step(self, state: Trained, x, y, *, key) -> tuple[Trained, Any]:
+        """One update on `(x, y)`; returns the state and the next key."""
+
+    def grid(self):
+        return {"lr": self.lrs, "updates": self.updates}
+
+    def start(self, net, lr, *, base=None):
+        return Trained(net, lr, self.optimizer(lr, net).init(params_of(net)))
+
+    def learn(self, state, x, y, hp, *, key, one_at_a_time=False):
+        if not one_at_a_time:
+            return self._repeat(state, key, x, y, hp["updates"])[0]
+
+        def present(carry, item):
+            state, key, _ = self._repeat(*carry, item[0][None], item[1][None], hp["updates"])
+            return (state, key), None
+
+        (state, _), _ = lax.scan(present, (state, key), (x, y))
+        return state
+
+    def predict(self, state, x):
+        return _predict(state.net, x)
+
+    def sweep(self, net, x, y, lr, evaluate, *, key, base=None, one_at_a_time=False):
+        state = self.start(net, lr, base=base)
+        if one_at_a_time:
+            hps = [{"lr": lr, "updates": u} for u in self.updates]
+            return jnp.stack(
+                [evaluate(self.learn(state, x, y, hp, key=key, one_at_a_time=True)) for hp in hps]
+            )
+        # One batch: the network after u updates is a prefix of the longest run, so one
+        # learning curve scores every update count.
+        _, _, curve = self._repeat(state, key, x, y, max(self.updates), observe=evaluate)
+        return curve[np.asarray(self.updates) - 1]
+
+    def _repeat(self, state, key, x, y, n, *, observe=None):
+        """`n` updates on `(x, y)`; with `observe`, also `observe(state)` after each."""
+
+        def body(carry, _):
+            state, key = self.step(carry[0], x, y, key=carry[1])
+            return (state, key), (observe(state) if observe else None)
+
+        (state, key), trace = lax.scan(body, (state, key), None, length=n)
+        return state, key, trace
+
+
+class PC(_AbstractGradientLearner):
+    """Predictive coding, optionally through an astrocyte-gated optimiser (fed each batch's
+    local errors `E_r` and the NE level `ne` at presentation)."""
+
+    name: ClassVar[str] = "pc"
+    rule: PCRule
+    lrs: tuple[float, ...] = eqx.field(static=True)
+    updates: tuple[int, ...] = eqx.field(static=True)
+    astrocytes: Astrocytes | None = None
+    ne: float = 1.0
+
+    def optimizer(self, lr, net):
+        if self.astrocytes is None:
+            return optax.adam(lr)
+        regions = make_regions(net)
+        return optax.chain(optax.adam(lr), scale_by_astrocytes(self.astrocytes, regions))
+
+    def step(self, state, x, y, *, key):
+        optimizer = self.optimizer(state.lr, state.net)
+        if self.astrocytes is None:
+            net, opt_state = self.rule.update(state.net, state.opt_state, x, y, optimizer=optimizer)
+        else:
+            net, opt_state = gated_update(
+                self.rule,
+                state.net,
+                state.opt_state,
+                x,
+                y,
+                optimizer=optimizer,
+                regions=make_regions(state.net),
+                ne=self.ne,
+            )
+        return Trained(net, state.lr, opt_state), key
+
+
+class Backprop(_AbstractGradientLearner):
+    """Backprop on the same modules, Adam."""
+
+    name: ClassVar[str] = "backprop"
+    lrs: tuple[float, ...] = eqx.field(static=True)
+    updates: tuple[int, ...] = eqx.field(static=True)
+    rule: BackpropRule = BackpropRule()
+
+    def optimizer(self, lr, net):
+        return optax.adam(lr)
+
+    def step(self, state, x, y, *, key):
+        optimizer = self.optimizer(state.lr, state.net)
+        net, opt_state = self.rule.update(state.net, state.opt_state, x, y, optimizer=optimizer)
+        return Trained(net, state.lr, opt_state), key
+
+
+class BackpropReplay(_AbstractGradientLearner):
+    """Backprop whose every update also sees `batch` images drawn without replacement from
+    a raw-image buffer of the first `per_class` base training images of each class."""
+
+    name: ClassVar[str] = "backprop_replay"
+    needs_base: ClassVar[bool] = True
+    lrs: tuple[float, ...] = eqx.field(static=True)
+    updates: tuple[int, ...] = eqx.field(static=True)
+    per_class: int = eqx.field(static=True, default=10)
+    batch: int = eqx.field(static=True, default=10)
+    rule: BackpropRule = BackpropRule()
+
+    def optimizer(self, lr, net):
+        return optax.adam(lr)
+
+    def start(self, net, lr, *, base=None):
+        if base is None:
+            raise ValueError(
+                "`backprop_replay` replays base-class images, so it needs base classes: it "
+                "runs in the transfer protocol only."
+            )
+        bx, by = base
+        idx = np.concatenate([np.flatnonzero(by == c)[: self.per_class] for c in np.unique(by)])
+        return _Replaying(
+            net, lr, optax.adam(lr).init(params_of(net)), jnp.asarray(bx[idx]), jnp.asarray(by[idx])
+        )
+
+    def step(self, state, x, y, *, key):
+        key, sub = jax.random.split(key)
+        idx = jax.random.choice(sub, state.buffer_x.shape[0], (self.batch,), replace=False)
+        x = jnp.concatenate([x, state.buffer_x[idx]])
+        y = jnp.concatenate([y, state.buffer_y[idx]])
+        optimizer = self.optimizer(state.lr, state.net)
+        net, opt_state = self.rule.update(state.net, state.opt_state, x, y, optimizer=optimizer)
+        return eqx.tree_at(lambda s: (s.net, s.opt_state), state, (net, opt_state)), key
+
+
+class _Replaying(eqx.Module):
+    net: Network
+    lr: Any
+    opt_state: Any
+    buffer_x: Any
+    buffer_y: Any
+
+
+class PCAstro(AbstractLearner):
+    """PC with astrocytes and the store: each support stimulus is presented once, in order,
+    with one gated update under NE (a salient presentation) and snapshotted with its local
+    errors; the store is then consolidated for `rounds` rounds (priority replay gated by
+    the stored `E_r` and NE, stored states, discard below `tol`)."""
+
+    name: ClassVar[str] = "pc_astro"
+    episodes_in_parallel: ClassVar[bool] = True
+    needs_base: ClassVar[bool] = False
+    rule: PCRule
+    lrs: tuple[float, ...] = eqx.field(static=True)
+    rounds: tuple[int, ...] = eqx.field(static=True)
+    astrocytes: Astrocytes = eqx.field(default_factory=default_astrocytes)
+    ne: float = 1.0
+    tol: float = 1e-3
+
+    def grid(self):
+        return {"rounds": self.rounds, "lr": self.lrs}
+
+    def optimizer(self, lr, net):
+        regions = make_regions(net)
+        return optax.chain(optax.adam(lr), scale_by_astrocytes(self.astrocytes, regions))
+
+    def start(self, net, lr, *, base=None):
+        return Trained(net, lr, self.optimizer(lr, net).init(params_of(net)))
+
+    def learn(self, state, x, y, hp, *, key, one_at_a_time=False):
+        # Astrocytes learn one salient stimulus at a time, whatever the protocol allows.
+        net, regions = state.net, make_regions(state.net)
+        optimizer = self.optimizer(state.lr, net)
+
+        def present(carry, item):
+            net, opt_state = carry
+            net, opt_state = gated_update(
+                self.rule,
+                net,
+                opt_state,
+                item[0][None],
+                item[1][None],
+                optimizer=optimizer,
+                regions=regions,
+                ne=self.ne,
+            )
+            return (net, opt_state), None
+
+        (net, opt_state), _ = lax.scan(present, (net, state.opt_state), (x, y))
+        store = make_store(net, regions, capacity=x.shape[0])
+        store, _ = snapshot(store, self.rule.relax(net, x, y), step=self.rule.steps)
+        net, opt_state, _, _ = consolidate(
+            net,
+            opt_state,
+            store,
+            optimizer=optimizer,
+            ne=self.ne,
+            steps=self.rule.steps,
+            rounds=hp["rounds"],
+            tol=self.tol,
+            fresh=False,
+            solver=Euler(dt=self.rule.dt),
+        )
+        return Trained(net, state.lr, opt_state)
+
+    def predict(self, state, x):
+        return _predict(state.net, x)
+
+    def sweep(self, net, x, y, lr, evaluate, *, key, base=None, one_at_a_time=False):
+        state = self.start(net, lr, base=base)
+        return jnp.stack(
+            [evaluate(self.learn(state, x, y, {"rounds": r}, key=key)) for r in self.rounds]
+        )
+
+
+class _AbstractMemoryLearner(AbstractLearner):
+    """Non-parametric learners: they remember every image they are shown."""
+
+    rule: None = None
+    episodes_in_parallel: ClassVar[bool] = False
+    needs_base: ClassVar[bool] = False
+
+    def grid(self):
+        return {}
+
+    def start(self, net, lr, *, base=None):
+        return None if base is None else Memory(jnp.asarray(base[0]), jnp.asarray(base[1]))
+
+    def learn(self, state, x, y, hp, *, key, one_at_a_time=False):
+        if state is None:
+            return Memory(x, y)
+        return Memory(jnp.concatenate([state.x, x]), jnp.concatenate([state.y, y]))
+
+    def sweep(self, net, x, y, lr, evaluate, *, key, base=None, one_at_a_time=False):
+        return evaluate(self.learn(self.start(net, lr, base=base), x, y, {}, key=key))
+
+
+class PixelNN(_AbstractMemoryLearner):
+    """The label of the nearest remembered image in pixel space."""
+
+    name: ClassVar[str] = "pixel_nn"
+
+    def predict(self, state, x):
+        return pixel_nearest_neighbour(state.x, state.y, x)
+
+
+class ClassMean(_AbstractMemoryLearner):
+    """The label of the nearest class mean of the remembered images, in pixel space."""
+
+    name: ClassVar[str] = "class_mean"
+    num_classes: int = eqx.field(static=True, default=10)
+
+    def predict(self, state, x):
+        return nearest_class_mean(state.x, state.y, x, num_classes=self.num_classes)
+
+
+def accuracy(learner: AbstractLearner, state, x, y):
+    return jnp.mean(learner.predict(state, x) == y)
+
+
+LEARNERS: dict[str, type[AbstractLearner]] = {
+    cls.name: cls for cls in (PC, PCAstro, Backprop, BackpropReplay, PixelNN, ClassMean)
+}

@@ -1,0 +1,67 @@
+"""The conditions of the interruption benchmark, by name: a learner and a schedule each."""
+
+import dataclasses
+
+from ._learners import PC, AbstractLearner, Backprop, PixelNN, default_astrocytes
+from ._schedules import (
+    AbstractSchedule,
+    Consolidate,
+    InterleavedReplay,
+    Interrupted,
+    Joint,
+    Relearn,
+    Sequential,
+)
+
+CONDITIONS = (
+    "backprop_sequential",
+    "backprop_interrupted",
+    "backprop_joint",
+    "backprop_replay",
+    "pc_no_store",
+    "pc_replay",
+    "pc_store_stored",
+    "pc_store_fresh",
+    "pc_store_ne",
+    "pc_store_no_ne",
+    "pc_astro_ablated",
+    "pixel_nn",
+)
+
+
+def make_conditions(
+    pc: PC, backprop: Backprop, *, ne: float, fresh: bool, tol: float
+) -> dict[str, tuple[AbstractLearner, AbstractSchedule]]:
+    """Every condition, in the order of `CONDITIONS`.
+
+    **Arguments:**
+
+    - `pc`, `backprop`: the (tuned) PC and backprop learners.
+    - `ne`: norepinephrine at presentation and consolidation.
+    - `fresh`, `tol`: the store's start and discard tolerance chosen on validation, for
+        the conditions that do not fix them.
+    """
+
+    def gated(*, ablated=False):
+        return dataclasses.replace(pc, astrocytes=default_astrocytes(ablated=ablated), ne=ne)
+
+    def store(*, fresh=fresh, ne=ne):
+        return Interrupted(resume=Consolidate(fresh=fresh, tol=tol, ne=ne))
+
+    conditions = {
+        "backprop_sequential": (backprop, Sequential()),
+        "backprop_interrupted": (backprop, Interrupted(resume=Relearn())),
+        "backprop_joint": (backprop, Joint()),
+        "backprop_replay": (backprop, Interrupted(rehearse=True)),
+        "pc_no_store": (pc, Interrupted()),
+        "pc_replay": (pc, Interrupted(resume=InterleavedReplay())),
+        "pc_store_stored": (pc, store(fresh=False)),
+        "pc_store_fresh": (pc, store(fresh=True)),
+        "pc_store_ne": (gated(), store()),
+        # A and B are still presented under NE; only consolidation runs without it.
+        "pc_store_no_ne": (gated(), store(ne=0.0)),
+        "pc_astro_ablated": (gated(ablated=True), store()),
+        "pixel_nn": (PixelNN(), Joint()),
+    }
+    assert tuple(conditions) == CONDITIONS
+    return conditions

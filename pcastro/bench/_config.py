@@ -1,0 +1,217 @@
+"""The settings every benchmark shares, documented once; the CLI options are generated
+from these fields (`--field-name`, help text = the field's docstring)."""
+
+import argparse
+import ast
+import dataclasses
+import inspect
+import types
+import typing
+from dataclasses import dataclass
+from functools import cache
+from typing import Literal
+
+DATASETS = ("digits", "mnist5k", "mnist", "fashion")
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """Settings shared by every benchmark (all recorded in `results.json`)."""
+
+    dataset: str = "digits"
+    """One of digits, mnist5k (both need no download), mnist or fashion (IDX files)."""
+    episodes: int = 20
+    """Test episodes, drawn from the test split."""
+    val_episodes: int = 10
+    """Validation episodes, drawn from the training split, on which every trained method's
+    hyperparameters are tuned."""
+    shots: int = 1
+    """Support images per class."""
+    queries: int = 15
+    """Query images per class."""
+    seed: int = 0
+    """Seed of the episodes, initial weights and pretraining order."""
+    hidden: int | None = None
+    """Hidden units of the MLP (default 128 for up to 256 input features, else 256)."""
+    inference_steps: int = 20
+    """PC inference steps per update."""
+    dt: float = 0.1
+    """Euler step size of PC inference."""
+    lrs: tuple[float, ...] = (1e-3, 3e-3, 1e-2, 3e-2)
+    """Learning-rate grid (Adam) of every trained method."""
+    max_updates: int = 100
+    """Largest number of full-batch updates tried."""
+    data_dir: str | None = None
+    """Folder with MNIST/Fashion-MNIST IDX files (or set PCASTRO_DATA)."""
+    methods: tuple[str, ...] = ()
+    """Comma-separated subset of the methods to run."""
+
+    def __post_init__(self):
+        for name in ("shots", "queries", "episodes", "val_episodes", "max_updates"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"`{name}` must be at least 1, got {getattr(self, name)}.")
+
+
+@dataclass(frozen=True)
+class OneShotConfig(BenchConfig):
+    """Settings of a one-shot run (all recorded in `results.json`)."""
+
+    protocol: Literal["scratch", "transfer"] = "scratch"
+    """scratch: N-way K-shot from nothing; transfer: pretrain on digits 0-4, then learn
+    each of 5-9 from one example."""
+    ways: int = 10
+    """Classes per episode (scratch; transfer is 10-way by construction)."""
+    max_updates: int = 100
+    """Largest number of full-batch updates tried (scratch)."""
+    updates_per_example: tuple[int, ...] = (1, 3, 10, 30)
+    """Grid of updates per novel example (transfer)."""
+    pretrain_epochs: int = 10
+    """Epochs of pretraining on the base digits (transfer)."""
+    replay_per_class: int = 10
+    """Base images per class in the replay buffer of backprop_replay (transfer)."""
+    astro_rounds: tuple[int, ...] = (1, 3, 10, 30)
+    """Grid of consolidation rounds of PC with astrocytes."""
+    methods: tuple[str, ...] = ()
+    """Comma-separated subset of pc, pc_astro, backprop and backprop_replay (transfer
+    only); the baselines pixel_nn and class_mean always run."""
+
+    def __post_init__(self):
+        from ._learners import LEARNERS
+
+        super().__post_init__()
+        if self.ways < 1:
+            raise ValueError(f"`ways` must be at least 1, got {self.ways}.")
+        if self.protocol not in ("scratch", "transfer"):
+            raise ValueError(
+                f"Unknown protocol {self.protocol!r}; use 'scratch' (N-way K-shot from "
+                "nothing) or 'transfer' (pretrain on digits 0-4, learn 5-9 from one example)."
+            )
+        _check_methods(self.methods, tuple(LEARNERS))
+        transfer_only = [m for m in self.methods if LEARNERS[m].needs_base]
+        if self.protocol == "scratch" and transfer_only:
+            raise ValueError(
+                f"{transfer_only} learn on top of base classes, so they run in the transfer "
+                "protocol only; drop them from `--methods` or pass `--protocol transfer`."
+            )
+        if self.protocol == "transfer" and self.ways != 10:
+            raise ValueError(
+                "The transfer protocol is 10-way by construction (base digits 0-4 plus novel "
+                f"digits 5-9); drop `--ways` or pass `--ways 10` (got {self.ways})."
+            )
+
+
+@dataclass(frozen=True)
+class InterruptConfig(BenchConfig):
+    """Settings of an interruption run (all recorded in `results.json`)."""
+
+    max_updates: int = 40
+    """Largest number of full-batch updates tried for A and for B (at least 2, so that A
+    can be interrupted)."""
+    interrupt_fraction: float = 0.5
+    """A is interrupted after this fraction of its updates, in (0, 1)."""
+    ne: float = 1.0
+    """Norepinephrine at presentation and consolidation."""
+    tols: tuple[float, ...] = (1e-3, 1e-2, 5e-2)
+    """Grid of the store's discard tolerance."""
+    methods: tuple[str, ...] = ()
+    """Comma-separated subset of the conditions."""
+
+    def __post_init__(self):
+        from ._conditions import CONDITIONS
+
+        super().__post_init__()
+        if self.max_updates < 2:
+            raise ValueError(
+                f"`max_updates` must be at least 2 so that A can be interrupted part-way, "
+                f"got {self.max_updates}."
+            )
+        if not 0.0 < self.interrupt_fraction < 1.0:
+            raise ValueError(
+                f"`interrupt_fraction` must be in (0, 1), got {self.interrupt_fraction}: A is "
+                "interrupted after that fraction of its updates."
+            )
+        _check_methods(self.methods, CONDITIONS)
+
+
+def _check_methods(methods, valid) -> None:
+    unknown = [m for m in methods if m not in valid]
+    if unknown:
+        raise ValueError(f"Unknown methods {unknown}; choose from {', '.join(valid)}.")
+
+
+def hidden_units(cfg: BenchConfig, features: int) -> int:
+    return cfg.hidden if cfg.hidden is not None else (128 if features <= 256 else 256)
+
+
+def field_docs(cls) -> dict[str, str]:
+    """The docstring under each dataclass field of `cls` and its bases (subclasses win)."""
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if dataclasses.is_dataclass(klass):
+            docs.update(_own_field_docs(klass))
+    return docs
+
+
+@cache
+def _own_field_docs(klass) -> dict[str, str]:
+    body = ast.parse(inspect.getsource(klass)).body[0].body
+    docs = {}
+    for node, after in zip(body, body[1:]):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(after, ast.Expr)
+            and isinstance(after.value, ast.Constant)
+            and isinstance(after.value.value, str)
+        ):
+            docs[node.target.id] = " ".join(after.value.value.split())
+    return docs
+
+
+def _comma_list(item_type):
+    def parse(text: str) -> tuple:
+        try:
+            return tuple(item_type(v.strip()) for v in text.split(",") if v.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected comma-separated {item_type.__name__} values, got {text!r}"
+            ) from None
+
+    return parse
+
+
+def _option(tp) -> dict:
+    """argparse keywords for a field annotation."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is tuple:  # tuple[T, ...]: a comma list
+        return {"type": _comma_list(args[0])}
+    if origin is typing.Literal:
+        return {"choices": args}
+    if origin in (typing.Union, types.UnionType):  # T | None: None is the default
+        (inner,) = [a for a in args if a is not type(None)]
+        return _option(inner)
+    if tp is bool:
+        return {"action": argparse.BooleanOptionalAction}
+    return {"type": tp}
+
+
+def add_config_options(parser: argparse.ArgumentParser, cls) -> None:
+    """One `--field-name` option per field of the config dataclass `cls`."""
+    docs, hints = field_docs(cls), typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        parser.add_argument(
+            "--" + f.name.replace("_", "-"),
+            dest=f.name,
+            default=f.default,
+            help=f"{docs[f.name]} (default: {_show(f.default)})",
+            **_option(hints[f.name]),
+        )
+
+
+def config_from_args(cls, args: argparse.Namespace):
+    return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})
+
+
+def _show(value) -> str:
+    if isinstance(value, tuple):
+        return ",".join(map(str, value)) or "all"
+    return str(value)

@@ -1,0 +1,98 @@
+"""One validation selector, one result record and one timing record for every protocol."""
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import jax
+import numpy as np
+
+from ._stats import mean_ci95
+
+
+def select_on_validation(scores, grid: Mapping[str, Sequence]) -> tuple[dict[str, object], float]:
+    """The hyperparameters with the best mean validation score.
+
+    **Arguments:**
+
+    - `scores`: validation scores, one axis per entry of `grid`, in the order of `grid`.
+    - `grid`: hyperparameter name -> the values tried along that axis.
+
+    **Returns:**
+
+    `(chosen, score)`: the chosen value of every hyperparameter, and its score. Ties go to
+    the first candidate in row-major order (the first axis of `grid` varies slowest), so
+    a learner's grid order says which setting wins a tie.
+    """
+    scores = np.asarray(scores)
+    shape = tuple(len(v) for v in grid.values())
+    if scores.shape != shape:
+        raise ValueError(
+            f"`scores` has shape {scores.shape} but the grid {list(grid)} has shape {shape}; "
+            "give one axis per hyperparameter, in the order of `grid`."
+        )
+    # np.argmax returns the first maximum of the flattened (row-major) table.
+    index = np.unravel_index(int(np.argmax(scores)), shape)
+    chosen = {name: _plain(values[i]) for (name, values), i in zip(grid.items(), index)}
+    return chosen, float(scores[index])
+
+
+def _plain(value):
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def result_row(method: str, values, **labels) -> dict:
+    """The result record: `{method, **labels, mean, ci95, n}` over episodes."""
+    mean, ci, n = mean_ci95(values)
+    return {"method": method, **labels, "mean": mean, "ci95": ci, "n": n}
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Compile and run time of one method over `episodes` test episodes."""
+
+    compile_s: float
+    run_s: float
+    episodes: int
+
+    def record(self, **extra) -> dict:
+        return {
+            "compile_s": self.compile_s,
+            "run_s": self.run_s,
+            "episodes_per_s": self.episodes / self.run_s,
+            **extra,
+        }
+
+
+def timed(fn, *args, episodes: int):
+    """Compile `fn` apart, then run it on `episodes` episodes: returns `(output, Timing)`."""
+    t0 = time.perf_counter()
+    compiled = jax.jit(fn).lower(*args).compile()
+    t1 = time.perf_counter()
+    out = jax.block_until_ready(compiled(*args))
+    return out, Timing(t1 - t0, time.perf_counter() - t1, episodes)
+
+
+def over_episodes(learner, fn):
+    """`fn(episode, lr)` over episodes (a tuple of arrays with a leading episode axis) at
+    one learning rate: vmapped, or one episode after another (`lax.map`) for learners
+    whose memory of base images makes all episodes at once too large."""
+    if learner.episodes_in_parallel:
+        return jax.vmap(fn, in_axes=(0, None))
+    return lambda episodes, lr: jax.lax.map(lambda e: fn(e, lr), episodes)
+
+
+def tune(learner, sweep, episodes, *, score=lambda out: out):
+    """Tune `learner` on validation `episodes`: `sweep(episode, lr)` is the learner's sweep
+    over its static grid on one episode; it runs over all episodes and learning rates,
+    and the grid point with the best mean `score` is chosen by `select_on_validation`.
+
+    **Returns:**
+
+    `(chosen, val_score)`: chosen hyperparameters, including `lr`, and their mean score.
+    """
+    grid = learner.grid()
+    over_lrs = jax.vmap(jax.vmap(sweep, in_axes=(0, None)), in_axes=(None, 0))
+    out = jax.jit(over_lrs)(episodes, jax.numpy.asarray(grid["lr"]))
+    table = np.asarray(score(np.asarray(out))).mean(axis=1)  # (lrs, *static grid)
+    return select_on_validation(np.moveaxis(table, 0, list(grid).index("lr")), grid)

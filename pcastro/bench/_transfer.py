@@ -1,0 +1,104 @@
+"""The transfer protocol: pretrain on base digits 0-4, then learn each novel digit 5-9 from
+one example, presented one at a time.
+
+Scores: accuracy on the novel queries, retention of the base test digits, and their mean
+(the ten-way accuracy, on which hyperparameters are tuned). Validation uses a fifth of
+the base training images and novel episodes from the training split.
+"""
+
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..data import base_novel_split, sample_episodes
+from ._config import hidden_units
+from ._learners import AbstractLearner, accuracy, make_model, pretrain
+from ._records import over_episodes, result_row, timed, tune
+from ._report import original_labels
+
+BASE = (0, 1, 2, 3, 4)
+NOVEL = (5, 6, 7, 8, 9)
+METRICS = ("novel_accuracy", "base_retention", "ten_way_accuracy")
+
+
+def run_transfer(cfg, ds, learners: list[AbstractLearner], bar) -> tuple[list[dict], dict]:
+    """Pretrain, tune and test every learner; returns `(results, details)`."""
+    k_val, k_test, k_init, _ = jax.random.split(jax.random.key(cfg.seed), 4)
+    base_train, _ = base_novel_split(ds.y_train, base=BASE, novel=NOVEL)
+    base_test, _ = base_novel_split(ds.y_test, base=BASE, novel=NOVEL)
+    xb, yb = ds.x_train[base_train], ds.y_train[base_train]
+    perm = np.random.default_rng(cfg.seed).permutation(len(xb))
+    n_val = len(xb) // 5
+    fit = (xb[perm[n_val:]], yb[perm[n_val:]])
+    base_val = (jnp.asarray(xb[perm[:n_val]]), jnp.asarray(yb[perm[:n_val]]))
+    base_test = (jnp.asarray(ds.x_test[base_test]), jnp.asarray(ds.y_test[base_test]))
+    common = dict(ways=len(NOVEL), shots=cfg.shots, queries=cfg.queries, classes=NOVEL)
+    val = sample_episodes(k_val, ds.x_train, ds.y_train, num=cfg.val_episodes, **common)
+    test = sample_episodes(k_test, ds.x_test, ds.y_test, num=cfg.episodes, **common)
+    # Episode labels are 0..4 in the order of `classes`; learn the original digits.
+    val_set = (jax.random.split(jax.random.fold_in(k_init, 3), cfg.val_episodes),)
+    val_set += original_labels(val)
+    test_set = (jax.random.split(jax.random.fold_in(k_init, 4), cfg.episodes),)
+    test_set += original_labels(test)
+
+    features = ds.x_train.shape[1]
+    net0 = make_model(k_init, (features, hidden_units(cfg, features), 10))
+    bar.set_description("pretraining on base digits 0-4")
+    t0 = time.perf_counter()
+    # One pretrained network per update rule, shared by the learners with that rule.
+    pretrained = {}
+    for rule in dict.fromkeys(learner.rule for learner in learners if learner.rule):
+        pretrained[rule] = pretrain(rule, net0, *fit, epochs=cfg.pretrain_epochs, seed=cfg.seed)
+    pretrain_s = time.perf_counter() - t0
+    bar.update(1)
+
+    results, selected, timing = [], {}, {}
+    for learner in learners:
+        net = pretrained.get(learner.rule, net0)
+
+        def scores(state, qx, qy, base, learner=learner):
+            novel = accuracy(learner, state, qx, qy)
+            old = accuracy(learner, state, *base)
+            return jnp.stack([novel, old, 0.5 * (novel + old)])
+
+        hp = {}
+        if learner.grid():
+            bar.set_description(f"{learner.name}: tuning on validation episodes")
+
+            def sweep(episode, lr, learner=learner, net=net, scores=scores):
+                key, sx, sy, qx, qy = episode
+                return learner.sweep(
+                    net,
+                    sx,
+                    sy,
+                    lr,
+                    lambda state: scores(state, qx, qy, base_val),
+                    key=key,
+                    base=fit,
+                    one_at_a_time=True,
+                )
+
+            hp, val = tune(learner, sweep, val_set, score=lambda out: out[..., 2])
+            selected[learner.name] = {"lr": hp["lr"], **hp, "val_ten_way": val}
+            bar.update(1)
+
+        def test_episode(episode, lr, learner=learner, net=net, hp=hp, scores=scores):
+            key, sx, sy, qx, qy = episode
+            state = learner.start(net, lr, base=fit)
+            state = learner.learn(state, sx, sy, {**hp, "lr": lr}, key=key, one_at_a_time=True)
+            return scores(state, qx, qy, base_test)
+
+        bar.set_description(f"{learner.name}: test episodes")
+        out, t = timed(
+            over_episodes(learner, test_episode),
+            test_set,
+            np.float32(hp.get("lr", 0.0)),
+            episodes=cfg.episodes,
+        )
+        out = np.asarray(out)
+        results += [result_row(learner.name, out[:, j], metric=m) for j, m in enumerate(METRICS)]
+        timing[learner.name] = t.record()
+        bar.update(1)
+    return results, {"selected": selected, "timing": timing, "pretrain_s": pretrain_s}
