@@ -10,6 +10,7 @@ import optax
 from ._custom_types import Array, ArrayLike
 from ._free_energy import node_terms, summed_inputs
 from ._inference import RESULTS, AbstractSolver, Euler, Solution, infer
+from ._inference._driver import _as_float, _as_int
 from ._inference._results import attach_errors, raise_if_failed
 from ._network import Network
 from ._state import PCState, amortised_nodes, init_state
@@ -99,9 +100,13 @@ def apply_param_grads(
     state: PCState,
     *,
     optimizer: optax.GradientTransformation,
+    extra_args: dict | None = None,
     throw: bool = True,
 ) -> tuple[Network, Any]:
     """Apply `optimizer` to the local gradients at `state`; returns `(net, opt_state)`.
+
+    `extra_args` reach an optimiser that takes them (an
+    `optax.GradientTransformationExtraArgs`, such as a chain with the astrocyte gate).
 
     **Raises:**
 
@@ -109,10 +114,13 @@ def apply_param_grads(
     parameters (see [`pcastro.RESULTS`][]); [`pcastro.train_step`][] reports the same
     as a status.
     """
-    net, opt_state, status = _apply(net, opt_state, state, optimizer=optimizer)
-    return _raise_on(net, status, throw), opt_state
+    net, opt_state, status = _apply(
+        net, opt_state, state, optimizer=optimizer, **(extra_args or {})
+    )
+    return raise_on_params(net, status, throw), opt_state
 
 
+@eqx.filter_jit
 def _apply(net, opt_state, state, *, optimizer, **extra):
     _check_opt_state(net, opt_state, optimizer)
     params, static = eqx.partition(net, eqx.is_inexact_array)
@@ -121,7 +129,8 @@ def _apply(net, opt_state, state, *, optimizer, **extra):
     return eqx.combine(params, static), opt_state, status
 
 
-def _raise_on(net: Network, status: Array, throw: bool) -> Network:
+def raise_on_params(net: Network, status: Array, throw: bool) -> Network:
+    """With `throw`, `net` carrying a runtime error with the message of a failed `status`."""
     if not throw:
         return net
     params, static = eqx.partition(net, eqx.is_inexact_array)
@@ -131,7 +140,6 @@ def _raise_on(net: Network, status: Array, throw: bool) -> Network:
     return eqx.combine(jax.tree_util.tree_unflatten(treedef, leaves), static)
 
 
-@eqx.filter_jit
 def train_step(
     net: Network,
     opt_state: Any,
@@ -176,6 +184,22 @@ def train_step(
     `(net, opt_state, info)`: `info` is the [`pcastro.Solution`][] of the inference, its
     `energy` the mean energy per example at the relaxed states, before the update.
     """
+    return _train_step(
+        net,
+        opt_state,
+        x,
+        y,
+        optimizer=optimizer,
+        solver=solver,
+        steps=_as_int(steps, "steps"),
+        tol=None if tol is None else _as_float(tol, "tol"),
+        trace=trace,
+        throw=throw,
+    )
+
+
+@eqx.filter_jit
+def _train_step(net, opt_state, x, y, *, optimizer, solver, steps, tol, trace, throw):
     if solver.learns:
         if optimizer != solver.optimizer:
             raise ValueError(

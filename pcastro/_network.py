@@ -1,5 +1,6 @@
 """Nodes (a state neuron and an error neuron per unit) and their composition."""
 
+import operator
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -123,7 +124,7 @@ class Network(eqx.Module):
     shapes: tuple[tuple[int, ...], ...] = eqx.field(static=True)
     dtype: Any = eqx.field(static=True)
 
-    def __init__(self, nodes: Sequence, *, input_shape: Sequence[int], dtype=None):
+    def __init__(self, nodes: Sequence, *, input_shape: Sequence[int] | int, dtype=None):
         if len(nodes) == 0:
             raise ValueError("A Network needs at least one Node.")
         resolved = []
@@ -161,11 +162,23 @@ class Network(eqx.Module):
                         f"{p} a Gaussian energy, or feed node {i} from another node."
                     )
         self.nodes = tuple(resolved)
-        self.input_shape = tuple(int(s) for s in input_shape)
+        if isinstance(input_shape, int):
+            input_shape = (input_shape,)
+        try:
+            self.input_shape = tuple(operator.index(s) for s in input_shape)
+        except TypeError:
+            raise TypeError(
+                f"`input_shape` must be a tuple of ints such as (64,), got {input_shape!r}."
+            ) from None
         if dtype is None:
             leaves = [x for x in jax.tree_util.tree_leaves(eqx.filter(nodes, eqx.is_inexact_array))]
             dtype = leaves[0].dtype if leaves else jnp.result_type(float)
         self.dtype = jnp.dtype(dtype)
+        if not jnp.issubdtype(self.dtype, jnp.floating):
+            raise ValueError(
+                f"A Network computes in a floating dtype, got dtype={self.dtype}; the inputs "
+                "would be truncated. Use float32 (the default) or float64."
+            )
         shapes = [self.input_shape]
         for i, node in enumerate(self.nodes, start=1):
             parent_structs = [jax.ShapeDtypeStruct(shapes[p], self.dtype) for p in node.parents]
@@ -254,6 +267,11 @@ def mlp(
     """
     if len(sizes) < 2:
         raise ValueError(f"`sizes` needs an input and an output size, got {list(sizes)}.")
+    if dtype is not None and not jnp.issubdtype(jnp.dtype(dtype), jnp.floating):
+        raise ValueError(
+            f"A Network computes in a floating dtype, got dtype={jnp.dtype(dtype)}; use "
+            "float32 (the default) or float64."
+        )
     keys = jax.random.split(key, len(sizes) - 1)
     modules = [
         eqx.nn.Linear(a, b, key=k, dtype=dtype) for a, b, k in zip(sizes[:-1], sizes[1:], keys)

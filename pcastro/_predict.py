@@ -17,5 +17,25 @@ def predict(net: Network, x: ArrayLike) -> Array:
 
 
 def accuracy(net: Network, x: ArrayLike, labels: ArrayLike) -> Float[Array, ""]:
-    """Fraction of examples whose top-node argmax equals the integer label."""
-    return jnp.mean(jnp.argmax(predict(net, x), axis=-1) == labels)
+    """Fraction of examples whose top-node argmax equals the label.
+
+    **Arguments:**
+
+    - `net`: the network; `x`: the input batch.
+    - `labels`: integer labels `(batch,)`, or one-hot targets `(batch, classes)` (read by
+      their argmax).
+
+    **Raises:**
+
+    `ValueError` when the labels do not have one of those shapes.
+    """
+    labels = jnp.asarray(labels)
+    scores = predict(net, x)
+    if labels.shape == scores.shape:
+        labels = jnp.argmax(labels, axis=-1)
+    elif labels.shape != scores.shape[:1] or not jnp.issubdtype(labels.dtype, jnp.integer):
+        raise ValueError(
+            f"`labels` has shape {labels.shape} and dtype {labels.dtype}; pass integer labels "
+            f"of shape ({scores.shape[0]},) or one-hot targets of shape {scores.shape}."
+        )
+    return jnp.mean(jnp.argmax(scores, axis=-1) == labels)

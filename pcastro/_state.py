@@ -96,7 +96,16 @@ def _as_target(net: Network, y: ArrayLike) -> Array:
     top_shape = net.shapes[-1]
     y = jnp.asarray(y)
     if jnp.issubdtype(y.dtype, jnp.integer) and y.ndim == 1 and len(top_shape) == 1:
-        return jax.nn.one_hot(y, top_shape[0], dtype=net.dtype)
+        classes = top_shape[0]
+        message = (
+            f"Integer labels must lie in [0, {classes}) for a top node of {classes} units; "
+            "relabel the classes to 0..n-1 or widen the output layer."
+        )
+        if isinstance(y, jax.core.Tracer):
+            y = eqx.error_if(y, jnp.any((y < 0) | (y >= classes)), message)
+        elif y.size and (int(y.min()) < 0 or int(y.max()) >= classes):
+            raise ValueError(f"{message} Got labels from {int(y.min())} to {int(y.max())}.")
+        return jax.nn.one_hot(y, classes, dtype=net.dtype)
     if y.shape[1:] != top_shape:
         raise ValueError(
             f"The target `y` has shape {y.shape}, but the top node (node "
@@ -177,6 +186,10 @@ def init_state(
         if x is None and y is None:
             raise ValueError("Give `x`, `y` or `batch_size` so the batch size is known.")
         batch_size = (x if x is not None else y).shape[0]
+    if batch_size < 1:
+        raise ValueError(
+            "The batch is empty (0 examples); pass at least one example (`x[None]` for one)."
+        )
     if x_mask is not None:
         if x is None:
             raise ValueError("`x_mask` needs the partially observed input `x`.")

@@ -1,5 +1,7 @@
 """The one inference driver: relax the free states of a batch to (near) equilibrium."""
 
+import math
+import operator
 import warnings
 from typing import Any
 
@@ -74,10 +76,10 @@ def _check_inputs(net: Network, state: PCState, solver, steps, tol, fixed_predic
             f"`solver` must be a pcastro solver such as `pcastro.Euler(dt=0.1)` or "
             f"`pcastro.OptaxSolver(optax.adam(0.1))`, got {solver!r}."
         )
-    if not isinstance(steps, int) or steps < 1:
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"`steps` must be a positive int, got {steps!r}.")
-    if tol is not None and not tol > 0:
-        raise ValueError(f"`tol` must be positive or None, got {tol!r}.")
+    if tol is not None and not (math.isfinite(tol) and tol > 0):
+        raise ValueError(f"`tol` must be a positive number or None, got {tol!r}.")
     if len(state.x) != net.num_nodes:
         raise ValueError(
             f"The state has {len(state.x)} nodes but the network has {net.num_nodes}; "
@@ -126,6 +128,23 @@ def _warn_if_stuck(net: Network, state: PCState) -> None:
         )
 
 
+def _as_int(value, name: str):
+    try:
+        return operator.index(value)  # numpy and 0-d integer arrays too
+    except TypeError:
+        return value  # left for the check that names the argument
+
+
+def _as_float(value, name: str) -> float:
+    try:
+        return float(value)
+    except (TypeError, jax.errors.ConcretizationTypeError):
+        raise TypeError(
+            f"`{name}` must be a concrete number (it decides the loop's length or its stop), "
+            f"got {value!r}; pass a Python float, not a traced array."
+        ) from None
+
+
 def _rms(grads, keep) -> Array:
     """Root-mean-square of `dF/dx` over the free units only (clamped units excluded)."""
     sq = sum(jnp.sum(g**2) for g in grads)
@@ -133,7 +152,6 @@ def _rms(grads, keep) -> Array:
     return jnp.sqrt(sq / jnp.maximum(n, 1))
 
 
-@eqx.filter_jit
 def infer(
     net: Network,
     state: PCState,
@@ -202,6 +220,36 @@ def infer(
         }
         ```
     """
+    # Normalised outside the compiled function: `steps` and `tol` shape the loop, so
+    # they must be plain Python numbers (a NumPy int is accepted, a tracer is not).
+    return _infer(
+        net,
+        state,
+        solver=solver,
+        steps=_as_int(steps, "steps"),
+        tol=None if tol is None else _as_float(tol, "tol"),
+        fixed_predictions=fixed_predictions,
+        trace=trace,
+        throw=throw,
+        opt_state=opt_state,
+        solver_state=solver_state,
+    )
+
+
+@eqx.filter_jit
+def _infer(
+    net: Network,
+    state: PCState,
+    *,
+    solver: AbstractSolver,
+    steps: int,
+    tol: float | None,
+    fixed_predictions: bool,
+    trace: bool,
+    throw: bool,
+    opt_state: Any,
+    solver_state: Any,
+) -> Solution:
     _check_inputs(net, state, solver, steps, tol, fixed_predictions)
     free = free_nodes(net, state.clamps)
     amortised = amortised_nodes(net, state.clamps)

@@ -8,8 +8,8 @@ import optax
 from jax import lax
 
 from .._custom_types import Array, ArrayLike, Float, Int
-from .._inference import AbstractSolver, Euler, infer
-from .._learning import param_grads
+from .._inference import RESULTS, AbstractSolver, Euler, infer
+from .._learning import checked_update, param_grads, raise_on_params
 from .._network import Network
 from .._state import PCState, errors
 from ._regions import region_energies
@@ -56,6 +56,7 @@ def consolidate(
     tol: ArrayLike,
     fresh: bool = False,
     solver: AbstractSolver = Euler(dt=0.1),  # noqa: B008 (immutable)
+    throw: bool = True,
 ) -> tuple[Network, Any, Store, ConsolidationReport]:
     """Replay stored stimuli by priority with gated learning; discard the learned ones.
 
@@ -134,18 +135,19 @@ def consolidate(
         rounds=rounds,
         fresh=fresh,
         solver=solver,
+        throw=throw,
     )
 
 
 @eqx.filter_jit
-def _consolidate(net, opt_state, store, ne, tol, *, optimizer, steps, rounds, fresh, solver):
+def _consolidate(net, opt_state, store, ne, tol, *, optimizer, steps, rounds, fresh, solver, throw):
     regions = store.regions
     num = regions.num_regions
     params, static = eqx.partition(net, eqx.is_inexact_array)
     k = store.capacity
 
     def replay(carry):
-        params, opt_state, store, slot = carry
+        params, opt_state, store, slot, worst = carry
         model = eqx.combine(params, static)
         # Occupancy is guaranteed by the `lax.cond` below; under `jax.vmap` both branches
         # run, so the recall's own check would fire for the skipped empty slots.
@@ -158,7 +160,7 @@ def _consolidate(net, opt_state, store, ne, tol, *, optimizer, steps, rounds, fr
             region_energy=store.region_energy[slot],
             ne=ne,
         )
-        params = optax.apply_updates(params, updates)
+        params, status = checked_update(params, updates)
         model = eqx.combine(params, static)
         relaxed = PCState(
             x=relaxed.x, e=errors(model, relaxed), masks=relaxed.masks, clamps=relaxed.clamps
@@ -166,25 +168,25 @@ def _consolidate(net, opt_state, store, ne, tol, *, optimizer, steps, rounds, fr
         energy = region_energies(relaxed, regions)[0]
         done = 0 if fresh else store.steps[slot]
         store = overwrite(store, slot, relaxed, energies=energy, step=done + steps)
-        return (params, opt_state, store, slot), energy
+        return (params, opt_state, store, slot, jnp.maximum(worst, status)), energy
 
     def skip(carry):
         return carry, jnp.full((num,), jnp.nan, store.region_energy.dtype)
 
     def visit(carry, slot):
-        params, opt_state, store = carry
+        params, opt_state, store, worst = carry
         occupied = store.occupied[slot]
         # Every occupied slot is replayed: its stored E_r may be stale (other stimuli
         # were learned since the snapshot), so only the error measured after this
         # replay, with the current weights, decides whether it is learned.
-        (params, opt_state, store, _), energy = lax.cond(
-            occupied, replay, skip, (params, opt_state, store, slot)
+        (params, opt_state, store, _, worst), energy = lax.cond(
+            occupied, replay, skip, (params, opt_state, store, slot, worst)
         )
         now = jnp.where(jnp.isnan(energy), store.region_energy[slot], energy)
         finished = occupied & jnp.all(now < tol)
         gone = jnp.where(finished, store.ids[slot], -1)
         store = discard(store, (jnp.arange(k) == slot) & finished)
-        return (params, opt_state, store), (energy, gone)
+        return (params, opt_state, store, worst), (energy, gone)
 
     def one_round(carry, _):
         store = carry[2]
@@ -197,7 +199,9 @@ def _consolidate(net, opt_state, store, ne, tol, *, optimizer, steps, rounds, fr
         mean = jnp.sum(jnp.where(replayed, totals, 0.0)) / jnp.sum(replayed)
         return carry, (mean, energy, order, gone)
 
-    (params, opt_state, store), stats = lax.scan(
-        one_round, (params, opt_state, store), None, length=rounds
+    worst = jnp.asarray(RESULTS.successful)
+    (params, opt_state, store, worst), stats = lax.scan(
+        one_round, (params, opt_state, store, worst), None, length=rounds
     )
-    return eqx.combine(params, static), opt_state, store, ConsolidationReport(*stats)
+    net = raise_on_params(eqx.combine(params, static), worst, throw)
+    return net, opt_state, store, ConsolidationReport(*stats)

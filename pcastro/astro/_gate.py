@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import optax
 
 from .._custom_types import Array, ArrayLike
-from .._learning import param_grads
+from .._learning import apply_param_grads
 from .._network import Network
 from .._state import PCState
 from ._regions import Regions
@@ -112,6 +112,8 @@ class Astrocytes(eqx.Module):
             )
         if not jnp.issubdtype(theta.dtype, jnp.floating):
             theta = theta.astype(jnp.result_type(float))
+        if not bool(jnp.all(jnp.isfinite(theta))):
+            raise ValueError(f"`Astrocytes(theta=...)` must be finite, got {theta}.")
         self.tau_c = float(tau_c)
         self.k = float(k)
         self.theta = theta
@@ -277,7 +279,23 @@ def _batch_energy(region_energy: ArrayLike, num_regions: int) -> Array:
             f"{num_regions} regions: pass `region_energies(state, regions)` of shape "
             f"(batch, {num_regions}) or its batch mean of shape ({num_regions},)."
         )
-    return region_energy
+    return _checked(
+        region_energy,
+        ~jnp.all(jnp.isfinite(region_energy) & (region_energy >= 0)),
+        "`region_energy` must be finite and non-negative (it is 1/2 sum e^2): the error "
+        "neurons hold NaN or inf; check the data and the inference status.",
+    )
+
+
+def _checked(value: Array, bad: Array, message: str) -> Array:
+    """Refuse a bad value: at once when it is concrete, at run time when it is traced.
+
+    A NaN reaching the calcium would keep it NaN for good, and then the weights."""
+    if isinstance(value, jax.core.Tracer):
+        return eqx.error_if(value, bad, message)
+    if bool(bad):
+        raise ValueError(message)
+    return value
 
 
 def _check_ne(ne: ArrayLike, num_regions: int) -> Array:
@@ -287,7 +305,12 @@ def _check_ne(ne: ArrayLike, num_regions: int) -> Array:
             f"`ne` has shape {ne.shape}; norepinephrine is a scalar or one value per region, "
             f"shape ({num_regions},)."
         )
-    return ne
+    return _checked(
+        ne,
+        ~jnp.all(jnp.isfinite(ne) & (ne >= 0)),
+        "`ne` (norepinephrine) must be finite and non-negative: it is a concentration; "
+        "pass 0 for none and a positive value for salience.",
+    )
 
 
 def scale_by_astrocytes(
@@ -372,6 +395,7 @@ def apply_gated_grads(
     optimizer: optax.GradientTransformation,
     region_energy: ArrayLike,
     ne: ArrayLike = 0.0,
+    throw: bool = True,
 ) -> tuple[Network, Any]:
     """Learn from inferred states through an optimiser that contains the astrocyte gate.
 
@@ -388,21 +412,17 @@ def apply_gated_grads(
     - `region_energy`: `E_r` driving the calcium, usually
       `region_energies(state, regions)`.
     - `ne`: norepinephrine, scalar or per region.
+    - `throw`: raise when the update is non-finite or larger than the parameters.
 
     **Returns:**
 
     `(net, opt_state)`.
     """
-    optimizer = optax.with_extra_args_support(optimizer)
-    return _apply_gated_grads(
-        net, opt_state, state, jnp.asarray(region_energy), jnp.asarray(ne), optimizer=optimizer
+    return apply_param_grads(
+        net,
+        opt_state,
+        state,
+        optimizer=optax.with_extra_args_support(optimizer),
+        extra_args={"region_energy": jnp.asarray(region_energy), "ne": jnp.asarray(ne)},
+        throw=throw,
     )
-
-
-@eqx.filter_jit
-def _apply_gated_grads(net, opt_state, state, region_energy, ne, *, optimizer):
-    params, static = eqx.partition(net, eqx.is_inexact_array)
-    updates, opt_state = optimizer.update(
-        param_grads(net, state), opt_state, params, region_energy=region_energy, ne=ne
-    )
-    return eqx.combine(optax.apply_updates(params, updates), static), opt_state

@@ -95,6 +95,12 @@ def _snapshot(store, state, energies, priority, step, policy):
     num = store.regions.num_regions
     dtype = store.region_energy.dtype
     if energies is None:
+        if any(e is None for e in state.e[1:]):
+            raise ValueError(
+                "The state has no error neurons (`e` is None), so its region energies cannot "
+                "be read; snapshot a state from `pcastro.infer` or `pcastro.init_state(..., "
+                "compute_errors=True)`, or pass `energies=` yourself."
+            )
         energies = region_energies(state, store.regions)
     energies = energies.astype(dtype)
     if energies.shape != (batch, num):
@@ -104,6 +110,12 @@ def _snapshot(store, state, energies, priority, step, policy):
     if priority is None:
         priority = jnp.sum(energies, axis=1)
     priority = _batched(priority, batch, dtype, "priority")
+    priority = eqx.error_if(
+        priority,
+        ~jnp.all(jnp.isfinite(priority)),
+        "A snapshot's `priority` is NaN or infinite, which would make the eviction policy "
+        "reject every later stimulus; check the region energies (the inference status).",
+    )
     step = _batched(step, batch, jnp.int32, "step")
 
     def write(store: Store, item):

@@ -158,7 +158,9 @@ def make_store(
     `ValueError` when the regions do not match the network, the capacity is not a
     positive int, or the clamp pattern is not one `pcastro.init_state` produces.
     """
-    if not isinstance(capacity, int) or capacity < 1:
+    if isinstance(capacity, np.integer):
+        capacity = int(capacity)
+    if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
         raise ValueError(f"`capacity` must be a positive int, got {capacity!r}.")
     if regions.shapes != tuple(net.shapes[1:]):
         raise ValueError(
