@@ -1,12 +1,16 @@
 """Save and load a network, its optimiser state and a store: one file, bit-exact."""
 
+import dataclasses
+import enum
 import hashlib
+import importlib.metadata
 import json
 import os
 import struct
 import tempfile
 from typing import Any
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -15,6 +19,13 @@ _MAGIC = b"PCASTRO-CHECKPOINT\n"
 _FORMAT = "pcastro-checkpoint"
 _VERSION = 1
 _PREFIX = len(_MAGIC) + 8 + 32  # magic, header length (uint64 LE), header sha256
+
+
+def _pcastro_version() -> str:
+    try:
+        return importlib.metadata.version("pcastro")
+    except importlib.metadata.PackageNotFoundError:
+        return "source"
 
 
 def _leaf_record(path: str, leaf: Any) -> tuple[dict, bytes]:
@@ -53,6 +64,60 @@ def _template_spec(leaf: Any) -> dict | None:
 
 
 _PARTS = ("net", "opt_state", "store")
+
+
+def _describe(value: Any) -> Any:
+    """A process-independent description of a static field (no memory addresses)."""
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        return value
+    if isinstance(value, (tuple, list)):
+        return [_describe(v) for v in value]
+    if callable(value):
+        name = getattr(value, "__qualname__", None) or getattr(value, "__name__", None)
+        module = getattr(value, "__module__", None)
+        if name is not None:
+            return f"{module}.{name}" if module else name
+    if isinstance(value, eqx.Module):
+        return _static_config(value, "")
+    text = repr(value)
+    return type(value).__name__ if " at 0x" in text else text
+
+
+def _static_config(tree: Any, root: str) -> dict[str, Any]:
+    """Class names and static fields of every Equinox module in `tree`, by path.
+
+    These never appear among the saved arrays (activations, energies, clamps, region
+    layouts), so they are recorded to refuse loading into a different architecture.
+    """
+    out: dict[str, Any] = {}
+
+    def walk(obj, path):
+        if isinstance(obj, eqx.Module):
+            out[path + ".__class__"] = type(obj).__name__
+            for f in dataclasses.fields(obj):
+                value = getattr(obj, f.name, None)
+                if f.metadata.get("static", False):
+                    out[f"{path}.{f.name}"] = _describe(value)
+                else:
+                    walk(value, f"{path}.{f.name}")
+        elif isinstance(obj, (tuple, list)):
+            for i, v in enumerate(obj):
+                walk(v, f"{path}[{i}]")
+        elif isinstance(obj, dict):
+            for k, v in obj.items():
+                walk(v, f"{path}[{k!r}]")
+
+    walk(tree, root)
+    return out
+
+
+def _config_of(parts: tuple) -> dict[str, Any]:
+    config: dict[str, Any] = {}
+    for name, part in zip(_PARTS, parts):
+        config.update(_static_config(part, name))
+    return config
 
 
 def _flatten(parts: tuple) -> tuple[list[tuple[str, Any]], Any]:
@@ -95,6 +160,8 @@ def save(path: str | os.PathLike, net: Any, opt_state: Any, store: Any) -> None:
         {
             "format": _FORMAT,
             "version": _VERSION,
+            "pcastro": _pcastro_version(),
+            "static": _config_of((net, opt_state, store)),
             "payload_bytes": len(payload),
             "sha256": hashlib.sha256(payload).hexdigest(),
             "leaves": records,
@@ -109,6 +176,11 @@ def save(path: str | os.PathLike, net: Any, opt_state: Any, store: Any) -> None:
             f.write(prefix + header + payload)
             f.flush()
             os.fsync(f.fileno())
+        # mkstemp makes the file private (0600); give it the permissions of an ordinary
+        # new file under the user's umask.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -137,12 +209,18 @@ def _read(path: str) -> tuple[dict, bytes]:
         )
     if hashlib.sha256(header_bytes).digest() != digest:
         raise ValueError(f"{name} is corrupt: header checksum mismatch (sha256).")
-    header = json.loads(header_bytes)
+    try:
+        header = json.loads(header_bytes)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ValueError(f"{name} is corrupt: its header is not valid JSON.") from None
+    if not isinstance(header, dict):
+        raise ValueError(f"{name} is corrupt: its header is not a JSON object.")
     if header.get("format") != _FORMAT or header.get("version") != _VERSION:
         raise ValueError(
             f"{name} has format {header.get('format')!r} version {header.get('version')!r}; "
             f"this pcastro reads {_FORMAT!r} version {_VERSION}."
         )
+    _check_header_fields(header, name)
     payload = data[_PREFIX + length :]
     expected = header["payload_bytes"]
     if len(payload) < expected:
@@ -160,6 +238,37 @@ def _read(path: str) -> tuple[dict, bytes]:
             "after it was saved."
         )
     return header, payload
+
+
+def _check_header_fields(header: dict, name: str) -> None:
+    """A header whose checksum matches can still be forged: check every field's type."""
+    ok = (
+        isinstance(header.get("payload_bytes"), int)
+        and isinstance(header.get("sha256"), str)
+        and isinstance(header.get("leaves"), list)
+        and isinstance(header.get("static", {}), dict)
+        and all(
+            isinstance(r, dict)
+            and isinstance(r.get("path"), str)
+            and r.get("kind") in ("array", "other", "bool", "int", "float", "complex")
+            and (
+                r["kind"] == "other"
+                or (
+                    isinstance(r.get("shape"), list)
+                    and all(isinstance(d, int) and d >= 0 for d in r["shape"])
+                    and isinstance(r.get("dtype"), str)
+                    and isinstance(r.get("offset"), int)
+                    and isinstance(r.get("nbytes"), int)
+                )
+            )
+            for r in header.get("leaves", [])
+        )
+    )
+    if not ok:
+        raise ValueError(
+            f"{name} is corrupt: its header lacks a field or holds one of the wrong type; "
+            "it was not written by `pcastro.save`."
+        )
 
 
 def load(path: str | os.PathLike, *, like: Any) -> tuple[Any, Any, Any]:
@@ -248,5 +357,16 @@ def load(path: str | os.PathLike, *, like: Any) -> tuple[Any, Any, Any]:
             leaves.append(arr.copy())
         else:
             leaves.append(jnp.asarray(arr))
+    if "static" in header:
+        expected = _config_of(tuple(like))
+        saved = header["static"]
+        for key in sorted(set(saved) | set(expected)):
+            if saved.get(key) != expected.get(key):
+                raise ValueError(
+                    f"Configuration mismatch with the expected template at {key}: the file "
+                    f"was saved with {saved.get(key)!r}, `like` has {expected.get(key)!r}. "
+                    "Build `like` with the same architecture (activations, energies, "
+                    "clamps, regions) as the saved one."
+                )
     net, opt_state, store = jax.tree_util.tree_unflatten(treedef, leaves)
     return net, opt_state, store

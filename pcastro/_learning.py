@@ -1,6 +1,6 @@
 """Local parameter gradients at the inferred states, and the PC training step."""
 
-from typing import Any
+from typing import Any, SupportsFloat, SupportsIndex
 
 import equinox as eqx
 import jax
@@ -148,8 +148,8 @@ def train_step(
     *,
     optimizer: optax.GradientTransformation,
     solver: AbstractSolver = Euler(dt=0.1),
-    steps: int = 20,
-    tol: float | None = None,
+    steps: SupportsIndex = 20,
+    tol: SupportsFloat | None = None,
     trace: bool = False,
     throw: bool = True,
 ) -> tuple[Network, Any, Solution]:

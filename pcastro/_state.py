@@ -6,6 +6,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
+from ._checks import check_values
 from ._custom_types import Array, ArrayLike
 from ._energy import CrossEntropy
 from ._network import Network
@@ -97,14 +98,12 @@ def _as_target(net: Network, y: ArrayLike) -> Array:
     y = jnp.asarray(y)
     if jnp.issubdtype(y.dtype, jnp.integer) and y.ndim == 1 and len(top_shape) == 1:
         classes = top_shape[0]
-        message = (
+        y = check_values(
+            y,
+            lambda xp, v: (v < 0) | (v >= classes),
             f"Integer labels must lie in [0, {classes}) for a top node of {classes} units; "
-            "relabel the classes to 0..n-1 or widen the output layer."
+            "relabel the classes to 0..n-1 or widen the output layer.",
         )
-        if isinstance(y, jax.core.Tracer):
-            y = eqx.error_if(y, jnp.any((y < 0) | (y >= classes)), message)
-        elif y.size and (int(y.min()) < 0 or int(y.max()) >= classes):
-            raise ValueError(f"{message} Got labels from {int(y.min())} to {int(y.max())}.")
         return jax.nn.one_hot(y, classes, dtype=net.dtype)
     if y.shape[1:] != top_shape:
         raise ValueError(
@@ -238,12 +237,12 @@ def _as_mask(name: str, mask: ArrayLike, shape: tuple[int, ...], dtype) -> Array
             f"`{name}` has shape {jnp.shape(mask)}, which does not broadcast to the data's "
             f"shape {shape}; give one mask per unit, e.g. of shape {shape[1:]}."
         ) from None
-    if not isinstance(mask, jax.core.Tracer) and not bool(jnp.all((mask == 0) | (mask == 1))):
-        raise ValueError(
-            f"`{name}` must hold only 0 and 1 (1 = observed and clamped, 0 = free); got other "
-            "values. Threshold a soft mask first, e.g. `(mask > 0.5)`."
-        )
-    return mask
+    return check_values(
+        mask,
+        lambda xp, m: (m != 0) & (m != 1),
+        f"`{name}` must hold only 0 and 1 (1 = observed and clamped, 0 = free); got other "
+        "values. Threshold a soft mask first, e.g. `(mask > 0.5)`.",
+    )
 
 
 def errors(net: Network, state: PCState) -> tuple[Array | None, ...]:

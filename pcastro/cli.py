@@ -29,7 +29,7 @@ def _oneshot_parser(sub) -> None:
 def _run_oneshot(args) -> int:
     from .bench import OneShotConfig, run_oneshot
     from .bench._config import DATASETS, config_from_args
-    from .bench._report import bar_chart, format_table, save_json
+    from .bench._report import bar_chart, check_output_dir, format_table, save_json
 
     if args.dataset not in DATASETS:
         raise SystemExit(
@@ -37,8 +37,9 @@ def _run_oneshot(args) -> int:
             f"{', '.join(DATASETS)} (digits and mnist5k need no download)."
         )
     cfg = config_from_args(OneShotConfig, args)
-    payload = run_oneshot(cfg, progress=not args.no_progress)
     out = Path(args.out or f"runs/oneshot-{cfg.dataset}-{cfg.protocol}-s{cfg.seed}")
+    check_output_dir(out)  # before the work, so that finished work is never lost
+    payload = run_oneshot(cfg, progress=not args.no_progress)
     timing = payload["details"]["timing"]
     rows = [
         {**r, "episodes/s": timing.get(r["method"], {}).get("episodes_per_s", float("nan"))}
@@ -91,7 +92,7 @@ def _interrupt_parser(sub) -> None:
 def _run_interrupt(args) -> int:
     from .bench import InterruptConfig, run_interrupt
     from .bench._config import DATASETS, config_from_args
-    from .bench._report import format_table, interrupt_chart, save_json
+    from .bench._report import check_output_dir, format_table, interrupt_chart, save_json
 
     if args.dataset not in DATASETS:
         raise SystemExit(
@@ -99,8 +100,9 @@ def _run_interrupt(args) -> int:
             f"{', '.join(DATASETS)} (digits and mnist5k need no download)."
         )
     cfg = config_from_args(InterruptConfig, args)
-    payload = run_interrupt(cfg, progress=not args.no_progress)
     out = Path(args.out or f"runs/interrupt-{cfg.dataset}-s{cfg.seed}")
+    check_output_dir(out)  # before the work, so that finished work is never lost
+    payload = run_interrupt(cfg, progress=not args.no_progress)
     table: dict[str, dict] = {}
     for r in payload["results"]:
         row = table.setdefault(r["method"], {"method": r["method"]})

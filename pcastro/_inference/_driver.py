@@ -3,7 +3,7 @@
 import math
 import operator
 import warnings
-from typing import Any
+from typing import Any, SupportsFloat, SupportsIndex
 
 import equinox as eqx
 import jax
@@ -157,8 +157,8 @@ def infer(
     state: PCState,
     *,
     solver: AbstractSolver = Euler(dt=0.1),
-    steps: int = 20,
-    tol: float | None = None,
+    steps: SupportsIndex = 20,
+    tol: SupportsFloat | None = None,
     fixed_predictions: bool = False,
     trace: bool = False,
     throw: bool = True,

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from .._checks import check_values
 from .._custom_types import Array, ArrayLike
 from .._learning import apply_param_grads
 from .._network import Network
@@ -112,8 +113,9 @@ class Astrocytes(eqx.Module):
             )
         if not jnp.issubdtype(theta.dtype, jnp.floating):
             theta = theta.astype(jnp.result_type(float))
-        if not bool(jnp.all(jnp.isfinite(theta))):
-            raise ValueError(f"`Astrocytes(theta=...)` must be finite, got {theta}.")
+        theta = check_values(
+            theta, lambda xp, t: ~xp.isfinite(t), "`Astrocytes(theta=...)` must be finite."
+        )
         self.tau_c = float(tau_c)
         self.k = float(k)
         self.theta = theta
@@ -279,23 +281,12 @@ def _batch_energy(region_energy: ArrayLike, num_regions: int) -> Array:
             f"{num_regions} regions: pass `region_energies(state, regions)` of shape "
             f"(batch, {num_regions}) or its batch mean of shape ({num_regions},)."
         )
-    return _checked(
+    return check_values(
         region_energy,
-        ~jnp.all(jnp.isfinite(region_energy) & (region_energy >= 0)),
+        lambda xp, e: ~(xp.isfinite(e) & (e >= 0)),
         "`region_energy` must be finite and non-negative (it is 1/2 sum e^2): the error "
         "neurons hold NaN or inf; check the data and the inference status.",
     )
-
-
-def _checked(value: Array, bad: Array, message: str) -> Array:
-    """Refuse a bad value: at once when it is concrete, at run time when it is traced.
-
-    A NaN reaching the calcium would keep it NaN for good, and then the weights."""
-    if isinstance(value, jax.core.Tracer):
-        return eqx.error_if(value, bad, message)
-    if bool(bad):
-        raise ValueError(message)
-    return value
 
 
 def _check_ne(ne: ArrayLike, num_regions: int) -> Array:
@@ -305,9 +296,9 @@ def _check_ne(ne: ArrayLike, num_regions: int) -> Array:
             f"`ne` has shape {ne.shape}; norepinephrine is a scalar or one value per region, "
             f"shape ({num_regions},)."
         )
-    return _checked(
+    return check_values(
         ne,
-        ~jnp.all(jnp.isfinite(ne) & (ne >= 0)),
+        lambda xp, v: ~(xp.isfinite(v) & (v >= 0)),
         "`ne` (norepinephrine) must be finite and non-negative: it is a concentration; "
         "pass 0 for none and a positive value for salience.",
     )

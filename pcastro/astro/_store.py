@@ -2,6 +2,7 @@
 and the policies that decide what a full store drops."""
 
 import abc
+from typing import SupportsIndex
 
 import equinox as eqx
 import jax.numpy as jnp
@@ -134,7 +135,7 @@ def make_store(
     net: Network,
     regions: Regions,
     *,
-    capacity: int,
+    capacity: SupportsIndex,
     clamps: tuple[Clamp, ...] | None = None,
 ) -> Store:
     """An empty store of `capacity` slots for stimuli of `net`.
@@ -159,7 +160,7 @@ def make_store(
     positive int, or the clamp pattern is not one `pcastro.init_state` produces.
     """
     if isinstance(capacity, np.integer):
-        capacity = int(capacity)
+        capacity = int(capacity)  # a NumPy int is an int here
     if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
         raise ValueError(f"`capacity` must be a positive int, got {capacity!r}.")
     if regions.shapes != tuple(net.shapes[1:]):

@@ -5,6 +5,7 @@ import argparse
 import ast
 import dataclasses
 import inspect
+import math
 import types
 import typing
 from dataclasses import dataclass
@@ -47,9 +48,18 @@ class BenchConfig:
     """Comma-separated subset of the methods to run."""
 
     def __post_init__(self):
-        for name in ("shots", "queries", "episodes", "val_episodes", "max_updates"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"`{name}` must be at least 1, got {getattr(self, name)}.")
+        _require(self, ("shots", "queries", "episodes", "val_episodes", "max_updates"), 1)
+        _require(self, ("inference_steps",), 1)
+        _require(self, ("seed",), 0)
+        if self.hidden is not None:
+            _require(self, ("hidden",), 1)
+        _require_rates(self, ("dt",), upper=10.0)
+        _require_rates(self, ("lrs",), upper=1.0)
+        if self.dataset not in DATASETS:
+            raise ValueError(
+                f"unknown dataset {self.dataset!r}; choose one of {', '.join(DATASETS)} "
+                "(digits and mnist5k need no download)."
+            )
 
 
 @dataclass(frozen=True)
@@ -79,8 +89,8 @@ class OneShotConfig(BenchConfig):
         from ._learners import LEARNERS
 
         super().__post_init__()
-        if self.ways < 1:
-            raise ValueError(f"`ways` must be at least 1, got {self.ways}.")
+        _require(self, ("ways", "updates_per_example", "astro_rounds", "replay_per_class"), 1)
+        _require(self, ("pretrain_epochs",), 0)
         if self.protocol not in ("scratch", "transfer"):
             raise ValueError(
                 f"Unknown protocol {self.protocol!r}; use 'scratch' (N-way K-shot from "
@@ -120,6 +130,11 @@ class InterruptConfig(BenchConfig):
         from ._conditions import CONDITIONS
 
         super().__post_init__()
+        _require_rates(self, ("tols",), upper=1e6)
+        if not (math.isfinite(self.ne) and self.ne >= 0):
+            raise ValueError(
+                f"`--ne` (norepinephrine) must be finite and non-negative, got {self.ne!r}."
+            )
         if self.max_updates < 2:
             raise ValueError(
                 f"`max_updates` must be at least 2 so that A can be interrupted part-way, "
@@ -131,6 +146,36 @@ class InterruptConfig(BenchConfig):
                 "interrupted after that fraction of its updates."
             )
         _check_methods(self.methods, CONDITIONS)
+
+
+def _flag(name: str) -> str:
+    return f"`--{name.replace('_', '-')}`"
+
+
+def _require(cfg, names, least: int) -> None:
+    """Every named int field (or each entry of a tuple field) is an int >= `least`."""
+    for name in names:
+        values = getattr(cfg, name)
+        for v in values if isinstance(values, tuple) else (values,):
+            if isinstance(v, bool) or not isinstance(v, int) or v < least:
+                raise ValueError(
+                    f"{_flag(name)} must be an integer of at least {least}, got {v!r}."
+                )
+
+
+def _require_rates(cfg, names, *, upper: float) -> None:
+    """Every named float field (or tuple entry) is finite and in (0, upper]."""
+    for name in names:
+        values = getattr(cfg, name)
+        values = values if isinstance(values, tuple) else (values,)
+        if not values:
+            raise ValueError(f"{_flag(name)} needs at least one value.")
+        for v in values:
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and 0 < v <= upper):
+                raise ValueError(
+                    f"{_flag(name)} must be finite and in (0, {upper}], got {v!r}; a rate of "
+                    "0 or below does not learn and a huge one diverges."
+                )
 
 
 def _check_methods(methods, valid) -> None:

@@ -1,8 +1,11 @@
 """Printing, saving and plotting benchmark records."""
 
 import json
+import math
 import platform
 import sys
+import tempfile
+import textwrap
 import time
 from pathlib import Path
 
@@ -80,11 +83,49 @@ def format_table(rows: list[dict], columns: list[str]) -> str:
     return "\n".join(lines)
 
 
+def _strict(value):
+    """NaN and infinities become null: results files are strict JSON any reader accepts."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict(v) for v in value]
+    return value
+
+
 def save_json(out_dir: Path, payload: dict) -> Path:
+    """Write `results.json` atomically (a temporary file moved into place), strict JSON."""
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "results.json"
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(payload, indent=2) + "\n")
+    tmp.write_text(json.dumps(_strict(payload), indent=2, allow_nan=False) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def check_output_dir(out_dir: Path) -> None:
+    """Fail before any work when results could not be written to `out_dir`."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(
+            f"`--out {out_dir}` is an existing file, not a folder; choose a folder (it is "
+            "created if missing)."
+        )
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out_dir, prefix=".write-test-"):
+            pass
+    except OSError as err:
+        raise ValueError(
+            f"`--out {out_dir}` cannot be written ({err.strerror}); choose a writable folder."
+        ) from None
+
+
+def _save_figure(fig, path: Path) -> Path:
+    """Save atomically, like the JSON: a failed save leaves any earlier figure intact."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    fig.savefig(tmp, dpi=120, format=path.suffix.lstrip(".") or "png")
     tmp.replace(path)
     return path
 
@@ -111,10 +152,10 @@ def bar_chart(path: Path, groups: dict[str, list[dict]], *, title: str, ylabel: 
         ax.set_ylim(0, 1)
         ax.set_ylabel(ylabel)
         ax.grid(axis="y", alpha=0.3)
-    fig.suptitle(title, fontsize=10)
+    # Wrapped to the figure's width so that a long title is never cut off.
+    fig.suptitle(textwrap.fill(title, width=int(14 * fig.get_figwidth())), fontsize=10)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    _save_figure(fig, path)
     plt.close(fig)
     return path
 
@@ -148,9 +189,9 @@ def interrupt_chart(path: Path, results: list[dict], *, title: str) -> Path:
         ax.set_ylim(0, 1)
         ax.grid(axis="y", alpha=0.3)
     axes[0].legend(fontsize=8)
-    fig.suptitle(title, fontsize=10)
+    # Wrapped to the figure's width so that a long title is never cut off.
+    fig.suptitle(textwrap.fill(title, width=int(14 * fig.get_figwidth())), fontsize=10)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    _save_figure(fig, path)
     plt.close(fig)
     return path

@@ -1,0 +1,30 @@
+"""Value checks that work on concrete and traced arrays alike."""
+
+from collections.abc import Callable
+from types import ModuleType
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._custom_types import Array
+
+
+def check_values(
+    value: Array,
+    bad: Callable[[ModuleType, Array], Array],
+    message: str,
+) -> Array:
+    """Refuse bad values: with a `ValueError` at once when `value` is concrete, with a
+    runtime error (`equinox.error_if`) when it is traced.
+
+    `bad(xp, value)` says where the value is bad, written once for `xp` = NumPy or
+    `jax.numpy`. A concrete array is checked with NumPy, so the check is not staged
+    into a computation when it runs inside someone's trace.
+    """
+    if isinstance(value, jax.core.Tracer):
+        return eqx.error_if(value, jnp.any(bad(jnp, value)), message)
+    if bool(np.any(bad(np, np.asarray(value)))):
+        raise ValueError(message)
+    return value
