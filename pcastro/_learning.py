@@ -55,7 +55,23 @@ def param_grads(net: Network, state: PCState, *, reference: PCState | None = Non
 def apply_param_grads(
     net: Network, opt_state: Any, state: PCState, *, optimizer: optax.GradientTransformation
 ) -> tuple[Network, Any]:
-    """Apply `optimizer` to the local gradients at `state`; returns `(net, opt_state)`."""
+    """Apply `optimizer` to the local gradients at `state`; returns `(net, opt_state)`.
+
+    `theta <- theta + optimizer(dF/dtheta)`, the gradients being those of
+    [`pcastro.param_grads`][] at the given states.
+
+    **Arguments:**
+
+    - `net`: the network.
+    - `opt_state`: `optimizer.init(eqx.filter(net, eqx.is_inexact_array))`, or the state
+      a previous update returned.
+    - `state`: the batched states, usually `infer(...).state`.
+    - `optimizer`: any Optax transformation.
+
+    **Returns:**
+
+    `(net, opt_state)`: the updated network and optimiser state.
+    """
     params, static = eqx.partition(net, eqx.is_inexact_array)
     updates, opt_state = optimizer.update(param_grads(net, state), opt_state, params)
     return eqx.combine(optax.apply_updates(params, updates), static), opt_state
