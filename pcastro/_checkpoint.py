@@ -293,7 +293,7 @@ def load(path: str | os.PathLike, *, like: Any) -> tuple[Any, Any, Any]:
 
     `ValueError` naming the problem: not a checkpoint, truncated, checksum mismatch
     (corrupt), unsupported version, or a structure, shape or dtype mismatch with the
-    expected template.
+    expected template; `TypeError` when `like` is not a `(net, opt_state, store)` triple.
     """
     path = os.fspath(path)
     if not isinstance(like, (tuple, list)) or len(like) != 3:

@@ -99,6 +99,15 @@ def local_energies(net: Network, state: PCState) -> Float[Array, "batch nodes"]:
     """Per-example, per-node energies `E_l` of a batched state, shape `(batch, L)`.
 
     Free cross-entropy nodes sit at their minimiser and contribute zero.
+
+    **Arguments:**
+
+    - `net`: the [`pcastro.Network`][].
+    - `state`: a batched [`pcastro.PCState`][] of that network.
+
+    **Returns:**
+
+    An array of shape `(batch, L)`: column `l - 1` holds `E_l` of every example.
     """
     skip = amortised_nodes(net, state.clamps)
     _, energies, _ = node_terms(net, state.x, skip=skip)
@@ -107,5 +116,15 @@ def local_energies(net: Network, state: PCState) -> Float[Array, "batch nodes"]:
 
 
 def energy(net: Network, state: PCState) -> Float[Array, " batch"]:
-    """The free energy `F = sum_l E_l` of every example in a batched state."""
+    """The free energy `F = sum_l E_l` of every example in a batched state.
+
+    **Arguments:**
+
+    - `net`: the [`pcastro.Network`][].
+    - `state`: a batched [`pcastro.PCState`][] of that network.
+
+    **Returns:**
+
+    An array of shape `(batch,)`.
+    """
     return jnp.sum(local_energies(net, state), axis=1)

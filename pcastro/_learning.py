@@ -105,8 +105,24 @@ def apply_param_grads(
 ) -> tuple[Network, Any]:
     """Apply `optimizer` to the local gradients at `state`; returns `(net, opt_state)`.
 
-    `extra_args` reach an optimiser that takes them (an
-    `optax.GradientTransformationExtraArgs`, such as a chain with the astrocyte gate).
+    `theta <- theta + optimizer(dF/dtheta)`, the gradients being those of
+    [`pcastro.param_grads`][] at the given states. `extra_args` reach an optimiser that
+    takes them (an `optax.GradientTransformationExtraArgs`, such as a chain with the
+    astrocyte gate).
+
+    **Arguments:**
+
+    - `net`: the network.
+    - `opt_state`: `optimizer.init(eqx.filter(net, eqx.is_inexact_array))`, or the state
+      a previous update returned.
+    - `state`: the batched states, usually `infer(...).state`.
+    - `optimizer`: any Optax transformation.
+    - `extra_args`: keyword arguments for the optimiser's `update`, or None.
+    - `throw`: raise when the update fails its check.
+
+    **Returns:**
+
+    `(net, opt_state)`: the updated network and optimiser state.
 
     **Raises:**
 

@@ -13,7 +13,16 @@ from ._energy import AbstractEnergy, CrossEntropy, Gaussian
 
 
 def identity(x: Array) -> Array:
-    """The identity activation."""
+    """The identity activation.
+
+    **Arguments:**
+
+    - `x`: any array.
+
+    **Returns:**
+
+    `x`, unchanged.
+    """
     return x
 
 
@@ -264,6 +273,14 @@ def mlp(
     - `sizes`: input size, hidden sizes and output size.
     - `key`: a `jax.random` key for the weights (keyword-only).
     - the rest as for [`pcastro.chain`][].
+
+    **Returns:**
+
+    A [`pcastro.Network`][].
+
+    **Raises:**
+
+    `ValueError` when `sizes` has fewer than two entries.
     """
     if len(sizes) < 2:
         raise ValueError(f"`sizes` needs an input and an output size, got {list(sizes)}.")

@@ -12,6 +12,16 @@ def predict(net: Network, x: ArrayLike) -> Array:
 
     With the input clamped and every other node free, this is the equilibrium of
     inference for a chain (every error is zero), so no relaxation is needed.
+
+    **Arguments:**
+
+    - `net`: the [`pcastro.Network`][].
+    - `x`: input batch, `(batch, *input_shape)`.
+
+    **Returns:**
+
+    The top node's prediction `mu_L` for every example, `(batch, *top_shape)`
+    (class probabilities for a [`pcastro.CrossEntropy`][] top node).
     """
     return jax.vmap(net)(jnp.asarray(x, net.dtype))
 
@@ -24,6 +34,10 @@ def accuracy(net: Network, x: ArrayLike, labels: ArrayLike) -> Float[Array, ""]:
     - `net`: the network; `x`: the input batch.
     - `labels`: integer labels `(batch,)`, or one-hot targets `(batch, classes)` (read by
       their argmax).
+
+    **Returns:**
+
+    A scalar in `[0, 1]`.
 
     **Raises:**
 

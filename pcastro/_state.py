@@ -90,6 +90,7 @@ class PCState(eqx.Module):
 
     @property
     def batch_size(self) -> int:
+        """The number of examples in the batch."""
         return self.x[0].shape[0]
 
 
@@ -246,7 +247,17 @@ def _as_mask(name: str, mask: ArrayLike, shape: tuple[int, ...], dtype) -> Array
 
 
 def errors(net: Network, state: PCState) -> tuple[Array | None, ...]:
-    """Instant errors `e_l = x_l - mu_l` of every node for a batch (None for the input)."""
+    """Instant errors `e_l = x_l - mu_l` of every node for a batch (None for the input).
+
+    **Arguments:**
+
+    - `net`: the [`pcastro.Network`][].
+    - `state`: a batched [`pcastro.PCState`][] of that network.
+
+    **Returns:**
+
+    A tuple with one entry per node: `None` for the input, then `(batch, *shape)`.
+    """
     out: list[Array | None] = [None]
     for i, node in enumerate(net.nodes, start=1):
         mu = jax.vmap(node.predict)([state.x[p] for p in node.parents])

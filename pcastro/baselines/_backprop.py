@@ -24,6 +24,10 @@ def backprop_loss(net: Network, x: ArrayLike, y: ArrayLike) -> Float[Array, ""]:
 
     - `net`: the [`pcastro.Network`][] (the same object PC trains).
     - `x`: input batch; `y`: targets or integer labels.
+
+    **Returns:**
+
+    The mean loss, a scalar.
     """
     # The network's one energy, evaluated for the top node only, at the feedforward
     # states (every hidden error is zero there, so this is the whole free energy).
@@ -43,6 +47,13 @@ def backprop_step(
 ) -> tuple[Network, Any, Float[Array, ""]]:
     """One backprop training step on the network's modules: `jax.grad` of
     [`pcastro.baselines.backprop_loss`][] through `optimizer`.
+
+    **Arguments:**
+
+    - `net`: the [`pcastro.Network`][].
+    - `opt_state`: `optimizer.init(eqx.filter(net, eqx.is_inexact_array))`.
+    - `x`: input batch; `y`: targets or integer labels.
+    - `optimizer`: any Optax transformation.
 
     **Returns:**
 

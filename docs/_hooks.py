@@ -1,0 +1,335 @@
+"""MkDocs hooks for the pcastro site.
+
+- The notebooks (`notebooks/*.ipynb`) and the benchmark figures (`benchmarks/results/`)
+  are served from where they live, not copied into `docs/`.
+- A line `<!-- results: NAME -->` in a page is replaced by the table, command, provenance and
+  figure of the recorded benchmark `NAME`, read from `benchmarks/results/` at build time,
+  so the site always shows the latest recorded numbers; a line `<!-- api: MODULE -->`
+  by a `::: MODULE` entry listing every name the module exports.
+- The build fails (under `--strict` and without it) when a public name of pcastro has no
+  docstring or no entry in the API reference.
+"""
+
+import importlib
+import inspect
+import json
+import logging
+import re
+from pathlib import Path
+
+from mkdocs.exceptions import PluginError
+from mkdocs.plugins import event_priority
+from mkdocs.structure.files import File
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+NOTEBOOKS = ROOT / "notebooks"
+
+# The public modules, and the API pages that must document every name they export.
+PUBLIC_MODULES = ("pcastro", "pcastro.astro", "pcastro.data", "pcastro.baselines", "pcastro.bench")
+log = logging.getLogger("mkdocs.hooks.pcastro")
+
+
+# --- files from outside docs/ -----------------------------------------------------------
+
+
+@event_priority(100)  # before mkdocs-jupyter turns notebooks into pages
+def on_files(files, config):
+    # Served at their repository paths (`notebooks/...`, `benchmarks/results/...`).
+    paths = sorted(NOTEBOOKS.glob("[0-9]*.ipynb")) + sorted(RESULTS.rglob("*.png"))
+    for path in paths:
+        uri = path.relative_to(ROOT).as_posix()
+        files.append(File(uri, str(ROOT), config["site_dir"], config["use_directory_urls"]))
+    return files
+
+
+# --- benchmark tables ---------------------------------------------------------------------
+
+_MARKER = re.compile(r"^<!--\s*results:\s*([\w./-]+)\s*-->\s*$", re.M)
+
+
+_API = re.compile(r"^<!--\s*api:\s*([\w.]+)\s*-->\s*$", re.M)
+
+
+def on_page_markdown(markdown, page, config, files):
+    depth = page.file.src_uri.count("/")
+    prefix = "../" * depth
+    markdown = _API.sub(lambda m: _module_block(m.group(1)), markdown)
+    return _MARKER.sub(lambda m: _results_block(m.group(1), prefix), markdown)
+
+
+def _module_block(module_name: str) -> str:
+    """`::: module` listing every name the module exports, whatever they are at build time
+    (griffe shows re-exported names only when they are listed)."""
+    names = sorted(public_names(module_name), key=str.lower)
+    return "\n".join(
+        [
+            f"::: {module_name}",
+            "    options:",
+            "      show_root_heading: false",
+            "      show_root_toc_entry: false",
+            "      members_order: alphabetical",
+            f"      members: [{', '.join(names)}]",
+        ]
+    )
+
+
+def _results_block(name: str, prefix: str) -> str:
+    if name in _TABLES:
+        return _TABLES[name](prefix)
+    folder = RESULTS / name
+    path = folder / "results.json"
+    if not path.is_file():
+        raise PluginError(
+            f"docs: a page asks for benchmark results '{name}', but {path} is missing"
+        )
+    payload = json.loads(path.read_text())
+    rows = payload["results"]
+    table = _interrupt_table(rows) if "phase" in rows[0] else _oneshot_table(rows)
+    out = [
+        f"`{payload['command']}`",
+        "",
+        table,
+        "",
+        f"*Recorded {payload['date']} on `{payload['device']}`, seed {payload['seed']}; "
+        f"mean ± 95% confidence interval over episodes; the full record (configuration, "
+        f"versions, selections on validation) is `benchmarks/results/{name}/results.json`.*",
+    ]
+    selections = payload.get("details", {}).get("selected") or payload.get("details", {})
+    notes = _selections(selections)
+    if notes:
+        out += ["", "Settings chosen on validation episodes (never on test):", "", notes]
+    if (folder / "results.png").is_file():
+        out += ["", f"![{name}]({prefix}benchmarks/results/{name}/results.png)"]
+    return "\n".join(out)
+
+
+def _selections(details) -> str:
+    if not isinstance(details, dict):
+        return ""
+    lines = []
+    for method, chosen in details.items():
+        if (
+            isinstance(chosen, dict)
+            and chosen
+            and all(isinstance(v, (int, float, str, bool)) for v in chosen.values())
+        ):
+            shown = ", ".join(
+                f"{k} = {v:.3g}" if isinstance(v, float) else f"{k} = {v}"
+                for k, v in chosen.items()
+            )
+            lines.append(f"- `{method}`: {shown}")
+    return "\n".join(lines)
+
+
+def _oneshot_table(rows) -> str:
+    metrics = list(dict.fromkeys(r["metric"] for r in rows))
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    cell = {(r["method"], r["metric"]): f"{r['mean']:.3f} ± {r['ci95']:.3f}" for r in rows}
+    lines = ["| method | " + " | ".join(metrics) + " |", "|---" * (len(metrics) + 1) + "|"]
+    for m in methods:
+        lines.append(f"| `{m}` | " + " | ".join(cell.get((m, k), "") for k in metrics) + " |")
+    return "\n".join(lines)
+
+
+def _interrupt_table(rows) -> str:
+    cols = list(dict.fromkeys((r["phase"], r["task"]) for r in rows))
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    cell = {
+        (r["method"], r["phase"], r["task"]): f"{r['mean']:.2f} ± {r['ci95']:.2f}" for r in rows
+    }
+    lines = [
+        "| method | " + " | ".join(f"{p}: {t}" for p, t in cols) + " |",
+        "|---" * (len(cols) + 1) + "|",
+    ]
+    for m in methods:
+        lines.append(f"| `{m}` | " + " | ".join(cell.get((m, p, t), "") for p, t in cols) + " |")
+    return "\n".join(lines)
+
+
+def _fmt(value, spec: str) -> str:
+    return "–" if value is None else format(value, spec)
+
+
+def _throughput(prefix: str) -> str:
+    lines = [
+        "| sizes, batch, T | pcastro PC step | lean PC step | backprop step "
+        "| pcastro / lean | PC / backprop | compile (PC) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    dates = []
+    for path in sorted(RESULTS.glob("throughput_*.json")):
+        d = json.loads(path.read_text())
+        c = d["config"]
+        lines.append(
+            f"| {'-'.join(map(str, c['sizes']))}, {c['batch']}, {c['steps']} "
+            f"| {d['pc_step_ms']:.2f} ms | {d['lean_step_ms']:.2f} ms | {d['bp_step_ms']:.2f} ms "
+            f"| {d['pc_over_lean']:.2f} | {d['pc_over_bp']:.1f} | {d['pc_compile_s']:.2f} s |"
+        )
+        dates.append(f"`{path.name}`: `{d['command']}`, {d['date']}, `{d['device']}`")
+    return "\n".join(lines + ["", "Records: " + "; ".join(dates) + "."])
+
+
+def _compare(prefix: str) -> str:
+    rows = json.loads((RESULTS / "compare_libraries.json").read_text())
+    lines = [
+        "| library | workload | samples/s (median) | best step samples/s | × pcastro "
+        "| compile s | peak MiB | train acc |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        if r.get("samples_per_s") is None:
+            lines.append(f"| {r['library']} | {r['workload']} | {r.get('error', '–')} |||||||")
+            continue
+        lines.append(
+            f"| {r['library']} | {r['workload']} | {r['samples_per_s']:.0f} "
+            f"| {_fmt(r.get('samples_per_s_best_step'), '.0f')} "
+            f"| {_fmt(r.get('ratio_to_pcastro'), '.2f')} | {_fmt(r.get('compile_s'), '.2f')} "
+            f"| {_fmt(r.get('peak_mib'), '.0f')} | {_fmt(r.get('train_acc'), '.3f')} |"
+        )
+    lines += ["", f"![library comparison]({prefix}benchmarks/results/compare_libraries.png)"]
+    return "\n".join(lines)
+
+
+def _time_to_accuracy(prefix: str) -> str:
+    rows = json.loads((RESULTS / "time_to_accuracy.json").read_text())
+    lines = [
+        "| library | seconds to 95% | compile s | epochs | final acc | setting |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        if r.get("seconds") is None:
+            lines.append(f"| {r['library']} | {r.get('error', '–')} |||||")
+            continue
+        lines.append(
+            f"| {r['library']} | {r['seconds']:.2f} | {_fmt(r.get('compile_s'), '.2f')} "
+            f"| {r.get('epochs', '–')} | {_fmt(r.get('final_acc'), '.3f')} "
+            f"| {r.get('setting') or '–'} |"
+        )
+    lines += ["", f"![time to accuracy]({prefix}benchmarks/results/time_to_accuracy.png)"]
+    return "\n".join(lines)
+
+
+def _scaling(prefix: str) -> str:
+    d = json.loads((RESULTS / "scaling_cpu.json").read_text())
+    sweeps = list(dict.fromkeys(k.split(":")[0] for k in d["slopes"]))
+    lines = [
+        "| sweep | log-log slope, PC step | log-log slope, backprop step |",
+        "|---|---|---|",
+    ]
+    for s in sweeps:
+        lines.append(
+            f"| {s} | {_fmt(d['slopes'].get(f'{s}:pc_ms'), '.2f')} "
+            f"| {_fmt(d['slopes'].get(f'{s}:bp_ms'), '.2f')} |"
+        )
+    lines += [
+        "",
+        f"*`{d['command']}`, {d['date']}, `{d['device']}`.*",
+        "",
+        f"![scaling]({prefix}benchmarks/results/scaling_cpu.png)",
+    ]
+    return "\n".join(lines)
+
+
+_TABLES = {
+    "throughput": _throughput,
+    "compare_libraries": _compare,
+    "time_to_accuracy": _time_to_accuracy,
+    "scaling": _scaling,
+}
+
+
+# --- every public name documented ---------------------------------------------------------
+
+_DIRECTIVE = re.compile(r"^:::\s+([\w.]+)\s*$", re.M)
+
+
+def on_post_build(config):
+    documented = set()
+    for page in (Path(config["docs_dir"]) / "api").glob("*.md"):
+        text = page.read_text()
+        documented.update(_DIRECTIVE.findall(text) + _API.findall(text))
+    problems = public_api_problems(documented)
+    if problems:
+        raise PluginError("docs: the API reference is incomplete:\n  " + "\n  ".join(problems))
+
+
+def public_names(module_name: str) -> dict[str, object]:
+    """The names a public module exports (its re-exports), without submodules."""
+    module = importlib.import_module(module_name)
+    names = getattr(module, "__all__", None) or [n for n in vars(module) if not n.startswith("_")]
+    return {
+        n: getattr(module, n)
+        for n in names
+        if not inspect.ismodule(getattr(module, n)) and not n.startswith("_")
+    }
+
+
+def public_api_problems(documented: set[str]) -> list[str]:
+    """Public names with no docstring (classes, functions and their public methods) or no
+    `::: name` entry in `docs/api/` (a module entry covers all its names)."""
+    problems = []
+    by_object = {}
+    for ident in documented:
+        obj = _resolve(ident)
+        if obj is not None:
+            by_object.setdefault(id(obj), ident)
+    for module_name in PUBLIC_MODULES:
+        for name, obj in public_names(module_name).items():
+            ident = f"{module_name}.{name}"
+            if (
+                ident not in documented
+                and module_name not in documented
+                and id(obj) not in by_object
+            ):
+                problems.append(f"{ident} has no `::: {ident}` entry in docs/api/")
+            problems += [f"{ident}{where} has no docstring" for where in _undocumented(obj)]
+    return sorted(set(problems))
+
+
+def _resolve(ident: str):
+    parts = ident.split(".")
+    for i in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:i]))
+        except ImportError:
+            continue
+        for p in parts[i:]:
+            obj = getattr(obj, p, None)
+        return obj
+    return None
+
+
+def _undocumented(obj) -> list[str]:
+    if not (inspect.isclass(obj) or inspect.isfunction(obj) or callable(obj)):
+        return []
+    if not inspect.isclass(obj) and not inspect.isfunction(obj):
+        # A jitted function (equinox wraps it) still carries its docstring.
+        return [] if inspect.getdoc(obj) else [""]
+    missing = [] if _own_doc(obj) else [""]
+    if inspect.isclass(obj):
+        for name, member in vars(obj).items():
+            if name.startswith("_") or not (
+                inspect.isfunction(member) or isinstance(member, property)
+            ):
+                continue
+            if not inspect.getdoc(getattr(obj, name, member)) and not _inherited_doc(obj, name):
+                missing.append(f".{name}")
+    return missing
+
+
+def _own_doc(obj) -> bool:
+    doc = obj.__doc__
+    if inspect.isclass(obj) and doc is not None:
+        # A dataclass without a docstring gets an autogenerated signature as `__doc__`.
+        if re.fullmatch(rf"{re.escape(obj.__name__)}\(.*\)", doc.strip(), flags=re.S):
+            return False
+    return bool(doc and doc.strip())
+
+
+def _inherited_doc(cls, name: str) -> bool:
+    for base in cls.__mro__[1:]:
+        member = vars(base).get(name)
+        if member is not None and getattr(member, "__doc__", None):
+            return True
+    return False
