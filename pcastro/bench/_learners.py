@@ -365,6 +365,7 @@ class PCAstro(AbstractLearner):
         return {"rounds": self.rounds, "lr": self.lrs}
 
     def optimizer(self, lr, net):
+        """Adam at `lr` followed by the astrocyte gate over `net`'s per-layer regions."""
         regions = make_regions(net)
         return optax.chain(optax.adam(lr), scale_by_astrocytes(self.astrocytes, regions))
 
