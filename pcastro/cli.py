@@ -5,12 +5,41 @@ import sys
 from pathlib import Path
 
 
-def _oneshot_parser(sub) -> None:
-    from .bench import OneShotConfig
+def _subcommand(sub, name: str, config_cls, *, default_out: str, **parser_kwargs) -> None:
+    """A subcommand whose options are generated from `config_cls`, plus `--out` and
+    `--no-progress`."""
     from .bench._config import add_config_options
 
-    p = sub.add_parser(
+    p = sub.add_parser(name, **parser_kwargs)
+    add_config_options(p, config_cls)
+    p.add_argument("--out", default=None, help=f"output folder (default {default_out})")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def _prepare(args, config_cls, out_pattern: str):
+    """The validated config and output folder, both checked before any work is done."""
+    from .bench._config import DATASETS, config_from_args
+    from .bench._report import check_output_dir
+
+    if args.dataset not in DATASETS:
+        raise SystemExit(
+            f"pcastro {args.command}: unknown dataset {args.dataset!r}; choose one of "
+            f"{', '.join(DATASETS)} (digits and mnist5k need no download)."
+        )
+    cfg = config_from_args(config_cls, args)
+    out = Path(args.out or out_pattern.format(**vars(cfg)))
+    check_output_dir(out)  # before the work, so that finished work is never lost
+    return cfg, out
+
+
+def _oneshot_parser(sub) -> None:
+    from .bench import OneShotConfig
+
+    _subcommand(
+        sub,
         "oneshot",
+        OneShotConfig,
+        default_out="runs/oneshot-DATASET-PROTOCOL-sSEED",
         help="one-shot digit learning: PC, PC with astrocytes, backprop and baselines",
         description=(
             "N-way K-shot digit learning (scratch) or one-shot learning of novel digits "
@@ -19,26 +48,13 @@ def _oneshot_parser(sub) -> None:
             "episodes come from the test split."
         ),
     )
-    add_config_options(p, OneShotConfig)
-    p.add_argument(
-        "--out", default=None, help="output folder (default runs/oneshot-DATASET-PROTOCOL-sSEED)"
-    )
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
 def _run_oneshot(args) -> int:
     from .bench import OneShotConfig, run_oneshot
-    from .bench._config import DATASETS, config_from_args
-    from .bench._report import bar_chart, check_output_dir, format_table, save_json
+    from .bench._report import bar_chart, format_table, save_json
 
-    if args.dataset not in DATASETS:
-        raise SystemExit(
-            f"pcastro oneshot: unknown dataset {args.dataset!r}; choose one of "
-            f"{', '.join(DATASETS)} (digits and mnist5k need no download)."
-        )
-    cfg = config_from_args(OneShotConfig, args)
-    out = Path(args.out or f"runs/oneshot-{cfg.dataset}-{cfg.protocol}-s{cfg.seed}")
-    check_output_dir(out)  # before the work, so that finished work is never lost
+    cfg, out = _prepare(args, OneShotConfig, "runs/oneshot-{dataset}-{protocol}-s{seed}")
     payload = run_oneshot(cfg, progress=not args.no_progress)
     timing = payload["details"]["timing"]
     rows = [
@@ -69,10 +85,12 @@ def _run_oneshot(args) -> int:
 
 def _interrupt_parser(sub) -> None:
     from .bench import InterruptConfig
-    from .bench._config import add_config_options
 
-    p = sub.add_parser(
+    _subcommand(
+        sub,
         "interrupt",
+        InterruptConfig,
+        default_out="runs/interrupt-DATASET-sSEED",
         help="interrupted one-shot learning: learn A, interrupt with B, recall and consolidate A",
         description=(
             "Task A = digits 0-4, task B = digits 5-9, one shared 10-way output. Accuracy on "
@@ -82,26 +100,13 @@ def _interrupt_parser(sub) -> None:
             "astrocytes ablated, and pixel nearest neighbour."
         ),
     )
-    add_config_options(p, InterruptConfig)
-    p.add_argument(
-        "--out", default=None, help="output folder (default runs/interrupt-DATASET-sSEED)"
-    )
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
 def _run_interrupt(args) -> int:
     from .bench import InterruptConfig, run_interrupt
-    from .bench._config import DATASETS, config_from_args
-    from .bench._report import check_output_dir, format_table, interrupt_chart, save_json
+    from .bench._report import format_table, interrupt_chart, save_json
 
-    if args.dataset not in DATASETS:
-        raise SystemExit(
-            f"pcastro interrupt: unknown dataset {args.dataset!r}; choose one of "
-            f"{', '.join(DATASETS)} (digits and mnist5k need no download)."
-        )
-    cfg = config_from_args(InterruptConfig, args)
-    out = Path(args.out or f"runs/interrupt-{cfg.dataset}-s{cfg.seed}")
-    check_output_dir(out)  # before the work, so that finished work is never lost
+    cfg, out = _prepare(args, InterruptConfig, "runs/interrupt-{dataset}-s{seed}")
     payload = run_interrupt(cfg, progress=not args.no_progress)
     table: dict[str, dict] = {}
     for r in payload["results"]:

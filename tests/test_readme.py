@@ -17,6 +17,20 @@ def test_readme_quickstart_runs(capsys):
     assert acc > 0.9
 
 
+def test_readme_solver_example_runs(capsys):
+    text = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    assert len(blocks) >= 2, "README lost its solver example"
+    namespace: dict = {}
+    for block in blocks[:2]:
+        exec(compile(block, "README.md", "exec"), namespace)
+    sol = namespace["sol"]
+    assert int(sol.status) == 0
+    assert float(sol.energy) < float(
+        namespace["pc"].energy(namespace["net"], namespace["state"]).mean()
+    )
+
+
 def test_ci_runs_the_readme_test_command():
     readme = (ROOT / "README.md").read_text()
     ci = (ROOT / ".ci" / "run").read_text()
