@@ -168,6 +168,21 @@ def init_state(
 
     A [`pcastro.PCState`][].
 
+    **Example:**
+
+    ```python
+    import jax
+    import jax.numpy as jnp
+    import pcastro as pc
+
+    net = pc.mlp([4, 8, 3], key=jax.random.key(0))
+    x = jnp.ones((2, 4))
+    state = pc.init_state(net, x, jnp.array([0, 2]))  # discriminative
+    assert state.clamps == (pc.Clamp.CLAMPED, pc.Clamp.FREE, pc.Clamp.CLAMPED)
+    recall = pc.init_state(net, x, jnp.array([0, 2]), x_mask=jnp.array([1.0, 1.0, 0.0, 0.0]))
+    assert recall.clamps[0] is pc.Clamp.PARTIAL
+    ```
+
     **Raises:**
 
     `ValueError` naming the node and the expected shape when the data do not fit.

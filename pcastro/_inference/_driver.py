@@ -203,6 +203,20 @@ def infer(
 
     A [`pcastro.Solution`][].
 
+    **Example:**
+
+    ```python
+    import jax
+    import jax.numpy as jnp
+    import pcastro as pc
+
+    net = pc.mlp([4, 8, 3], key=jax.random.key(0))
+    state = pc.init_state(net, jnp.ones((2, 4)), jnp.zeros((2, 3)))
+    sol = pc.infer(net, state, solver=pc.Euler(dt=0.1), steps=50, trace=True)
+    assert sol.status == pc.RESULTS.successful
+    assert sol.energy < sol.energies[0]  # inference lowers the energy
+    ```
+
     **Raises:**
 
     `ValueError`/`TypeError` for bad structure at trace time; with `throw=True`, a
