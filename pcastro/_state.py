@@ -226,6 +226,12 @@ def init_state(
     masks = [None] * net.num_nodes
     masks[0], masks[top] = x_mask, y_mask
     known = known_nodes(net, clamps)
+    # Unobserved units of a partially clamped node start at zero, before the feedforward
+    # pass reads them: the hidden states must not see the values that are to be recalled.
+    if x_mask is not None:
+        x = x * x_mask
+    if y_mask is not None:
+        y = y * y_mask
     states = [jnp.zeros((batch_size, *net.input_shape), net.dtype) if x is None else x]
     for i, node in enumerate(net.nodes, start=1):
         if i == top and y is not None:
@@ -235,8 +241,6 @@ def init_state(
             states.append(mu.astype(net.dtype))
         else:
             states.append(jnp.zeros((batch_size, *net.shapes[i]), net.dtype))
-    # Unobserved units of a partially clamped node start at zero.
-    states = [s if m is None else s * m for s, m in zip(states, masks)]
     state = PCState(
         x=tuple(states), e=(None,) * net.num_nodes, masks=tuple(masks), clamps=tuple(clamps)
     )

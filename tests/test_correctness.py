@@ -196,3 +196,15 @@ def test_tolerance_counts_only_free_units(f64, getkey):
     assert free_rms(before) < tol
     earlier = pc.infer(net, state, steps=n - 2, solver=pc.Euler(dt=0.2)).state
     assert free_rms(earlier) >= tol
+
+
+def test_partial_clamp_hides_unobserved_units_from_the_feedforward_start(getkey):
+    # The hidden states start at the prediction from the *observed* input only: the
+    # values to be recalled must not leak into the start through the feedforward pass.
+    net = pc.mlp([3, 4, 2], key=getkey())
+    x = jax.random.normal(getkey(), (2, 3))
+    mask = jnp.array([1.0, 1.0, 0.0])
+    state = pc.init_state(net, x, x_mask=mask)
+    expected = jax.vmap(lambda v: net.nodes[0].predict([v]))(x * mask)
+    np.testing.assert_allclose(state.x[1], expected, rtol=1e-6)
+    np.testing.assert_array_equal(state.x[0][:, 2], 0.0)
