@@ -62,12 +62,12 @@ CASES = {
     # learning checks what it produces
     "inf input -> non-finite update": (
         lambda: _train(_data()[0] * np.array([np.inf] + [1] * 7, "f4"), _data()[1], optax.sgd(0.1)),
-        Exception,
+        eqx.EquinoxRuntimeError,
         "non-finite parameters",
     ),
     "huge learning rate": (
         lambda: _train(*_data(), optax.sgd(1e4)),
-        Exception,
+        eqx.EquinoxRuntimeError,
         "learning rate of the optimiser is far too large",
     ),
     "optimiser state of another network": (
@@ -93,7 +93,7 @@ CASES = {
             optimizer=optax.sgd(1e4),
             region_energy=jnp.ones((2,)),
         ),
-        Exception,
+        eqx.EquinoxRuntimeError,
         "far too large",
     ),
     # values out of range
@@ -118,14 +118,14 @@ CASES = {
     ),
     "NaN priority": (
         lambda: astro.snapshot(_store_setup()[2], _store_setup()[1], priority=jnp.nan),
-        Exception,
+        eqx.EquinoxRuntimeError,
         "`priority` is NaN or infinite",
     ),
     "energy rising under Euler": (
         lambda: pc.infer(
             _net(), pc.init_state(_net(), *_data()), solver=pc.Euler(dt=5.0), steps=30
         ),
-        Exception,
+        eqx.EquinoxRuntimeError,
         "diverged|non-finite",
     ),
     # wrong shapes and types
