@@ -38,6 +38,12 @@ from ._network import (
     mlp as mlp,
 )
 from ._predict import accuracy as accuracy, predict as predict
+from ._sharding import (
+    make_mesh as make_mesh,
+    replicate as replicate,
+    shard as shard,
+    shard_local as shard_local,
+)
 from ._state import (
     Clamp as Clamp,
     PCState as PCState,

@@ -1,0 +1,165 @@
+"""Sharded runs equal one-device runs: 8 virtual CPU devices, and two real processes.
+
+Each check runs in a fresh interpreter, because the number of virtual devices is fixed
+when JAX starts.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import jax
+import pytest
+
+import pcastro as pc
+
+ROOT = Path(__file__).resolve().parents[1]
+
+EIGHT_DEVICES = textwrap.dedent(
+    """
+    import json
+    import equinox as eqx
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    import optax
+    from jax.sharding import PartitionSpec as P
+
+    import pcastro as pc
+
+    out = {"devices": jax.device_count()}
+    net = pc.mlp([6, 16, 4], key=jax.random.key(0), output_energy=pc.CrossEntropy())
+    x = jax.random.normal(jax.random.key(1), (16, 6))
+    y = jax.random.randint(jax.random.key(2), (16,), 0, 4)
+    opt = optax.adam(1e-2)
+    opt_state = opt.init(eqx.filter(net, eqx.is_inexact_array))
+
+    def train(net, opt_state, x, y):
+        for _ in range(3):
+            net, opt_state, info = pc.train_step(net, opt_state, x, y, optimizer=opt, steps=8)
+        return net, info
+
+    one, one_info = train(net, opt_state, x, y)
+    mesh = pc.make_mesh()
+    xs, ys = pc.shard((x, y), mesh)
+    out["x_spec"] = list(xs.sharding.spec)[:1]
+    many, many_info = train(pc.replicate(net, mesh), pc.replicate(opt_state, mesh), xs, ys)
+    diffs = [
+        float(jnp.max(jnp.abs(a - b)))
+        for a, b in zip(jax.tree_util.tree_leaves(one), jax.tree_util.tree_leaves(many))
+        if eqx.is_array(a)
+    ]
+    out["train_step_max_diff"] = max(diffs)
+    out["state_spec"] = list(many_info.state.x[1].sharding.spec)[:1]
+    out["energy_diff"] = float(abs(one_info.energy - many_info.energy))
+
+    # Seed-parallel: eight independent networks, vmapped, their axis split over devices.
+    keys = jax.random.split(jax.random.key(3), 8)
+    nets = jax.vmap(lambda k: pc.mlp([6, 16, 4], key=k, output_energy=pc.CrossEntropy()))(keys)
+    params, static = eqx.partition(nets, eqx.is_inexact_array)
+
+    @jax.jit
+    @jax.vmap
+    def seed_step(p):
+        model = eqx.combine(p, static)
+        s = opt.init(p)
+        model, _, info = pc.train_step(model, s, x, y, optimizer=opt, steps=8)
+        return eqx.filter(model, eqx.is_inexact_array), info.energy
+
+    p1, e1 = seed_step(params)
+    p8, e8 = seed_step(pc.shard(params, mesh))
+    out["seeds_max_diff"] = max(
+        float(jnp.max(jnp.abs(a - b)))
+        for a, b in zip(jax.tree_util.tree_leaves(p1), jax.tree_util.tree_leaves(p8))
+    )
+    out["seeds_energy_spec"] = list(e8.sharding.spec)[:1]
+
+    try:
+        pc.shard(jnp.ones((12, 3)), mesh)
+    except ValueError as err:
+        out["indivisible"] = str(err)
+    print("RESULT " + json.dumps(out))
+    """
+)
+
+
+def _run(code: str, env_extra: dict, timeout: int = 300) -> dict:
+    env = {**os.environ, **env_extra}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=timeout
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    line = [s for s in proc.stdout.splitlines() if s.startswith("RESULT ")][-1]
+    return json.loads(line[len("RESULT ") :])
+
+
+def test_eight_virtual_devices_equal_one_device():
+    out = _run(EIGHT_DEVICES, {"XLA_FLAGS": "--xla_force_host_platform_device_count=8"})
+    assert out["devices"] == 8
+    # The batch really is split, and stays split through inference.
+    assert out["x_spec"] == ["batch"]
+    assert out["state_spec"] == ["batch"]
+    # Three sharded training steps equal three one-device steps to float tolerance.
+    assert out["train_step_max_diff"] < 1e-5
+    assert out["energy_diff"] < 1e-5
+    # Eight vmapped networks split over eight devices equal the unsplit run.
+    assert out["seeds_max_diff"] < 1e-5
+    assert out["seeds_energy_spec"] == ["batch"]
+    assert "must be a multiple of 8" in out["indivisible"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_equal_one_process():
+    """`jax.distributed` with two local CPU processes (gloo collectives), each reading
+    half of every batch, gives the parameters of a one-process run."""
+    script = str(ROOT / "benchmarks" / "data_parallel.py")
+    common = ["--epochs", "1", "--batch", "32", "--steps", "5"]
+    single = subprocess.run(
+        [sys.executable, script, "--devices", "1", *common],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert single.returncode == 0, single.stderr[-3000:]
+    reference = json.loads(single.stdout.strip().splitlines()[-1])
+    port = _free_port()
+    argv = ["--coordinator", f"127.0.0.1:{port}", "--processes", "2", "--gloo", *common]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, script, *argv, "--rank", str(rank)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for rank in (0, 1)
+    ]
+    records = []
+    try:
+        for proc in procs:
+            stdout, stderr = proc.communicate(timeout=300)
+            assert proc.returncode == 0, stderr[-3000:]
+            records.append(json.loads(stdout.strip().splitlines()[-1]))
+    finally:
+        for proc in procs:
+            proc.kill()
+    assert [r["processes"] for r in records] == [2, 2]
+    assert sorted(r["rank"] for r in records) == [0, 1]
+    for record in records:
+        assert record["checksum"] == pytest.approx(reference["checksum"], rel=1e-5, abs=1e-5)
+        assert record["accuracy"] == pytest.approx(reference["accuracy"], abs=1e-6)
+
+
+def test_make_mesh_refuses_more_devices_than_exist():
+    with pytest.raises(ValueError, match="Asked for 9999 devices"):
+        pc.make_mesh(9999)
+    assert pc.make_mesh(1).size == 1
+    assert len(jax.devices()) >= 1
