@@ -35,6 +35,14 @@ log="$out/gpu_check.log"
   echo "== scaling, widths 1024-8192, bfloat16"
   timeout 50 python3 benchmarks/scaling.py --preset gpu --sweeps width --repeats 5 \
     --dtype bfloat16 --json "$out/scaling_gpu_bfloat16.json"
+  echo "== devices (data-parallel PC step, batch split over the GPUs)"
+  ngpu=$(python3 -c "import jax; print(jax.device_count())")
+  if [ "$ngpu" -gt 1 ]; then
+    timeout 60 python3 benchmarks/scaling.py --preset gpu --sweeps devices --repeats 5 \
+      --json "$out/scaling_gpu_devices.json"
+  else
+    echo "one GPU: the multi-device section needs more than one (skipped)"
+  fi
   echo "== pcastro oneshot (digits, scratch, 20 episodes)"
   timeout 90 python3 -m pcastro.cli oneshot --no-progress --episodes 20 --out "$out/oneshot"
   echo "== done"; date -u

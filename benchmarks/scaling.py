@@ -3,6 +3,12 @@ number of vmapped independent networks — PC and backprop in the same process.
 
     python benchmarks/scaling.py --json benchmarks/results/scaling_cpu.json
     python benchmarks/scaling.py --preset gpu --dtype bfloat16 --json OUT.json
+    XLA_FLAGS=--xla_force_host_platform_device_count=8 python benchmarks/scaling.py \
+        --sweeps devices --json benchmarks/results/scaling_devices_cpu.json
+
+The `devices` sweep splits the batch over 1, 2, 4, 8 devices (`pcastro.shard`, parameters
+replicated). On one CPU the virtual devices share the same cores, so there it measures
+the overhead of sharding, not a speed-up; on several GPUs it measures the speed-up.
 
 Each point is the median of `--repeats` timed calls after a warm-up (compile apart). The
 fitted log-log slope of each sweep is printed and saved: 1.0 means linear growth.
@@ -33,6 +39,7 @@ PRESETS = {
         "batch": [1, 16, 64, 256, 1024],
         "steps": [5, 10, 20, 50, 100],
         "networks": [1, 4, 16, 64],
+        "devices": [1, 2, 4, 8],
     },
     "gpu": {
         "width": [1024, 2048, 4096, 8192],
@@ -40,9 +47,10 @@ PRESETS = {
         "batch": [1, 16, 64, 256, 1024],
         "steps": [5, 10, 20, 50, 100],
         "networks": [1, 4, 16, 64, 256],
+        "devices": [1, 2, 4, 8],
     },
 }
-BASE = {"width": 256, "depth": 2, "batch": 256, "steps": 20, "networks": 1}
+BASE = {"width": 256, "depth": 2, "batch": 256, "steps": 20, "networks": 1, "devices": 1}
 
 
 def _steps(point, dtype):
@@ -56,19 +64,24 @@ def _steps(point, dtype):
     x = jax.random.normal(kx, (point["batch"], 784), dtype)
     y = jax.nn.one_hot(jax.random.randint(ky, (point["batch"],), 0, 10), 10, dtype=dtype)
 
-    def pc_one(p, s):
+    # Data parallelism: the batch split over the devices, the parameters replicated.
+    mesh = pc.make_mesh(point["devices"])
+    x, y = pc.shard((x, y), mesh)
+    params, opt_state = pc.replicate((params, opt_state), mesh)
+
+    def pc_one(p, s, x, y):
         net, s, _ = pc.train_step(
             eqx.combine(p, static), s, x, y, optimizer=opt, steps=point["steps"]
         )
         return eqx.filter(net, eqx.is_inexact_array), s
 
-    def bp_one(p, s):
+    def bp_one(p, s, x, y):
         net, s, _ = backprop_step(eqx.combine(p, static), s, x, y, optimizer=opt)
         return eqx.filter(net, eqx.is_inexact_array), s
 
     def wrap(fn):
-        stepped = jax.jit(jax.vmap(fn), donate_argnums=(0, 1))
-        return lambda p, s: stepped(p, s)
+        stepped = jax.jit(jax.vmap(fn, in_axes=(0, 0, None, None)), donate_argnums=(0, 1))
+        return lambda p, s: stepped(p, s, x, y)
 
     return wrap(pc_one), wrap(bp_one), params, opt_state
 
@@ -85,6 +98,9 @@ def run(preset, *, sweeps, repeats, dtype, max_seconds):
     rows = []
     for sweep in sweeps:
         for value in preset[sweep]:
+            if sweep == "devices" and value > jax.device_count():
+                print(f"  (devices={value} skipped: {jax.device_count()} available)")
+                continue
             point = dict(BASE, **{sweep: value})
             t0 = time.perf_counter()
             pc_step, bp_step, params, opt_state = _steps(point, dtype)
