@@ -17,3 +17,14 @@ from ._learners import (
 from ._oneshot import run_oneshot as run_oneshot
 from ._records import select_on_validation as select_on_validation
 from ._stats import mean_ci95 as mean_ci95
+
+# isort: split
+# Continual learning (split-MNIST class-incremental).
+from ._config import ContinualConfig as ContinualConfig
+from ._continual import run_continual as run_continual
+from ._continual_methods import (
+    AbstractContinualLearner as AbstractContinualLearner,
+    AstrocyteStore as AstrocyteStore,
+    ExperienceReplay as ExperienceReplay,
+    FineTune as FineTune,
+)

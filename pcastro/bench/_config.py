@@ -260,3 +260,78 @@ def _show(value) -> str:
     if isinstance(value, tuple):
         return ",".join(map(str, value)) or "all"
     return str(value)
+
+
+@dataclass(frozen=True)
+class ContinualConfig:
+    """Settings of a split-MNIST class-incremental run (all recorded in `results.json`).
+
+    The defaults are a short run on the embedded mnist5k; van de Ven & Tolias (2019) use
+    full MNIST (`--dataset mnist`), `--iterations 2000` and 784-400-400-10."""
+
+    dataset: str = "mnist5k"
+    """One of digits, mnist5k (both need no download), mnist or fashion (IDX files)."""
+    data_dir: str | None = None
+    """Folder with MNIST/Fashion-MNIST IDX files (or set PCASTRO_DATA)."""
+    seeds: int = 5
+    """Test seeds (initial weights and data order; every method sees the same ones)."""
+    val_seeds: int = 1
+    """Seeds of each validation run on which hyperparameters are selected."""
+    val_fraction: float = 0.1
+    """Fraction of each class of the training images held out for validation."""
+    iterations: int = 200
+    """Mini-batches per context (van de Ven & Tolias: 2000)."""
+    batch: int = 128
+    """Images of the current context per mini-batch."""
+    replay_batch: int = 128
+    """Stimuli replayed from memory per mini-batch (the same for every memory method)."""
+    hidden: tuple[int, ...] = (400, 400)
+    """Hidden layer sizes of the ReLU MLP."""
+    budgets: tuple[int, ...] = (200, 1000, 2000)
+    """Memory budgets in raw exemplars; the store gets the same bytes."""
+    lrs: tuple[float, ...] = (1e-3, 3e-4)
+    """Adam learning rates tried for backprop methods."""
+    pc_lrs: tuple[float, ...] = (1e-3, 3e-3)
+    """Adam learning rates tried for PC methods."""
+    inference_steps: int = 3
+    """PC inference steps per update."""
+    dt: float = 0.3
+    """Euler step size of PC inference."""
+    ne: float = 1.0
+    """Norepinephrine while learning (the store methods with a gate)."""
+    tols: tuple[float, ...] = (0.0, 0.01)
+    """Discard tolerances tried for the store (0: never discard)."""
+    eval_every: int = 50
+    """Iterations between two points of the learning curve (divides `iterations`)."""
+    curve_images: int = 1000
+    """Test images scored for the learning curve (all are scored after each context)."""
+    methods: tuple[str, ...] = ()
+    """Comma-separated subset of the methods (default all)."""
+    seed: int = 0
+    """Base seed: validation split, test and validation seeds derive from it."""
+
+    def __post_init__(self):
+        from ._continual import METHODS
+
+        _require(self, ("seeds", "val_seeds", "iterations", "batch", "replay_batch"), 1)
+        _require(self, ("hidden", "budgets", "inference_steps", "eval_every", "curve_images"), 1)
+        _require(self, ("seed",), 0)
+        _require_rates(self, ("lrs", "pc_lrs"), upper=1.0)
+        _require_rates(self, ("dt",), upper=10.0)
+        if self.dataset not in DATASETS:
+            raise ValueError(
+                f"unknown dataset {self.dataset!r}; choose one of {', '.join(DATASETS)} "
+                "(digits and mnist5k need no download)."
+            )
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ValueError(f"`--val-fraction` must be in (0, 1), got {self.val_fraction}.")
+        if self.iterations % self.eval_every:
+            raise ValueError(
+                f"`--eval-every` ({self.eval_every}) must divide `--iterations` "
+                f"({self.iterations})."
+            )
+        if not self.tols or any(not (math.isfinite(t) and t >= 0) for t in self.tols):
+            raise ValueError(f"`--tols` must be finite and non-negative, got {self.tols}.")
+        if not (math.isfinite(self.ne) and self.ne >= 0):
+            raise ValueError(f"`--ne` must be finite and non-negative, got {self.ne!r}.")
+        _check_methods(self.methods, METHODS)

@@ -1,0 +1,81 @@
+"""Split-MNIST class-incremental benchmark: the runs behind the README table.
+
+    PCASTRO_DATA=/path/to/mnist python benchmarks/continual.py paper   # protocol check
+    PCASTRO_DATA=/path/to/mnist python benchmarks/continual.py table   # the README table
+
+`paper` runs backprop fine-tuning, joint training and experience replay (2,000 exemplars)
+at van de Ven & Tolias's settings (2,000 iterations per context) on 3 seeds, to check
+the protocol against their numbers. `table` runs every method and budget on 10 seeds at
+fewer iterations per context (see benchmarks/README.md for why), one part per group of
+methods (a finished part is kept when the script is rerun), then merges the parts into
+`results.json`, `table.txt` and the figures in `benchmarks/results/continual_mnist/`.
+"""
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from pcastro.bench._config import ContinualConfig
+from pcastro.bench._continual import run_continual
+from pcastro.bench._continual_report import merge_parts, write_outputs
+from pcastro.bench._report import save_json
+
+RESULTS = Path(__file__).parent / "results"
+GROUPS = {
+    "bp": ("bp_finetune", "bp_joint", "bp_er", "bp_per"),
+    "pc": ("pc_finetune", "pc_joint", "pc_er"),
+    "store": (
+        "pc_store_uniform",
+        "pc_store_priority",
+        "pc_store_gate",
+        "pc_store_both",
+        "pc_store_both_refresh",
+    ),
+    # Ablated astrocytes must equal the priority-only store exactly; checked at one budget.
+    "ablated": ("pc_store_ablated", "pc_store_priority"),
+}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("which", choices=("paper", "table", "merge"))
+    parser.add_argument("--iterations", type=int, default=60)
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--groups", default="pc,store,bp,ablated")
+    args = parser.parse_args(argv)
+    if args.which == "paper":
+        cfg = ContinualConfig(
+            dataset="mnist", seeds=3, iterations=2000, eval_every=100, budgets=(2000,),
+            methods=("bp_finetune", "bp_joint", "bp_er"), lrs=(1e-3,),
+        )  # fmt: skip
+        out = RESULTS / "continual_mnist_paper"
+        payload = run_continual(cfg, progress=False)
+        save_json(out, payload)
+        write_outputs(out, payload, title="split-MNIST class-IL, 2,000 iterations per context")
+        return 0
+    out = RESULTS / "continual_mnist"
+    if args.which == "table":
+        for group in args.groups.split(","):
+            part = out / "parts" / group
+            if (part / "results.json").exists():
+                print(f"{group}: kept {part / 'results.json'}")
+                continue
+            t0 = time.perf_counter()
+            cfg = ContinualConfig(
+                dataset="mnist", seeds=args.seeds, iterations=args.iterations,
+                eval_every=max(1, args.iterations // 4), methods=GROUPS[group],
+                budgets=(200,) if group == "ablated" else (200, 1000, 2000),
+            )  # fmt: skip
+            save_json(part, run_continual(cfg, progress=False))
+            print(f"{group}: {time.perf_counter() - t0:.0f} s", flush=True)
+    parts = sorted((out / "parts").glob("*/results.json"))
+    payload = merge_parts([json.loads(p.read_text()) for p in parts])
+    save_json(out, payload)
+    write_outputs(out, payload, title="split-MNIST class-IL (10 seeds)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

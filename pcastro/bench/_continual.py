@@ -1,0 +1,386 @@
+"""Split-MNIST class-incremental learning, the field's standard (van de Ven & Tolias 2019).
+
+Five contexts, digits (0,1), (2,3), (4,5), (6,7), (8,9), learned one after another by one
+MLP with a single shared 10-way output; no context label at test time. Each context is
+learned for `iterations` mini-batches of `batch` images. After each context the network
+is tested on every test image (the accuracy matrix `A[t, c]`: accuracy on context `c`'s
+test images after learning context `t`); every `eval_every` iterations it is tested on
+the first `curve_images` test images (the curve). The score is the mean over contexts of
+`A[4, c]`, as in van de Ven & Tolias (2019).
+
+Every method runs on the same seeds with the same data order (a seed fixes the initial
+weights and the sequence of mini-batches), so differences between methods are paired.
+Seeds are vmapped. Hyperparameters are selected by `select_on_validation` on a
+validation split held out from the training images (never the test images).
+
+??? cite "Reference"
+
+    ```bibtex
+    @article{vandeven2019three,
+        title={Three scenarios for continual learning},
+        author={van de Ven, Gido M. and Tolias, Andreas S.},
+        journal={arXiv:1904.07734},
+        year={2019}
+    }
+    ```
+"""
+
+import time
+from dataclasses import asdict
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+from tqdm.auto import tqdm
+
+from .. import CrossEntropy, mlp
+from ..astro import Astrocytes
+from ..data import load_dataset
+from ._continual_methods import (
+    AbstractContinualLearner,
+    AstrocyteStore,
+    ExperienceReplay,
+    FineTune,
+    exemplar_bytes,
+)
+from ._learners import BackpropRule, PCRule
+from ._records import select_on_validation
+from ._report import payload
+from ._stats import mean_ci95
+
+CONTEXTS = ((0, 1), (2, 3), (4, 5), (6, 7), (8, 9))
+
+# Method name -> (rule, what it is); budgets apply to the memory methods.
+STORE_VARIANTS = {
+    "pc_store_uniform": dict(priority=False, gate=False, discard=False),
+    "pc_store_priority": dict(priority=True, gate=False, discard=True),
+    "pc_store_gate": dict(priority=False, gate=True, discard=True),
+    "pc_store_both": dict(priority=True, gate=True, discard=True),
+    "pc_store_both_refresh": dict(priority=True, gate=True, discard=True, refresh=True),
+    "pc_store_ablated": dict(priority=True, gate=True, discard=True, ablated=True),
+}
+METHODS = (
+    "bp_finetune",
+    "bp_joint",
+    "bp_er",
+    "bp_per",
+    "pc_finetune",
+    "pc_joint",
+    "pc_er",
+    *STORE_VARIANTS,
+)
+MEMORY_METHODS = tuple(m for m in METHODS if m.endswith(("_er", "_per")) or "store" in m)
+
+
+def make_network(key, sizes):
+    """784-400-400-10 (by default) ReLU MLP with a cross-entropy output node."""
+    return mlp(list(sizes), key=key, activation=jax.nn.relu, output_energy=CrossEntropy())
+
+
+def store_capacity(budget: int, sizes, *, replay_batch: int = 1) -> int:
+    """Slots of a store whose bytes equal (at most) those of `budget` raw exemplars."""
+    probe = AstrocyteStore(
+        rule=PCRule(steps=1, dt=0.1), lr=1e-3, capacity=1, replay_batch=replay_batch
+    )
+    net = make_network(jax.random.key(0), sizes)
+    per_slot = probe.memory_bytes(net)
+    return max(1, (budget * exemplar_bytes(net)) // per_slot)
+
+
+def make_learner(name: str, *, lr, budget, cfg, sizes, tol=0.0) -> AbstractContinualLearner:
+    """The learner of method `name` at learning rate `lr` and memory budget `budget`
+    (exemplars; the store gets the same bytes)."""
+    pc_rule = PCRule(steps=cfg.inference_steps, dt=cfg.dt)
+    rule = pc_rule if name.startswith("pc_") else BackpropRule()
+    if name.endswith(("_finetune", "_joint")):
+        return FineTune(rule=rule, lr=lr)
+    if name.endswith("_er"):
+        return ExperienceReplay(rule=rule, lr=lr, memory=budget, replay_batch=cfg.replay_batch)
+    if name == "bp_per":
+        return ExperienceReplay(
+            rule=rule, lr=lr, memory=budget, replay_batch=cfg.replay_batch, prioritised=True
+        )
+    v = STORE_VARIANTS[name]
+    astrocytes = None
+    if v["gate"]:
+        astrocytes = Astrocytes(tau_c=2.0, c_half=0.05, ablated=v.get("ablated", False))
+    return AstrocyteStore(
+        rule=pc_rule,
+        lr=lr,
+        capacity=store_capacity(budget, sizes),
+        replay_batch=cfg.replay_batch,
+        priority=v["priority"],
+        astrocytes=astrocytes,
+        ne=cfg.ne,
+        refresh=v.get("refresh", False),
+        tol=tol if v["discard"] else 0.0,
+    )
+
+
+# ---- data and streams -------------------------------------------------------------------
+
+
+def split_validation(y, fraction: float, seed: int = 0):
+    """Indices of (train, validation) images: `fraction` of each class held out."""
+    rng = np.random.default_rng(seed)
+    train, val = [], []
+    for c in np.unique(y):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        cut = int(round(fraction * len(idx)))
+        val.append(idx[:cut])
+        train.append(idx[cut:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
+
+
+def context_of(y):
+    return np.asarray(y) // 2
+
+
+def make_stream(seed: int, y, *, iterations: int, batch: int, joint: bool = False):
+    """Mini-batch indices `(contexts, iterations, batch)` into `y` for one seed: each
+    context's images in shuffled epochs (joint: all contexts so far)."""
+    rng = np.random.default_rng([seed, int(joint)])
+    ctx = context_of(y)
+    out = np.empty((len(CONTEXTS), iterations * batch), np.int32)
+    for t in range(len(CONTEXTS)):
+        pool = np.flatnonzero(ctx <= t) if joint else np.flatnonzero(ctx == t)
+        epochs = -(-iterations * batch // len(pool))
+        out[t] = np.concatenate([rng.permutation(pool) for _ in range(epochs)])[: out.shape[1]]
+    return out.reshape(len(CONTEXTS), iterations, batch)
+
+
+# ---- one run ------------------------------------------------------------------------------
+
+
+def _per_context_accuracy(net, x, y):
+    correct = jnp.argmax(jax.vmap(net)(x), axis=-1) == y
+    ctx = y // 2
+    hits = jax.ops.segment_sum(correct.astype(jnp.float32), ctx, len(CONTEXTS))
+    counts = jax.ops.segment_sum(jnp.ones_like(hits[ctx]), ctx, len(CONTEXTS))
+    return hits / counts
+
+
+def make_run(learner, sizes, *, eval_every: int):
+    """`run(seed_key, stream, x, y_onehot, test_x, test_y, curve_x, curve_y)` ->
+    `(matrix (contexts, contexts), curve (contexts, iterations // eval_every, contexts))`,
+    written for one seed (vmap it)."""
+
+    def run(key, stream, x, y1h, test_x, test_y, curve_x, curve_y):
+        k_init, k_run = jax.random.split(key)
+        net = make_network(k_init, sizes)
+        state = learner.init(net, key=k_init)
+
+        def iteration(carry, idx):
+            state, key = carry
+            key, sub = jax.random.split(key)
+            return (learner.step(state, x[idx], y1h[idx], key=sub), key), None
+
+        def chunk(carry, idx):
+            carry, _ = lax.scan(iteration, carry, idx)
+            return carry, _per_context_accuracy(learner.network(carry[0]), curve_x, curve_y)
+
+        def context(carry, idx):
+            carry, curve = lax.scan(chunk, carry, idx.reshape(-1, eval_every, idx.shape[-1]))
+            matrix_row = _per_context_accuracy(learner.network(carry[0]), test_x, test_y)
+            return carry, (matrix_row, curve)
+
+        _, (matrix, curve) = lax.scan(context, (state, k_run), stream)
+        return matrix, curve
+
+    return run
+
+
+def run_seeds(learner, sizes, seeds, data, *, cfg, joint: bool, evaluate_on):
+    """Run `learner` on every seed (vmapped): accuracy matrices `(S, C, C)`, curves, and
+    compile/run seconds."""
+    x, y, test_x, test_y = data[:4] if evaluate_on == "test" else data[4:]
+    streams = np.stack(
+        [make_stream(s, y, iterations=cfg.iterations, batch=cfg.batch, joint=joint) for s in seeds]
+    )
+    keys = jax.vmap(jax.random.key)(jnp.asarray(seeds))
+    n_curve = min(cfg.curve_images, len(test_y))
+    args = (
+        keys,
+        jnp.asarray(streams),
+        jnp.asarray(x),
+        jax.nn.one_hot(jnp.asarray(y), 10, dtype=jnp.float32),
+        jnp.asarray(test_x),
+        jnp.asarray(test_y),
+        jnp.asarray(test_x[:n_curve]),
+        jnp.asarray(test_y[:n_curve]),
+    )
+    fn = jax.vmap(make_run(learner, sizes, eval_every=cfg.eval_every), in_axes=(0, 0) + (None,) * 6)
+    t0 = time.perf_counter()
+    compiled = jax.jit(fn).lower(*args).compile()
+    t1 = time.perf_counter()
+    matrix, curve = jax.block_until_ready(compiled(*args))
+    return np.asarray(matrix), np.asarray(curve), t1 - t0, time.perf_counter() - t1
+
+
+def final_accuracy(matrix):
+    """Mean over contexts of the accuracy after the last context, per seed."""
+    return matrix[:, -1, :].mean(axis=-1)
+
+
+# ---- the benchmark --------------------------------------------------------------------------
+
+
+def _budgets(name, cfg):
+    return cfg.budgets if name in MEMORY_METHODS else (None,)
+
+
+def _grid(name, cfg):
+    grid = {"lr": cfg.pc_lrs if name.startswith("pc_") else cfg.lrs}
+    if name in STORE_VARIANTS and STORE_VARIANTS[name]["discard"]:
+        grid["tol"] = cfg.tols
+    return grid
+
+
+def _tuning_key(name):
+    """Methods that share a selection: the store variants (and the ablated control) use
+    the setting chosen for the full astrocyte method, so that their differences are the
+    mechanism's alone."""
+    if name in STORE_VARIANTS and name != "pc_store_uniform":
+        return "pc_store_both"
+    return name
+
+
+def run_continual(cfg, *, progress: bool = True) -> dict:
+    """Run split-MNIST class-incremental learning and return the `results.json` payload.
+
+    **Arguments:**
+
+    - `cfg`: a [`pcastro.bench.ContinualConfig`][].
+    - `progress`: show a progress bar.
+
+    **Returns:**
+
+    A dict with `config`, `versions`, `device`, `seed`, `command`, `results` (one row
+    per method and budget: final accuracy mean, 95% CI, per-seed values, accuracy matrix
+    and curve means, memory bytes, compile and run seconds), `paired` (per budget, each
+    store variant minus the uniform store replay and minus PC experience replay, same
+    seeds) and `details` (selected hyperparameters with their validation scores).
+    """
+    t_start = time.perf_counter()
+    ds = load_dataset(cfg.dataset, data_dir=cfg.data_dir)
+    train, val = split_validation(ds.y_train, cfg.val_fraction, seed=cfg.seed)
+    data = (
+        ds.x_train[train], ds.y_train[train], ds.x_test, ds.y_test,
+        ds.x_train[train], ds.y_train[train], ds.x_train[val], ds.y_train[val],
+    )  # fmt: skip
+    sizes = (ds.x_train.shape[1], *cfg.hidden, 10)
+    names = cfg.methods or METHODS
+    test_seeds = [cfg.seed + 1000 + i for i in range(cfg.seeds)]
+    val_seeds = [cfg.seed + 2000 + i for i in range(cfg.val_seeds)]
+    largest = max(cfg.budgets)
+    selected: dict[str, dict] = {}
+    results: list[dict] = []
+    raw: dict[tuple, np.ndarray] = {}
+    todo = [(n, b) for n in names for b in _budgets(n, cfg)]
+    with tqdm(total=len(todo), disable=not progress, leave=False) as bar:
+        for name, budget in todo:
+            key = _tuning_key(name)
+            if key not in selected:
+                bar.set_description(f"selecting {key} on validation")
+                grid = _grid(key, cfg)
+                points = [dict(zip(grid, v)) for v in np.ndindex(*map(len, grid.values()))]
+                scores = []
+                # A single candidate needs no validation run.
+                for point in points if len(points) > 1 else ():
+                    hp = {k: grid[k][i] for k, i in point.items()}
+                    learner = make_learner(
+                        key, budget=largest, cfg=cfg, sizes=sizes, tol=hp.get("tol", 0.0),
+                        lr=hp["lr"],
+                    )  # fmt: skip
+                    m, *_ = run_seeds(
+                        learner, sizes, val_seeds, data, cfg=cfg, joint=key.endswith("_joint"),
+                        evaluate_on="validation",
+                    )  # fmt: skip
+                    scores.append(float(final_accuracy(m).mean()))
+                scores = scores or [float("nan")]
+                table = np.asarray(scores).reshape([len(v) for v in grid.values()])
+                hp, score = select_on_validation(table, grid)
+                selected[key] = {
+                    **hp,
+                    "val_final_acc": score,
+                    "candidates": [
+                        {**{k: grid[k][i] for k, i in p.items()}, "val_final_acc": s}
+                        for p, s in zip(points, scores)
+                    ],
+                    "budget": largest if name in MEMORY_METHODS else None,
+                }
+            hp = selected[key]
+            bar.set_description(f"{name} M={budget}" if budget else name)
+            learner = make_learner(
+                name, lr=hp["lr"], budget=budget or 1, cfg=cfg, sizes=sizes, tol=hp.get("tol", 0.0)
+            )
+            matrix, curve, compile_s, run_s = run_seeds(
+                learner, sizes, test_seeds, data, cfg=cfg, joint=name.endswith("_joint"),
+                evaluate_on="test",
+            )  # fmt: skip
+            final = final_accuracy(matrix)
+            raw[(name, budget)] = final
+            mean, ci, n = mean_ci95(final)
+            net = make_network(jax.random.key(0), sizes)
+            results.append(
+                {
+                    "method": name,
+                    "budget": budget,
+                    "capacity": getattr(learner, "capacity", getattr(learner, "memory", 0)),
+                    "memory_bytes": learner.memory_bytes(net),
+                    "mean": mean,
+                    "ci95": ci,
+                    "n": n,
+                    "per_seed": final.tolist(),
+                    "matrix_mean": matrix.mean(axis=0).tolist(),
+                    "matrix_per_seed": matrix.tolist(),
+                    "curve_mean": curve.mean(axis=0).tolist(),
+                    "compile_s": compile_s,
+                    "run_s": run_s,
+                    "lr": hp["lr"],
+                    "tol": getattr(learner, "tol", None),
+                }
+            )
+            bar.update(1)
+    paired = paired_differences(raw, cfg.budgets)
+    details = {
+        "selected": selected,
+        "test_seeds": test_seeds,
+        "validation_seeds": val_seeds,
+        "train_images": int(len(train)),
+        "validation_images": int(len(val)),
+        "test_images": int(len(ds.y_test)),
+        "wall_s": time.perf_counter() - t_start,
+    }
+    out = payload(asdict(cfg), cfg.seed, results, details)
+    out["paired"] = paired
+    return out
+
+
+def paired_differences(raw: dict, budgets) -> list[dict]:
+    """Per budget, each store variant minus each control on the same seeds: mean and 95%
+    CI of the per-seed differences (and whether the CI excludes 0)."""
+    rows = []
+    for budget in budgets:
+        for control in ("pc_store_uniform", "pc_er"):
+            if (control, budget) not in raw:
+                continue
+            for name in STORE_VARIANTS:
+                if name == control or (name, budget) not in raw:
+                    continue
+                diff = raw[(name, budget)] - raw[(control, budget)]
+                mean, ci, n = mean_ci95(diff)
+                rows.append(
+                    {
+                        "method": name,
+                        "control": control,
+                        "budget": budget,
+                        "mean_diff": mean,
+                        "ci95": ci,
+                        "n": n,
+                        "excludes_zero": bool(abs(mean) > ci),
+                        "per_seed": diff.tolist(),
+                    }
+                )
+    return rows

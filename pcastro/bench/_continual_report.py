@@ -1,0 +1,194 @@
+"""Tables and figures of the continual-learning benchmark."""
+
+import textwrap
+from pathlib import Path
+
+import numpy as np
+
+from ._report import _save_figure, format_table
+from ._stats import mean_ci95
+
+# Published split-MNIST class-IL accuracies (final, averaged over contexts), each with
+# where its protocol differs from ours; see benchmarks/README.md.
+PUBLISHED = (
+    ("fine-tuning ('None')", 0.1990, "van de Ven & Tolias 2019, Table 4"),
+    ("EWC", 0.2001, "van de Ven & Tolias 2019, Table 4"),
+    ("DGR", 0.9079, "van de Ven & Tolias 2019, Table 4"),
+    ("iCaRL (2,000 exemplars)", 0.9457, "van de Ven & Tolias 2019, Table 4"),
+    ("joint ('Offline')", 0.9794, "van de Ven & Tolias 2019, Table 4"),
+    ("naive rehearsal", 0.9078, "Hsu et al. 2018 (their memory size)"),
+)
+
+
+def paired_rows(results: list[dict]) -> list[dict]:
+    """Per budget, every store variant minus each control (uniform store replay, PC
+    experience replay) on the same seeds, with the 95% CI of the mean difference."""
+    by = {(r["method"], r["budget"]): np.asarray(r["per_seed"]) for r in results}
+    rows = []
+    budgets = sorted({r["budget"] for r in results if r["budget"] is not None})
+    for budget in budgets:
+        for control in ("pc_store_uniform", "pc_er"):
+            if (control, budget) not in by:
+                continue
+            for (name, b), values in by.items():
+                if b != budget or "store" not in name or name == control:
+                    continue
+                diff = values - by[(control, budget)]
+                mean, ci, n = mean_ci95(diff)
+                rows.append(
+                    {
+                        "method": name,
+                        "control": control,
+                        "budget": budget,
+                        "mean_diff": mean,
+                        "ci95": ci,
+                        "n": n,
+                        "excludes_zero": bool(abs(mean) > ci),
+                        "per_seed": diff.tolist(),
+                    }
+                )
+    return rows
+
+
+def merge_parts(parts: list[dict]) -> dict:
+    """One payload from several runs on the same seeds (their results concatenated; a
+    method and budget present twice keeps the first)."""
+    seen, results, selected, wall = set(), [], {}, {}
+    for p in parts:
+        for r in p["results"]:
+            if (r["method"], r["budget"]) not in seen:
+                seen.add((r["method"], r["budget"]))
+                results.append(r)
+        selected.update(p["details"]["selected"])
+        wall[",".join(p["config"]["methods"])] = p["details"]["wall_s"]
+    merged = dict(parts[0])
+    merged["results"] = results
+    merged["paired"] = paired_rows(results)
+    merged["details"] = {**parts[0]["details"], "selected": selected, "wall_s_per_part": wall}
+    merged["details"]["wall_s"] = sum(wall.values())
+    merged["config"] = {**parts[0]["config"], "methods": [r["method"] for r in results]}
+    return merged
+
+
+def result_table(payload: dict) -> str:
+    rows = [
+        {
+            "method": r["method"],
+            "budget": "" if r["budget"] is None else r["budget"],
+            "slots": r["capacity"] or "",
+            "MB": f"{r['memory_bytes'] / 1e6:.2f}" if r["memory_bytes"] else "",
+            "final acc": f"{r['mean']:.3f} ± {r['ci95']:.3f}",
+            "n": r["n"],
+            "compile s": f"{r['compile_s']:.0f}",
+            "run s": f"{r['run_s']:.0f}",
+        }
+        for r in payload["results"]
+    ]
+    text = format_table(rows, list(rows[0]))
+    paired = payload.get("paired") or []
+    if paired:
+        prow = [
+            {
+                "variant": p["method"],
+                "minus": p["control"],
+                "budget": p["budget"],
+                "paired diff": f"{p['mean_diff']:+.4f} ± {p['ci95']:.4f}",
+                "CI excludes 0": "yes" if p["excludes_zero"] else "no",
+            }
+            for p in paired
+        ]
+        text += "\n\npaired differences (same seeds, same data order), mean ± 95% CI\n"
+        text += format_table(prow, list(prow[0]))
+    text += "\n\npublished (split MNIST, class-IL; protocols differ, see benchmarks/README.md)\n"
+    text += format_table(
+        [{"method": m, "acc": f"{a:.3f}", "source": s} for m, a, s in PUBLISHED],
+        ["method", "acc", "source"],
+    )
+    return text + "\n"
+
+
+def write_outputs(out: Path, payload: dict, *, title: str) -> list[Path]:
+    """`table.txt`, `curves.png` (learning curves with context boundaries),
+    `matrices.png` (accuracy matrices) and, with memory methods, `final.png`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "table.txt").write_text(result_table(payload))
+    results = payload["results"]
+    paths = [out / "table.txt"]
+
+    # Learning curves: mean over seeds of the mean accuracy over contexts seen so far.
+    budgets = sorted({r["budget"] for r in results if r["budget"] is not None}) or [None]
+    shown = [r for r in results if r["budget"] in (None, budgets[-1])]
+    fig, ax = plt.subplots(figsize=(9, 4.2))
+    for r in shown:
+        curve = np.asarray(r["curve_mean"])  # (contexts, points, contexts)
+        contexts, points, _ = curve.shape
+        seen = np.stack([curve[t, :, : t + 1].mean(-1) for t in range(contexts)]).ravel()
+        xs = (np.arange(contexts * points) + 1) / points
+        style = "-" if r["method"].startswith("pc") else "--"
+        label = r["method"] + ("" if r["budget"] is None else f" M={r['budget']}")
+        ax.plot(xs, seen, style, label=label, lw=1.2)
+    for t in range(1, len(results[0]["curve_mean"])):
+        ax.axvline(t, color="k", lw=0.6, alpha=0.4)
+    ax.set_xlabel("context (boundaries marked)")
+    ax.set_ylabel("test accuracy on contexts seen so far")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=6, ncol=2)
+    ax.set_title(textwrap.fill(title + " — learning curves", 100), fontsize=9)
+    fig.tight_layout()
+    paths.append(_save_figure(fig, out / "curves.png"))
+    plt.close(fig)
+
+    # Accuracy matrices A[t, c].
+    n = len(shown)
+    cols = min(n, 5)
+    rows_ = -(-n // cols)
+    fig, axes = plt.subplots(rows_, cols, figsize=(2.3 * cols, 2.4 * rows_), squeeze=False)
+    for ax, r in zip(axes.ravel(), shown):
+        m = np.asarray(r["matrix_mean"])
+        ax.imshow(m, vmin=0, vmax=1, cmap="viridis")
+        for (i, j), v in np.ndenumerate(m):
+            ax.text(j, i, f"{100 * v:.0f}", ha="center", va="center", fontsize=6, color="w")
+        label = r["method"] + ("" if r["budget"] is None else f"\nM={r['budget']}")
+        ax.set_title(label, fontsize=7)
+        ax.set_xticks(range(m.shape[1]))
+        ax.set_yticks(range(m.shape[0]))
+        ax.tick_params(labelsize=6)
+    for ax in axes.ravel()[n:]:
+        ax.axis("off")
+    fig.suptitle(
+        textwrap.fill(title + " — A[after context t (rows), on context c]", 90), fontsize=8
+    )
+    fig.tight_layout()
+    paths.append(_save_figure(fig, out / "matrices.png"))
+    plt.close(fig)
+
+    # Final accuracy against memory budget.
+    memory = [r for r in results if r["budget"] is not None]
+    if memory:
+        fig, ax = plt.subplots(figsize=(7, 4))
+        for name in dict.fromkeys(r["method"] for r in memory):
+            rs = sorted((r for r in memory if r["method"] == name), key=lambda r: r["budget"])
+            ax.errorbar(
+                [r["budget"] for r in rs], [r["mean"] for r in rs], yerr=[r["ci95"] for r in rs],
+                marker="o", capsize=2, label=name, ls="-" if name.startswith("pc") else "--",
+            )  # fmt: skip
+        for r in results:
+            if r["budget"] is None:
+                ax.axhline(r["mean"], lw=0.7, ls=":", color="gray")
+                ax.text(max(budgets), r["mean"], r["method"], fontsize=6, va="bottom", ha="right")
+        ax.set_xscale("log")
+        ax.set_xlabel("memory budget M (raw exemplars; the store gets the same bytes)")
+        ax.set_ylabel("final accuracy (mean, 95% CI)")
+        ax.set_ylim(0, 1)
+        ax.legend(fontsize=6)
+        ax.set_title(textwrap.fill(title + " — accuracy vs memory", 90), fontsize=9)
+        fig.tight_layout()
+        paths.append(_save_figure(fig, out / "final.png"))
+        plt.close(fig)
+    return paths

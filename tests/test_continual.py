@@ -1,0 +1,111 @@
+"""The split-MNIST class-incremental protocol, run end to end on tiny settings (digits)."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from pcastro.bench import ContinualConfig
+from pcastro.bench._continual import (
+    CONTEXTS,
+    make_network,
+    make_stream,
+    split_validation,
+    store_capacity,
+)
+from pcastro.bench._continual_methods import exemplar_bytes, reservoir_slots
+from pcastro.bench._continual_report import paired_rows
+from pcastro.cli import main
+
+TINY = [
+    "--dataset", "digits", "--seeds", "2", "--iterations", "30", "--eval-every", "15",
+    "--batch", "8", "--replay-batch", "8", "--hidden", "16", "--budgets", "24",
+    "--lrs", "0.01", "--pc-lrs", "0.01", "--tols", "0.02", "--no-progress",
+]  # fmt: skip
+
+
+def test_protocol_end_to_end_and_ablated_astrocytes_equal_plain_store_replay(tmp_path):
+    methods = "bp_finetune,pc_store_priority,pc_store_ablated"
+    assert main(["continual", *TINY, "--methods", methods, "--out", str(tmp_path)]) == 0
+    payload = json.loads((tmp_path / "results.json").read_text())
+    rows = {r["method"]: r for r in payload["results"]}
+    assert set(rows) == set(methods.split(","))
+    for r in rows.values():
+        matrix = np.asarray(r["matrix_per_seed"])
+        assert matrix.shape == (2, len(CONTEXTS), len(CONTEXTS))
+        assert np.all((matrix >= 0) & (matrix <= 1))
+        np.testing.assert_allclose(r["per_seed"], matrix[:, -1].mean(-1), rtol=1e-6)
+        assert np.asarray(r["curve_mean"]).shape == (len(CONTEXTS), 2, len(CONTEXTS))
+    # The first context is learned; contexts not yet seen are not.
+    first = np.asarray(rows["bp_finetune"]["matrix_mean"])[0]
+    assert first[0] > 0.9 and np.all(first[1:] == 0)
+    # Silenced astrocytes: the gate is exactly 1, so the run equals store replay without it.
+    assert rows["pc_store_ablated"]["per_seed"] == rows["pc_store_priority"]["per_seed"]
+    assert (
+        rows["pc_store_ablated"]["matrix_per_seed"] == rows["pc_store_priority"]["matrix_per_seed"]
+    )
+    # Equal bytes: the store never costs more than the exemplar buffer it is compared with.
+    assert 0 < rows["pc_store_priority"]["memory_bytes"] <= 24 * (64 + 1) * 4
+    for name in ("results.png", "curves.png", "matrices.png", "final.png", "table.txt"):
+        if name != "results.png":
+            assert (tmp_path / name).exists()
+
+
+def test_reservoir_keeps_the_first_items_then_samples():
+    slots = reservoir_slots(jax.random.key(0), jnp.asarray(0), 5, 8)
+    assert slots.tolist() == [0, 1, 2, 3, 4]
+    late = reservoir_slots(jax.random.key(1), jnp.asarray(10_000), 4000, 8)
+    kept = np.asarray(late) < 8
+    # Item n is kept with probability K / (n + 1): about 8 * ln(14000 / 10000) = 2.7.
+    assert 0 <= kept.sum() <= 12
+    assert np.all(np.asarray(late)[~kept] == 8)
+
+
+def test_streams_are_contexts_in_order_and_joint_streams_grow():
+    y = np.repeat(np.arange(10), 30)
+    stream = make_stream(3, y, iterations=4, batch=8)
+    assert stream.shape == (5, 4, 8)
+    for t in range(5):
+        assert set(np.unique(y[stream[t]]) // 2) == {t}
+    joint = make_stream(3, y, iterations=50, batch=8, joint=True)
+    assert set(np.unique(y[joint[-1]])) == set(range(10))
+    np.testing.assert_array_equal(stream, make_stream(3, y, iterations=4, batch=8))
+
+
+def test_validation_split_is_held_out_per_class():
+    y = np.repeat(np.arange(10), 20)
+    train, val = split_validation(y, 0.1)
+    assert len(np.intersect1d(train, val)) == 0 and len(train) + len(val) == len(y)
+    assert np.all(np.bincount(y[val]) == 2)
+
+
+def test_store_capacity_matches_exemplar_bytes():
+    sizes = (784, 400, 400, 10)
+    net = make_network(jax.random.key(0), sizes)
+    assert exemplar_bytes(net) == 785 * 4
+    k = store_capacity(2000, sizes)
+    # A slot keeps the image, the label, 800 hidden states and 3 region energies.
+    assert 950 <= k <= 1000
+
+
+def test_paired_differences_use_the_same_seeds():
+    base = {"budget": 10, "per_seed": [0.5, 0.6, 0.7]}
+    rows = paired_rows(
+        [
+            {"method": "pc_store_uniform", **base},
+            {"method": "pc_store_both", "budget": 10, "per_seed": [0.6, 0.7, 0.8]},
+        ]
+    )
+    (row,) = rows
+    assert row["control"] == "pc_store_uniform"
+    assert row["mean_diff"] == pytest.approx(0.1) and row["ci95"] == pytest.approx(0.0, abs=1e-9)
+    assert row["excludes_zero"]
+
+
+def test_config_refuses_an_eval_interval_that_does_not_divide_the_iterations():
+    with pytest.raises(ValueError, match="must divide"):
+        ContinualConfig(iterations=10, eval_every=3)
+    with pytest.raises(ValueError, match="Unknown methods"):
+        ContinualConfig(methods=("pc_magic",))
