@@ -52,6 +52,7 @@ def _run_oneshot(args) -> int:
     print(format_table(rows, ["method", "metric", "mean", "ci95", "n", "episodes/s"]))
     for method, sel in payload["details"]["selected"].items():
         print(f"  {method}: selected on validation episodes {sel}")
+    _print_paired(payload["details"].get("paired", []))
     path = save_json(out, payload)
     groups: dict[str, list[dict]] = {}
     for r in payload["results"]:
@@ -63,8 +64,29 @@ def _run_oneshot(args) -> int:
         f"(mean, 95% CI over {cfg.episodes} episodes)",
         ylabel="accuracy",
     )
+    if payload["details"].get("frontier"):
+        from .bench._compare import frontier_chart
+
+        fpng = frontier_chart(
+            out / "frontier.png",
+            payload["details"]["frontier"],
+            title=f"{cfg.protocol} one-shot, {cfg.dataset}: every grid point on the first "
+            f"{min(cfg.frontier_episodes, cfg.episodes)} test episodes (mean), frontier per "
+            "method, star = chosen on validation",
+        )
+        print(f"wrote {fpng}")
     print(f"wrote {path} and {png} (total {payload['details']['wall_s']:.0f} s)")
     return 0
+
+
+def _print_paired(rows) -> None:
+    """Paired differences (same episodes) of every PC method minus the best baseline."""
+    from .bench._report import format_table
+
+    if not rows:
+        return
+    print(f"\npaired differences, PC method minus the best baseline ({rows[0]['vs']}), 95% CI:")
+    print(format_table(rows, ["method", "vs", "metric", "diff", "ci95", "n"]))
 
 
 def _interrupt_parser(sub) -> None:
