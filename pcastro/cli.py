@@ -45,9 +45,14 @@ def _run_oneshot(args) -> int:
         {**r, "episodes/s": timing.get(r["method"], {}).get("episodes_per_s", float("nan"))}
         for r in payload["results"]
     ]
+    task = (
+        "Lake's 20 official 20-way runs and random 5-/20-way 1-shot episodes"
+        if cfg.dataset == "omniglot"
+        else f"{cfg.protocol}, {cfg.ways}-way {cfg.shots}-shot"
+    )
     print(
-        f"\n{cfg.protocol} one-shot on {cfg.dataset}: {cfg.ways}-way {cfg.shots}-shot, "
-        f"{cfg.episodes} test episodes, seed {cfg.seed}, device {payload['device']}"
+        f"\none-shot on {cfg.dataset}: {task}, {cfg.episodes} test episodes, seed {cfg.seed}, "
+        f"device {payload['device']}"
     )
     print(format_table(rows, ["method", "metric", "mean", "ci95", "n", "episodes/s"]))
     for method, sel in payload["details"]["selected"].items():

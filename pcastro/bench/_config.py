@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Literal
 
-DATASETS = ("digits", "mnist5k", "mnist", "fashion")
+DATASETS = ("digits", "mnist5k", "mnist", "fashion", "omniglot")
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,8 @@ class BenchConfig:
     """Settings shared by every benchmark (all recorded in `results.json`)."""
 
     dataset: str = "digits"
-    """One of digits, mnist5k (both need no download), mnist or fashion (IDX files)."""
+    """One of digits, mnist5k (both need no download), mnist or fashion (IDX files), or
+    omniglot (`pcastro oneshot` only: its zip files)."""
     episodes: int = 20
     """Test episodes, drawn from the test split."""
     val_episodes: int = 10
@@ -92,6 +93,10 @@ class OneShotConfig(BenchConfig):
     hidden_columns: int = 16
     """Blocks of hidden units, one astrocyte each, of pc_sgd_astro_columns (which also has
     one astrocyte per output unit)."""
+    background: Literal["small1", "small2"] = "small1"
+    """Omniglot: the background set (5 alphabets) the network is pretrained on."""
+    image_size: int = 28
+    """Omniglot: images are downsampled from 105x105 to this size."""
     frontier_episodes: int = 100
     """Transfer: score every grid point of every tuned method on the first this-many test
     episodes, for the novel-accuracy vs base-retention frontier (0: none)."""
@@ -109,6 +114,7 @@ class OneShotConfig(BenchConfig):
         _require(self, ("ways", "updates_per_example", "astro_rounds", "replay_per_class"), 1)
         _require(self, ("hidden_columns",), 1)
         _require(self, ("frontier_episodes",), 0)
+        _require(self, ("image_size",), 4)
         _require_rates(self, ("sgd_lrs",), upper=10.0)
         _require(self, ("pretrain_epochs",), 0)
         if self.protocol not in ("scratch", "transfer"):

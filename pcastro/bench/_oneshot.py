@@ -101,6 +101,15 @@ def run_oneshot(cfg: OneShotConfig, *, progress: bool = True) -> dict:
     A dict with `config`, `versions`, `device`, `seed`, `results` (a list of
     `{method, metric, mean, ci95, n}`) and `details` (selected hyperparameters, timing).
     """
+    if cfg.dataset == "omniglot":
+        from ._omniglot import run_omniglot
+
+        t0 = time.perf_counter()
+        with tqdm(disable=not progress, leave=False) as bar:
+            results, details = run_omniglot(cfg, bar)
+        details["wall_s"] = time.perf_counter() - t0
+        details["paired"] = paired_differences(results)
+        return payload(asdict(cfg), cfg.seed, results, details)
     ds = load_dataset(cfg.dataset, data_dir=cfg.data_dir)
     learners = make_learners(cfg, features=ds.x_train.shape[1])
     run = PROTOCOLS[cfg.protocol][0]
