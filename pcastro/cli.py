@@ -62,13 +62,19 @@ def _run_oneshot(args) -> int:
         {**r, "episodes/s": timing.get(r["method"], {}).get("episodes_per_s", float("nan"))}
         for r in payload["results"]
     ]
+    task = (
+        "Lake's 20 official 20-way runs and random 5-/20-way 1-shot episodes"
+        if cfg.dataset == "omniglot"
+        else f"{cfg.protocol}, {cfg.ways}-way {cfg.shots}-shot"
+    )
     print(
-        f"\n{cfg.protocol} one-shot on {cfg.dataset}: {cfg.ways}-way {cfg.shots}-shot, "
-        f"{cfg.episodes} test episodes, seed {cfg.seed}, device {payload['device']}"
+        f"\none-shot on {cfg.dataset}: {task}, {cfg.episodes} test episodes, seed {cfg.seed}, "
+        f"device {payload['device']}"
     )
     print(format_table(rows, ["method", "metric", "mean", "ci95", "n", "episodes/s"]))
     for method, sel in payload["details"]["selected"].items():
         print(f"  {method}: selected on validation episodes {sel}")
+    _print_paired(payload["details"].get("paired", []))
     path = save_json(out, payload)
     groups: dict[str, list[dict]] = {}
     for r in payload["results"]:
@@ -80,8 +86,29 @@ def _run_oneshot(args) -> int:
         f"(mean, 95% CI over {cfg.episodes} episodes)",
         ylabel="accuracy",
     )
+    if payload["details"].get("frontier"):
+        from .bench._compare import frontier_chart
+
+        fpng = frontier_chart(
+            out / "frontier.png",
+            payload["details"]["frontier"],
+            title=f"{cfg.protocol} one-shot, {cfg.dataset}: every grid point on the first "
+            f"{min(cfg.frontier_episodes, cfg.episodes)} test episodes (mean), frontier per "
+            "method, star = chosen on validation",
+        )
+        print(f"wrote {fpng}")
     print(f"wrote {path} and {png} (total {payload['details']['wall_s']:.0f} s)")
     return 0
+
+
+def _print_paired(rows) -> None:
+    """Paired differences (same episodes) of every PC method minus the best baseline."""
+    from .bench._report import format_table
+
+    if not rows:
+        return
+    print(f"\npaired differences, PC method minus the best baseline ({rows[0]['vs']}), 95% CI:")
+    print(format_table(rows, ["method", "vs", "metric", "diff", "ci95", "n"]))
 
 
 def _interrupt_parser(sub) -> None:

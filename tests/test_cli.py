@@ -39,7 +39,12 @@ def test_oneshot_scratch_end_to_end(tmp_path, capsys):
     assert code == 0
     payload = _check_results(tmp_path / "results.json", ["method", "metric", "mean", "ci95", "n"])
     methods = {r["method"] for r in payload["results"]}
-    assert methods == {"pc", "pc_astro", "backprop", "pixel_nn", "class_mean"}
+    assert methods == {"pc", "pc_astro", "backprop", "pixel_nn", "class_mean"} | {
+        "proto_cos",
+        "proto_euc",
+        "imprint",
+        "head_ft",
+    }
     assert (tmp_path / "results.png").stat().st_size > 0
     assert "episodes/s" in capsys.readouterr().out
 

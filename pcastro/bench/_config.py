@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Literal
 
-DATASETS = ("digits", "mnist5k", "mnist", "fashion")
+DATASETS = ("digits", "mnist5k", "mnist", "fashion", "omniglot")
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,8 @@ class BenchConfig:
     """Settings shared by every benchmark (all recorded in `results.json`)."""
 
     dataset: str = "digits"
-    """One of digits, mnist5k (both need no download), mnist or fashion (IDX files)."""
+    """One of digits, mnist5k (both need no download), mnist or fashion (IDX files), or
+    omniglot (`pcastro oneshot` only: its zip files)."""
     episodes: int = 20
     """Test episodes, drawn from the test split."""
     val_episodes: int = 10
@@ -66,6 +67,12 @@ class BenchConfig:
 class OneShotConfig(BenchConfig):
     """Settings of a one-shot run (all recorded in `results.json`)."""
 
+    episodes: int = 200
+    """Test episodes, drawn from the test split (enough for a 95% CI of about +-0.01 on
+    paired differences; per-episode values are kept in `results.json`)."""
+    val_episodes: int = 20
+    """Validation episodes, drawn from the training split, on which every trained method's
+    hyperparameters are tuned."""
     protocol: Literal["scratch", "transfer"] = "scratch"
     """scratch: N-way K-shot from nothing; transfer: pretrain on digits 0-4, then learn
     each of 5-9 from one example."""
@@ -81,23 +88,46 @@ class OneShotConfig(BenchConfig):
     """Base images per class in the replay buffer of backprop_replay (transfer)."""
     astro_rounds: tuple[int, ...] = (1, 3, 10, 30)
     """Grid of consolidation rounds of PC with astrocytes."""
+    sgd_lrs: tuple[float, ...] = (0.01, 0.03, 0.1, 0.3)
+    """Learning-rate grid (plain SGD) of the PC-native one-shot learners pc_sgd*."""
+    hidden_columns: int = 16
+    """Blocks of hidden units, one astrocyte each, of pc_sgd_astro_columns (which also has
+    one astrocyte per output unit)."""
+    background: Literal["small1", "small2"] = "small1"
+    """Omniglot: the background set (5 alphabets) the network is pretrained on."""
+    image_size: int = 28
+    """Omniglot: images are downsampled from 105x105 to this size."""
+    frontier_episodes: int = 100
+    """Transfer: score every grid point of every tuned method on the first this-many test
+    episodes, for the novel-accuracy vs base-retention frontier (0: none)."""
     methods: tuple[str, ...] = ()
-    """Comma-separated subset of pc, pc_astro, backprop and backprop_replay (transfer
-    only); the baselines pixel_nn and class_mean always run."""
+    """Comma-separated subset of pc, pc_astro, pc_sgd, pc_sgd_astro_layers,
+    pc_sgd_astro_columns, backprop, backprop_replay (transfer only) and the read-outs
+    proto_cos, proto_euc, imprint, head_ft, head_ft_replay (transfer only); the
+    baselines pixel_nn and class_mean always run."""
 
     def __post_init__(self):
         from ._learners import LEARNERS
+        from ._readouts import PC_LOCAL, READOUTS, TRANSFER_ONLY
 
         super().__post_init__()
         _require(self, ("ways", "updates_per_example", "astro_rounds", "replay_per_class"), 1)
+        _require(self, ("hidden_columns",), 1)
+        _require(self, ("frontier_episodes",), 0)
+        _require(self, ("image_size",), 4)
+        _require_rates(self, ("sgd_lrs",), upper=10.0)
         _require(self, ("pretrain_epochs",), 0)
         if self.protocol not in ("scratch", "transfer"):
             raise ValueError(
                 f"Unknown protocol {self.protocol!r}; use 'scratch' (N-way K-shot from "
                 "nothing) or 'transfer' (pretrain on digits 0-4, learn 5-9 from one example)."
             )
-        _check_methods(self.methods, tuple(LEARNERS))
-        transfer_only = [m for m in self.methods if LEARNERS[m].needs_base]
+        _check_methods(self.methods, tuple(LEARNERS) + READOUTS + PC_LOCAL)
+        transfer_only = [
+            m
+            for m in self.methods
+            if m in TRANSFER_ONLY or (m in LEARNERS and LEARNERS[m].needs_base)
+        ]
         if self.protocol == "scratch" and transfer_only:
             raise ValueError(
                 f"{transfer_only} learn on top of base classes, so they run in the transfer "

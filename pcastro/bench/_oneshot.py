@@ -6,34 +6,44 @@ from dataclasses import asdict
 from tqdm.auto import tqdm
 
 from ..data import load_dataset
-from ._config import OneShotConfig
+from ._compare import paired_differences
+from ._config import OneShotConfig, hidden_units
 from ._learners import (
     PC,
     AbstractLearner,
     Backprop,
     BackpropReplay,
+    BackpropRule,
     ClassMean,
     PCAstro,
     PCRule,
     PixelNN,
 )
+from ._pixel_nn import PixelNNTwoPart
+from ._readouts import PC_LOCAL, READOUTS, TRANSFER_ONLY, pc_local_learners, readout_learners
 from ._report import payload
 from ._scratch import run_scratch
 from ._transfer import run_transfer
 
 # The order methods run and are reported in, per protocol.
 PROTOCOLS = {
-    "scratch": (run_scratch, ("pc", "backprop", "pc_astro", "pixel_nn", "class_mean")),
+    "scratch": (
+        run_scratch,
+        ("pc", "backprop", "pc_astro", "pixel_nn", "class_mean")
+        + tuple(r for r in READOUTS if r not in TRANSFER_ONLY),
+    ),
     "transfer": (
         run_transfer,
-        ("pc", "pc_astro", "backprop", "backprop_replay", "pixel_nn", "class_mean"),
+        ("pc", "pc_astro", *PC_LOCAL, "backprop", "backprop_replay", *READOUTS)
+        + ("pixel_nn", "class_mean"),
     ),
 }
 BASELINES = ("pixel_nn", "class_mean")
 
 
-def make_learners(cfg: OneShotConfig) -> list[AbstractLearner]:
-    """The learners `cfg` asks for, with the grids they are tuned over, in report order."""
+def make_learners(cfg: OneShotConfig, *, features: int = 64) -> list[AbstractLearner]:
+    """The learners `cfg` asks for, with the grids they are tuned over, in report order
+    (`features`: input features, which set the default hidden width)."""
     rule = PCRule(steps=cfg.inference_steps, dt=cfg.dt)
     scratch = cfg.protocol == "scratch"
     # Scratch: full-batch update counts, all read off one learning curve; transfer: updates
@@ -46,11 +56,36 @@ def make_learners(cfg: OneShotConfig) -> list[AbstractLearner]:
         "backprop_replay": BackpropReplay(
             lrs=cfg.lrs, updates=updates, per_class=cfg.replay_per_class
         ),
-        "pixel_nn": PixelNN(),
+        # Transfer: the same labels, with the base part of the memory compared once.
+        "pixel_nn": PixelNN() if scratch else PixelNNTwoPart(),
         "class_mean": ClassMean(num_classes=cfg.ways if scratch else 10),
     }
-    wanted = set(cfg.methods or learners) | set(BASELINES)
-    return [learners[name] for name in PROTOCOLS[cfg.protocol][1] if name in wanted]
+    learners = {name: [learner] for name, learner in learners.items()}
+    # Read-outs run on the network of every pretraining rule (transfer), or on the fresh
+    # network of each episode (scratch).
+    rules = {"": None} if scratch else {"pc": rule, "bp": BackpropRule()}
+    for name in READOUTS:
+        learners[name] = readout_learners(
+            name,
+            rules=rules,
+            lrs=cfg.lrs,
+            updates=updates,
+            replay_per_class=cfg.replay_per_class,
+            num_classes=cfg.ways if scratch else 10,
+        )
+    local = pc_local_learners(
+        rule,
+        lrs=cfg.sgd_lrs,
+        updates=updates,
+        hidden=hidden_units(cfg, features),
+        classes=cfg.ways if scratch else 10,
+        blocks=cfg.hidden_columns,
+    )
+    learners.update({name: [learner] for name, learner in local.items()})
+    wanted = set(cfg.methods or PROTOCOLS[cfg.protocol][1]) | set(BASELINES)
+    order = PROTOCOLS[cfg.protocol][1]
+    order += tuple(name for name in learners if name not in order)
+    return [learner for name in order if name in wanted for learner in learners[name]]
 
 
 def run_oneshot(cfg: OneShotConfig, *, progress: bool = True) -> dict:
@@ -66,12 +101,22 @@ def run_oneshot(cfg: OneShotConfig, *, progress: bool = True) -> dict:
     A dict with `config`, `versions`, `device`, `seed`, `results` (a list of
     `{method, metric, mean, ci95, n}`) and `details` (selected hyperparameters, timing).
     """
+    if cfg.dataset == "omniglot":
+        from ._omniglot import run_omniglot
+
+        t0 = time.perf_counter()
+        with tqdm(disable=not progress, leave=False) as bar:
+            results, details = run_omniglot(cfg, bar)
+        details["wall_s"] = time.perf_counter() - t0
+        details["paired"] = paired_differences(results)
+        return payload(asdict(cfg), cfg.seed, results, details)
     ds = load_dataset(cfg.dataset, data_dir=cfg.data_dir)
-    learners = make_learners(cfg)
+    learners = make_learners(cfg, features=ds.x_train.shape[1])
     run = PROTOCOLS[cfg.protocol][0]
     total = 1 + sum(1 + bool(learner.grid()) for learner in learners)
     t0 = time.perf_counter()
     with tqdm(total=total, disable=not progress, leave=False) as bar:
         results, details = run(cfg, ds, learners, bar)
     details["wall_s"] = time.perf_counter() - t0
+    details["paired"] = paired_differences(results)
     return payload(asdict(cfg), cfg.seed, results, details)

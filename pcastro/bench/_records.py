@@ -42,9 +42,11 @@ def _plain(value):
 
 
 def result_row(method: str, values, **labels) -> dict:
-    """The result record: `{method, **labels, mean, ci95, n}` over episodes."""
+    """The result record: `{method, **labels, mean, ci95, n, values}` over episodes;
+    `values` keeps the per-episode scores (in episode order) for paired comparisons."""
     mean, ci, n = mean_ci95(values)
-    return {"method": method, **labels, "mean": mean, "ci95": ci, "n": n}
+    per_episode = [round(float(v), 6) for v in np.asarray(values, dtype=np.float64).ravel()]
+    return {"method": method, **labels, "mean": mean, "ci95": ci, "n": n, "values": per_episode}
 
 
 @dataclass(frozen=True)
@@ -92,7 +94,33 @@ def tune(learner, sweep, episodes, *, score=lambda out: out):
     `(chosen, val_score)`: chosen hyperparameters, including `lr`, and their mean score.
     """
     grid = learner.grid()
-    over_lrs = jax.vmap(jax.vmap(sweep, in_axes=(0, None)), in_axes=(None, 0))
-    out = jax.jit(over_lrs)(episodes, jax.numpy.asarray(grid["lr"]))
-    table = np.asarray(score(np.asarray(out))).mean(axis=1)  # (lrs, *static grid)
-    return select_on_validation(np.moveaxis(table, 0, list(grid).index("lr")), grid)
+    out = sweep_grid(learner, sweep, episodes)
+    table = np.asarray(score(out)).mean(axis=len(grid))
+    return select_on_validation(table, grid)
+
+
+def sweep_grid(learner, sweep, episodes, *, chunk: int | None = None):
+    """`sweep(episode, lr)` over all `episodes` and the learning rates of `learner.grid()`
+    (a learner without `lr` in its grid is swept once, with `lr = 0`).
+
+    **Returns:**
+
+    A numpy array with one axis per grid entry, in the order of the grid, then the
+    episode axis, then the axes of `sweep`'s output. With `chunk`, episodes run `chunk`
+    at a time (the last chunk padded), which bounds memory for many episodes.
+    """
+    grid = learner.grid()
+    lrs = jax.numpy.asarray(grid.get("lr", (0.0,)))
+    run = jax.jit(jax.vmap(jax.vmap(sweep, in_axes=(0, None)), in_axes=(None, 0)))
+    num = jax.tree_util.tree_leaves(episodes)[0].shape[0]
+    size = num if chunk is None else min(chunk, num)
+    parts = []
+    for start in range(0, num, size):
+        idx = np.arange(start, start + size) % num  # pad the last chunk by wrapping
+        part = jax.tree_util.tree_map(lambda a, idx=idx: a[idx], episodes)
+        parts.append(np.asarray(run(part, lrs))[:, : min(size, num - start)])
+    out = np.concatenate(parts, axis=1)  # (lrs, episodes, *static grid, ...)
+    if "lr" not in grid:
+        return np.moveaxis(out, 1, 1 + len(grid))[0]
+    out = np.moveaxis(out, 1, len(grid))
+    return np.moveaxis(out, 0, list(grid).index("lr"))

@@ -46,7 +46,7 @@ def run_scratch(cfg, ds, learners: list[AbstractLearner], bar) -> tuple[list[dic
                 )
 
             hp, val_acc = tune(learner, sweep, val_set)
-            selected[learner.name] = {"lr": hp["lr"], **hp, "val_acc": val_acc}
+            selected[learner.name] = {**hp, "val_acc": val_acc}
             bar.update(1)
 
         def test_episode(episode, lr, learner=learner, hp=hp):

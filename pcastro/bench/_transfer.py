@@ -15,7 +15,7 @@ import numpy as np
 from ..data import base_novel_split, sample_episodes
 from ._config import hidden_units
 from ._learners import AbstractLearner, accuracy, make_model, pretrain
-from ._records import over_episodes, result_row, timed, tune
+from ._records import over_episodes, result_row, sweep_grid, timed, tune
 from ._report import original_labels
 
 BASE = (0, 1, 2, 3, 4)
@@ -54,7 +54,7 @@ def run_transfer(cfg, ds, learners: list[AbstractLearner], bar) -> tuple[list[di
     pretrain_s = time.perf_counter() - t0
     bar.update(1)
 
-    results, selected, timing = [], {}, {}
+    results, selected, timing, frontiers = [], {}, {}, {}
     for learner in learners:
         net = pretrained.get(learner.rule, net0)
 
@@ -67,21 +67,28 @@ def run_transfer(cfg, ds, learners: list[AbstractLearner], bar) -> tuple[list[di
         if learner.grid():
             bar.set_description(f"{learner.name}: tuning on validation episodes")
 
-            def sweep(episode, lr, learner=learner, net=net, scores=scores):
-                key, sx, sy, qx, qy = episode
-                return learner.sweep(
-                    net,
-                    sx,
-                    sy,
-                    lr,
-                    lambda state: scores(state, qx, qy, base_val),
-                    key=key,
-                    base=fit,
-                    one_at_a_time=True,
-                )
+            def sweep_on(base, learner=learner, net=net, scores=scores):
+                def sweep(episode, lr):
+                    key, sx, sy, qx, qy = episode
+                    return learner.sweep(
+                        net,
+                        sx,
+                        sy,
+                        lr,
+                        lambda state: scores(state, qx, qy, base),
+                        key=key,
+                        base=fit,
+                        one_at_a_time=True,
+                    )
 
-            hp, val = tune(learner, sweep, val_set, score=lambda out: out[..., 2])
-            selected[learner.name] = {"lr": hp["lr"], **hp, "val_ten_way": val}
+                return sweep
+
+            hp, val = tune(learner, sweep_on(base_val), val_set, score=lambda out: out[..., 2])
+            selected[learner.name] = {**hp, "val_ten_way": val}
+            if cfg.frontier_episodes:
+                bar.set_description(f"{learner.name}: every grid point on test episodes")
+                first = jax.tree_util.tree_map(lambda a: a[: cfg.frontier_episodes], test_set)
+                frontiers[learner.name] = frontier(learner, sweep_on(base_test), first, hp)
             bar.update(1)
 
         def test_episode(episode, lr, learner=learner, net=net, hp=hp, scores=scores):
@@ -101,4 +108,26 @@ def run_transfer(cfg, ds, learners: list[AbstractLearner], bar) -> tuple[list[di
         results += [result_row(learner.name, out[:, j], metric=m) for j, m in enumerate(METRICS)]
         timing[learner.name] = t.record()
         bar.update(1)
-    return results, {"selected": selected, "timing": timing, "pretrain_s": pretrain_s}
+    details = {"selected": selected, "timing": timing, "pretrain_s": pretrain_s}
+    if frontiers:
+        details["frontier"] = frontiers
+    return results, details
+
+
+def frontier(learner, sweep, episodes, chosen) -> dict:
+    """Mean test novel accuracy and base retention at every grid point of `learner`
+    (flattened in grid order), and the index of the validation choice `chosen`."""
+    num = jax.tree_util.tree_leaves(episodes)[0].shape[0]
+    grid = learner.grid()
+    table = sweep_grid(learner, sweep, episodes, chunk=50).mean(axis=len(grid))
+    index = tuple(list(values).index(chosen[name]) for name, values in grid.items())
+    points = [dict(zip(grid, combo)) for combo in np.ndindex(table.shape[:-1])]
+    return {
+        "grid": {name: list(values) for name, values in grid.items()},
+        "points": [{n: grid[n][i] for n, i in p.items()} for p in points],
+        "novel": table[..., 0].ravel().tolist(),
+        "base": table[..., 1].ravel().tolist(),
+        "ten_way": table[..., 2].ravel().tolist(),
+        "selected": int(np.ravel_multi_index(index, table.shape[:-1])),
+        "episodes": num,
+    }
