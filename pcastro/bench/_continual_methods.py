@@ -103,6 +103,7 @@ class AbstractContinualLearner(eqx.Module):
         """One iteration on the batch `(x, y)` (one-hot `y`) of the current context."""
 
     def network(self, state):
+        """The network a training state holds (what is evaluated on the test images)."""
         return state.net
 
     def memory_bytes(self, net) -> int:
