@@ -70,9 +70,6 @@ class OneShotConfig(BenchConfig):
     episodes: int = 200
     """Test episodes, drawn from the test split (enough for a 95% CI of about +-0.01 on
     paired differences; per-episode values are kept in `results.json`)."""
-    val_episodes: int = 20
-    """Validation episodes, drawn from the training split, on which every trained method's
-    hyperparameters are tuned."""
     protocol: Literal["scratch", "transfer"] = "scratch"
     """scratch: N-way K-shot from nothing; transfer: pretrain on digits 0-4, then learn
     each of 5-9 from one example."""
