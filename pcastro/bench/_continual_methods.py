@@ -120,9 +120,11 @@ class FineTune(AbstractContinualLearner):
     lr: float = eqx.field(static=True)
 
     def init(self, net, *, key):
+        """The state before the first context."""
         return Plain(net, self.optimizer(net).init(params_of(net)))
 
     def step(self, state, x, y, *, key):
+        """One iteration on the batch `(x, y)` of the current context."""
         net, opt_state = self.rule.update(
             state.net, state.opt_state, x, y, optimizer=self.optimizer(state.net)
         )
@@ -171,6 +173,7 @@ class ExperienceReplay(AbstractContinualLearner):
     alpha: float = eqx.field(static=True, default=0.6)
 
     def init(self, net, *, key):
+        """The state before the first context."""
         features, classes = net.shapes[0][0], net.shapes[-1][0]
         return Buffered(
             net,
@@ -182,6 +185,7 @@ class ExperienceReplay(AbstractContinualLearner):
         )
 
     def step(self, state, x, y, *, key):
+        """One iteration on the batch `(x, y)` of the current context."""
         k_draw, k_keep = jax.random.split(key)
         filled = jnp.arange(self.memory) < state.seen
         weight = self.alpha * jnp.log(state.priority) if self.prioritised else 0.0
@@ -213,6 +217,7 @@ class ExperienceReplay(AbstractContinualLearner):
         )
 
     def memory_bytes(self, net) -> int:
+        """Bytes of the method's memory."""
         return exemplar_bytes(net) * self.memory
 
 
@@ -259,6 +264,7 @@ class AstrocyteStore(AbstractContinualLearner):
     tol: float = eqx.field(static=True, default=0.0)
 
     def optimizer(self, net):
+        """Adam at `lr`, followed by the astrocyte gate when the method has one."""
         if self.astrocytes is None:
             return optax.adam(self.lr)
         return optax.chain(
@@ -266,11 +272,13 @@ class AstrocyteStore(AbstractContinualLearner):
         )
 
     def init(self, net, *, key):
+        """The state before the first context."""
         store = make_store(net, make_regions(net), capacity=self.capacity)
         opt_state = self.optimizer(net).init(params_of(net))
         return Stored(net, opt_state, store, jnp.zeros((), jnp.int32))
 
     def step(self, state, x, y, *, key):
+        """One iteration on the batch `(x, y)` of the current context."""
         k_draw, k_keep, k_victim = jax.random.split(key, 3)
         net, store, batch = state.net, state.store, x.shape[0]
         regions = store.regions
@@ -308,6 +316,7 @@ class AstrocyteStore(AbstractContinualLearner):
         return Stored(net, opt_state, store, state.seen + batch)
 
     def memory_bytes(self, net) -> int:
+        """Bytes of the method's memory."""
         return footprint_bytes(self.init(net, key=None).store).total
 
 

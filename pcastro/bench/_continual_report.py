@@ -61,6 +61,9 @@ def merge_parts(parts: list[dict]) -> dict:
                 results.append(r)
         selected.update(p["details"]["selected"])
         wall[",".join(p["config"]["methods"])] = p["details"]["wall_s"]
+    from ._continual import METHODS
+
+    results.sort(key=lambda r: (METHODS.index(r["method"]), r["budget"] or 0))
     merged = dict(parts[0])
     merged["results"] = results
     merged["paired"] = paired_rows(results)
@@ -118,6 +121,7 @@ def write_outputs(out: Path, payload: dict, *, title: str) -> list[Path]:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "table.txt").write_text(result_table(payload))
+    (out / "table.md").write_text(markdown_tables(payload))
     results = payload["results"]
     paths = [out / "table.txt"]
 
@@ -192,3 +196,53 @@ def write_outputs(out: Path, payload: dict, *, title: str) -> list[Path]:
         paths.append(_save_figure(fig, out / "final.png"))
         plt.close(fig)
     return paths
+
+
+def markdown_tables(payload: dict) -> str:
+    """The README tables: final accuracy per method and budget (PC beside backprop), and
+    the paired differences of the store variants."""
+    by = {(r["method"], r["budget"]): r for r in payload["results"]}
+    budgets = sorted({r["budget"] for r in payload["results"] if r["budget"] is not None})
+
+    def cell(name, budget):
+        r = by.get((name, budget))
+        return "" if r is None else f"{r['mean']:.3f} ± {r['ci95']:.3f}"
+
+    names = list(dict.fromkeys(r["method"] for r in payload["results"]))
+    lines = ["| method | " + " | ".join(f"M = {b}" for b in budgets) + " |"]
+    lines.append("|---" * (len(budgets) + 1) + "|")
+    for name in names:
+        if (name, None) in by:
+            lines.append(f"| {name} | " + cell(name, None) + " |" * len(budgets))
+        else:
+            lines.append(f"| {name} | " + " | ".join(cell(name, b) for b in budgets) + " |")
+    bytes_row = {
+        r["method"]: r for r in payload["results"] if r["budget"] == (budgets[-1] if budgets else 0)
+    }
+    if bytes_row:
+        lines.append("")
+        lines.append(
+            "Memory at M = "
+            + str(budgets[-1])
+            + ": "
+            + ", ".join(
+                f"{n} {r['memory_bytes'] / 1e6:.2f} MB ({r['capacity']} items)"
+                for n, r in bytes_row.items()
+            )
+        )
+    paired = payload.get("paired") or []
+    if paired:
+        lines += ["", "| variant − control | " + " | ".join(f"M = {b}" for b in budgets) + " |"]
+        lines.append("|---" * (len(budgets) + 1) + "|")
+        pairs = dict.fromkeys((p["method"], p["control"]) for p in paired)
+        look = {(p["method"], p["control"], p["budget"]): p for p in paired}
+        for method, control in pairs:
+            cells = []
+            for b in budgets:
+                p = look.get((method, control, b))
+                mark = "" if p is None or not p["excludes_zero"] else " *"
+                cells.append("" if p is None else f"{p['mean_diff']:+.3f} ± {p['ci95']:.3f}{mark}")
+            lines.append(f"| {method} − {control} | " + " | ".join(cells) + " |")
+        lines.append("")
+        lines.append("`*`: the 95% CI of the paired difference excludes 0.")
+    return "\n".join(lines) + "\n"
