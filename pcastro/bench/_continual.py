@@ -360,7 +360,9 @@ def run_continual(cfg, *, progress: bool = True) -> dict:
 
 def paired_differences(raw: dict, budgets) -> list[dict]:
     """Per budget, each store variant minus each control on the same seeds: mean and 95%
-    CI of the per-seed differences (and whether the CI excludes 0)."""
+    CI of the per-seed differences (and whether the CI excludes 0).
+
+    `raw` maps `(method, budget)` to per-seed final accuracies."""
     rows = []
     for budget in budgets:
         for control in ("pc_store_uniform", "pc_er"):
@@ -369,7 +371,7 @@ def paired_differences(raw: dict, budgets) -> list[dict]:
             for name in STORE_VARIANTS:
                 if name == control or (name, budget) not in raw:
                     continue
-                diff = raw[(name, budget)] - raw[(control, budget)]
+                diff = np.asarray(raw[(name, budget)]) - np.asarray(raw[(control, budget)])
                 mean, ci, n = mean_ci95(diff)
                 rows.append(
                     {

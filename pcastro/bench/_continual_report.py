@@ -6,7 +6,6 @@ from pathlib import Path
 import numpy as np
 
 from ._report import _save_figure, format_table
-from ._stats import mean_ci95
 
 # Published split-MNIST class-IL accuracies (final, averaged over contexts), each with
 # where its protocol differs from ours; see benchmarks/README.md.
@@ -23,31 +22,11 @@ PUBLISHED = (
 def paired_rows(results: list[dict]) -> list[dict]:
     """Per budget, every store variant minus each control (uniform store replay, PC
     experience replay) on the same seeds, with the 95% CI of the mean difference."""
-    by = {(r["method"], r["budget"]): np.asarray(r["per_seed"]) for r in results}
-    rows = []
+    from ._continual import paired_differences
+
+    by = {(r["method"], r["budget"]): r["per_seed"] for r in results}
     budgets = sorted({r["budget"] for r in results if r["budget"] is not None})
-    for budget in budgets:
-        for control in ("pc_store_uniform", "pc_er"):
-            if (control, budget) not in by:
-                continue
-            for (name, b), values in by.items():
-                if b != budget or "store" not in name or name == control:
-                    continue
-                diff = values - by[(control, budget)]
-                mean, ci, n = mean_ci95(diff)
-                rows.append(
-                    {
-                        "method": name,
-                        "control": control,
-                        "budget": budget,
-                        "mean_diff": mean,
-                        "ci95": ci,
-                        "n": n,
-                        "excludes_zero": bool(abs(mean) > ci),
-                        "per_seed": diff.tolist(),
-                    }
-                )
-    return rows
+    return paired_differences(by, budgets)
 
 
 def merge_parts(parts: list[dict]) -> dict:
