@@ -22,7 +22,7 @@ from ..data._omniglot import find_omniglot, load_characters, load_official_runs
 from ._config import hidden_units
 from ._learners import PC, Backprop, BackpropRule, PCRule, PixelNN, accuracy, make_model, pretrain
 from ._readouts import pc_local_learners, readout_learners
-from ._records import over_episodes, result_row, timed, tune
+from ._records import result_row, run_test_episodes, tune
 
 TASKS = ("official_runs_20way", "random_5way", "random_20way")
 
@@ -165,14 +165,10 @@ def run_omniglot(cfg, bar) -> tuple[list[dict], dict]:
                 return accuracy(learner, state, qx, qy)
 
             bar.set_description(f"{learner.name}: {task}")
-            acc, t = timed(
-                over_episodes(learner, run),
-                (keys, *(jax.numpy.asarray(a) for a in data)),
-                np.float32(hp.get("lr", 0.0)),
-                episodes=num,
+            acc, timing[f"{learner.name}/{task}"] = run_test_episodes(
+                learner, run, (keys, *(jax.numpy.asarray(a) for a in data)), hp, count=num
             )
-            results.append(result_row(learner.name, np.asarray(acc), metric=task))
-            timing[f"{learner.name}/{task}"] = t.record()
+            results.append(result_row(learner.name, acc, metric=task))
         timing[learner.name] = timing[f"{learner.name}/random_20way"]
     details = {
         "selected": selected,

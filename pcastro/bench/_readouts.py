@@ -396,10 +396,11 @@ class PCLocal(_AbstractGradientLearner):
 
     def step(self, state, x, y, *, key):
         optimizer = self.optimizer(state.lr, state.net)
-        relaxed = self.rule.relax(state.net, x, y)
         if self.astrocytes is None:
             net, opt_state = self.rule.update(state.net, state.opt_state, x, y, optimizer=optimizer)
         else:
+            # Relaxed once, here, only where the gate needs the region energies.
+            relaxed = self.rule.relax(state.net, x, y)
             net, opt_state = apply_gated_grads(
                 state.net,
                 state.opt_state,

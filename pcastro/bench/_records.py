@@ -75,6 +75,15 @@ def timed(fn, *args, episodes: int):
     return out, Timing(t1 - t0, time.perf_counter() - t1, episodes)
 
 
+def run_test_episodes(learner, fn, episodes, hp: dict, *, count: int):
+    """`fn(episode, lr)` over the test `episodes` at the selected learning rate (0 for a
+    learner without one), compiled apart: returns `(outputs as NumPy, timing record)`."""
+    out, t = timed(
+        over_episodes(learner, fn), episodes, np.float32(hp.get("lr", 0.0)), episodes=count
+    )
+    return np.asarray(out), t.record()
+
+
 def over_episodes(learner, fn):
     """`fn(episode, lr)` over episodes (a tuple of arrays with a leading episode axis) at
     one learning rate: vmapped, or one episode after another (`lax.map`) for learners

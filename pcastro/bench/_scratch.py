@@ -6,12 +6,11 @@ scored by query accuracy on test episodes from the test split.
 """
 
 import jax
-import numpy as np
 
 from ..data import sample_episodes
 from ._config import hidden_units
 from ._learners import AbstractLearner, accuracy, make_model
-from ._records import over_episodes, result_row, timed, tune
+from ._records import result_row, run_test_episodes, tune
 
 
 def run_scratch(cfg, ds, learners: list[AbstractLearner], bar) -> tuple[list[dict], dict]:
@@ -56,13 +55,9 @@ def run_scratch(cfg, ds, learners: list[AbstractLearner], bar) -> tuple[list[dic
             return accuracy(learner, state, qx, qy)
 
         bar.set_description(f"{learner.name}: test episodes")
-        acc, t = timed(
-            over_episodes(learner, test_episode),
-            test_set,
-            np.float32(hp.get("lr", 0.0)),
-            episodes=cfg.episodes,
+        acc, timing[learner.name] = run_test_episodes(
+            learner, test_episode, test_set, hp, count=cfg.episodes
         )
-        results.append(result_row(learner.name, np.asarray(acc), metric="accuracy"))
-        timing[learner.name] = t.record()
+        results.append(result_row(learner.name, acc, metric="accuracy"))
         bar.update(1)
     return results, {"selected": selected, "timing": timing}

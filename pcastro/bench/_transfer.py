@@ -15,7 +15,7 @@ import numpy as np
 from ..data import base_novel_split, sample_episodes
 from ._config import hidden_units
 from ._learners import AbstractLearner, accuracy, make_model, pretrain
-from ._records import over_episodes, result_row, sweep_grid, timed, tune
+from ._records import result_row, run_test_episodes, sweep_grid, tune
 from ._report import original_labels
 
 BASE = (0, 1, 2, 3, 4)
@@ -98,15 +98,10 @@ def run_transfer(cfg, ds, learners: list[AbstractLearner], bar) -> tuple[list[di
             return scores(state, qx, qy, base_test)
 
         bar.set_description(f"{learner.name}: test episodes")
-        out, t = timed(
-            over_episodes(learner, test_episode),
-            test_set,
-            np.float32(hp.get("lr", 0.0)),
-            episodes=cfg.episodes,
+        out, timing[learner.name] = run_test_episodes(
+            learner, test_episode, test_set, hp, count=cfg.episodes
         )
-        out = np.asarray(out)
         results += [result_row(learner.name, out[:, j], metric=m) for j, m in enumerate(METRICS)]
-        timing[learner.name] = t.record()
         bar.update(1)
     details = {"selected": selected, "timing": timing, "pretrain_s": pretrain_s}
     if frontiers:
