@@ -37,6 +37,14 @@ from ._network import (
     identity as identity,
     mlp as mlp,
 )
+from ._parametrisation import (
+    AbstractParametrisation as AbstractParametrisation,
+    MuPC as MuPC,
+    Scaled as Scaled,
+    Standard as Standard,
+    parametrise as parametrise,
+    residual_mlp as residual_mlp,
+)
 from ._predict import accuracy as accuracy, predict as predict
 from ._sharding import (
     make_mesh as make_mesh,
