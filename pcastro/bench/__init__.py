@@ -10,8 +10,10 @@ from ._learners import (
     AbstractLearner as AbstractLearner,
     Backprop as Backprop,
     BackpropReplay as BackpropReplay,
+    BackpropRule as BackpropRule,
     ClassMean as ClassMean,
     PCAstro as PCAstro,
+    PCRule as PCRule,
     PixelNN as PixelNN,
 )
 from ._oneshot import run_oneshot as run_oneshot
