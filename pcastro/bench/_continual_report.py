@@ -8,14 +8,15 @@ import numpy as np
 from ._report import _save_figure, format_table
 
 # Published split-MNIST class-IL accuracies (final, averaged over contexts), each with
-# where its protocol differs from ours; see benchmarks/README.md.
+# its source and how far it was checked; see benchmarks/README.md for the protocol
+# differences.
 PUBLISHED = (
-    ("fine-tuning ('None')", 0.1990, "van de Ven & Tolias 2019, Table 4"),
-    ("EWC", 0.2001, "van de Ven & Tolias 2019, Table 4"),
-    ("DGR", 0.9079, "van de Ven & Tolias 2019, Table 4"),
-    ("iCaRL (2,000 exemplars)", 0.9457, "van de Ven & Tolias 2019, Table 4"),
-    ("joint ('Offline')", 0.9794, "van de Ven & Tolias 2019, Table 4"),
-    ("naive rehearsal", 0.9078, "Hsu et al. 2018 (their memory size)"),
+    ("fine-tuning ('None')", 0.1990, "van de Ven & Tolias 2018 (RtF), Table 3; same in 2019"),
+    ("EWC", 0.2001, "van de Ven & Tolias 2019 v1 (seen only as quoted)"),
+    ("DGR", 0.9124, "van de Ven & Tolias 2018 (RtF), Table 3 (2019 v1 quoted: 0.9079)"),
+    ("iCaRL (2,000 exemplars)", 0.9457, "van de Ven & Tolias 2019 v1 (seen only as quoted)"),
+    ("joint ('Offline')", 0.9793, "van de Ven & Tolias 2018 (RtF), Table 3"),
+    ("naive rehearsal (1,100 samples)", 0.9078, "Hsu et al. 2018, Table 2"),
 )
 
 
