@@ -149,6 +149,19 @@ def _run_interrupt(args) -> int:
     print(format_table(list(table.values()), columns))
     for name, sel in payload["details"]["selected"].items():
         print(f"  {name}: selected on validation episodes {sel}")
+    print(
+        "\npaired differences after the final phase (same episodes), mean±95% CI; "
+        "* = the CI excludes 0"
+    )
+    paired = [
+        {
+            "condition − control": f"{r['method']} − {r['vs']}",
+            "task": r["task"],
+            "diff": f"{r['diff']:+.3f}±{r['ci95']:.3f}" + "*" * (abs(r["diff"]) > r["ci95"]),
+        }
+        for r in payload["paired"]
+    ]
+    print(format_table(paired, ["condition − control", "task", "diff"]))
     path = save_json(out, payload)
     png = interrupt_chart(
         out / "results.png",

@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from pcastro.cli import main
@@ -92,6 +93,19 @@ def test_interrupt_end_to_end(tmp_path):
     for phase in ("A_k", "B", "final"):
         for task in ("A", "B"):
             assert means[("pc_astro_ablated", phase, task)] == means[(start, phase, task)]
+    # Paired differences against the replay control, recomputable from the per-episode values.
+    paired = {(r["method"], r["vs"], r["task"]): r for r in payload["paired"]}
+    assert ("pc_store_ne", "pc_replay", "mean") in paired
+    assert ("pc_replay", "pc_no_store", "A") in paired
+    values = {
+        (r["method"], r["task"]): np.asarray(r["values"])
+        for r in payload["results"]
+        if r["phase"] == "final"
+    }
+    row = paired[("pc_store_stored", "pc_replay", "A")]
+    expected = values[("pc_store_stored", "A")] - values[("pc_replay", "A")]
+    assert row["n"] == len(expected)
+    assert row["diff"] == pytest.approx(expected.mean(), abs=1e-6)
 
 
 def test_unknown_dataset_says_what_to_do(capsys):

@@ -31,10 +31,24 @@ from ._learners import PC, Backprop, PCRule, accuracy, make_model
 from ._records import result_row, select_on_validation, timed, tune
 from ._report import original_labels, payload
 from ._schedules import Consolidate, Interrupted
+from ._stats import mean_ci95
 
 TASK_A = (0, 1, 2, 3, 4)
 TASK_B = (5, 6, 7, 8, 9)
 PHASES = ("A_k", "B", "final")
+
+# (condition, its control): the astrocyte conditions against plain interleaved replay of
+# the same stimuli (what the astrocyte adds beyond replay), replay against no replay, and
+# PC replay against backprop replay (the same schedule, the other learning rule).
+PAIRS = (
+    ("pc_store_stored", "pc_replay"),
+    ("pc_store_fresh", "pc_replay"),
+    ("pc_store_ne", "pc_replay"),
+    ("pc_store_no_ne", "pc_replay"),
+    ("pc_astro_ablated", "pc_replay"),
+    ("pc_replay", "pc_no_store"),
+    ("pc_replay", "backprop_replay"),
+)
 
 
 def _interruption(cfg, n: int) -> int:
@@ -162,4 +176,36 @@ def run_interrupt(cfg, *, progress: bool = True) -> dict:
                     results.append(result_row(name, out[:, p, j], phase=phase, task=task))
             bar.update(1)
     details = {"selected": selected, "timing": timing, "wall_s": time.perf_counter() - t0}
-    return payload(asdict(cfg), cfg.seed, results, details)
+    out = payload(asdict(cfg), cfg.seed, results, details)
+    out["paired"] = paired_differences(results)
+    return out
+
+
+def paired_differences(results: list[dict]) -> list[dict]:
+    """Each condition minus its control (`PAIRS`) after the final phase, episode by episode
+    (every condition runs on the same test episodes and initial weights).
+
+    **Returns:**
+
+    Rows `{method, vs, task, diff, ci95, n}` for task `A`, `B` and `mean` (of A and B):
+    the mean paired difference and the half-width of its 95% Student-t interval.
+    """
+    final = {
+        (r["method"], r["task"]): np.asarray(r["values"])
+        for r in results
+        if r["phase"] == "final"
+    }
+    rows = []
+    for method, control in PAIRS:
+        if (method, "A") not in final or (control, "A") not in final:
+            continue
+        for task in ("A", "B", "mean"):
+            if task == "mean":
+                a = (final[(method, "A")] + final[(method, "B")]) / 2
+                b = (final[(control, "A")] + final[(control, "B")]) / 2
+            else:
+                a, b = final[(method, task)], final[(control, task)]
+            diff, ci, n = mean_ci95(a - b)
+            rows.append({"method": method, "vs": control, "task": task, "diff": diff,
+                         "ci95": ci, "n": n})  # fmt: skip
+    return rows
