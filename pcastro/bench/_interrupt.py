@@ -38,7 +38,8 @@ TASK_B = (5, 6, 7, 8, 9)
 PHASES = ("A_k", "B", "final")
 
 # (condition, its control): the astrocyte conditions against plain interleaved replay of
-# the same stimuli (what the astrocyte adds beyond replay), replay against no replay, and
+# the same stimuli (what the astrocyte adds beyond replay), the gated store against the
+# same store with its astrocytes ablated, replay against no replay, and
 # PC replay against backprop replay (the same schedule, the other learning rule).
 PAIRS = (
     ("pc_store_stored", "pc_replay"),
@@ -46,6 +47,7 @@ PAIRS = (
     ("pc_store_ne", "pc_replay"),
     ("pc_store_no_ne", "pc_replay"),
     ("pc_astro_ablated", "pc_replay"),
+    ("pc_store_ne", "pc_astro_ablated"),  # the gate alone: same store, astrocytes silenced
     ("pc_replay", "pc_no_store"),
     ("pc_replay", "backprop_replay"),
 )
