@@ -13,9 +13,11 @@ import textwrap
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import pytest
 
 import pcastro as pc
+from pcastro._sharding import split_leading_axis
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -110,6 +112,82 @@ def test_eight_virtual_devices_equal_one_device():
     assert out["seeds_max_diff"] < 1e-5
     assert out["seeds_energy_spec"] == ["batch"]
     assert "must be a multiple of 8" in out["indivisible"]
+
+
+DEVICES_FLAG = textwrap.dedent(
+    """
+    import json
+
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    import pcastro as pc
+    from pcastro._sharding import split_leading_axis
+
+    out = {"devices": jax.device_count()}
+    mesh = pc.make_mesh()
+    w = jnp.arange(3.0)
+
+    def vmapped(keys, x, w):
+        return jax.vmap(lambda k, v: jax.random.normal(k) + v @ w)(keys, x)
+
+    def one_by_one(keys, x, w):
+        return jax.lax.map(lambda a: jax.random.normal(a[0]) + a[1] @ w, (keys, x))
+
+    for size in (16, 20):
+        keys = jax.random.split(jax.random.key(size), size)
+        x = jax.random.normal(jax.random.key(1), (size, 3))
+        split = split_leading_axis(size, mesh)
+        placed = split.place((keys, x, w), (0, 0, None))
+        row = {
+            "used": split.devices,
+            "per_device": split.per_device,
+            "key_devices": len(placed[0].sharding.device_set),
+            "x_spec": list(placed[1].sharding.spec),
+            "w_spec": list(placed[2].sharding.spec),
+            "w_devices": len(placed[2].sharding.device_set),
+        }
+        for fn in (vmapped, one_by_one):
+            got = jax.jit(split.spread(fn, (0, 0, None)))(*placed)
+            row[fn.__name__ + "_shape"] = list(got.shape)
+            row[fn.__name__ + "_out_devices"] = len(got.sharding.device_set)
+            row[fn.__name__ + "_max_diff"] = float(jnp.max(jnp.abs(got - fn(keys, x, w))))
+        out[size] = row
+
+    print("RESULT " + json.dumps(out))
+    """
+)
+
+
+def test_split_leading_axis_shards_over_eight_devices():
+    out = _run(DEVICES_FLAG, {"XLA_FLAGS": "--xla_force_host_platform_device_count=8"})
+    assert out["devices"] == 8
+    # 16 problems: 2 on each of the 8 devices; the mapped arrays are split, the shared
+    # one is replicated on the same devices.
+    row = out["16"]
+    assert (row["used"], row["per_device"], row["key_devices"]) == (8, 2, 8)
+    assert row["x_spec"] == ["batch"] and row["w_spec"] == [] and row["w_devices"] == 8
+    # 20 problems: 3 on each of 7 devices, one padded problem dropped again.
+    row = out["20"]
+    assert (row["used"], row["per_device"], row["key_devices"]) == (7, 3, 7)
+    for size in ("16", "20"):
+        for fn in ("vmapped", "one_by_one"):
+            assert out[size][f"{fn}_shape"] == [int(size)]
+            assert out[size][f"{fn}_out_devices"] == out[size]["used"]
+            assert out[size][f"{fn}_max_diff"] < 1e-5
+
+
+def test_split_leading_axis_checks_its_arguments():
+    mesh = pc.make_mesh(1)
+    split = split_leading_axis(5, mesh)
+    assert (split.devices, split.per_device) == (1, 5)
+    with pytest.raises(ValueError, match="`size` must be a positive number"):
+        split_leading_axis(0, mesh)
+    with pytest.raises(ValueError, match="`in_axes` must give 0"):
+        split.place((jnp.ones((5, 2)),), (1,))
+    with pytest.raises(ValueError, match="must have 5 rows"):
+        split.place((jnp.ones((4, 2)),), (0,))
 
 
 def _free_port() -> int:
