@@ -69,7 +69,7 @@ def _run_oneshot(args) -> int:
     )
     print(
         f"\none-shot on {cfg.dataset}: {task}, {cfg.episodes} test episodes, seed {cfg.seed}, "
-        f"device {payload['device']}"
+        f"{_devices(payload)}"
     )
     print(format_table(rows, ["method", "metric", "mean", "ci95", "n", "episodes/s"]))
     for method, sel in payload["details"]["selected"].items():
@@ -99,6 +99,11 @@ def _run_oneshot(args) -> int:
         print(f"wrote {fpng}")
     print(f"wrote {path} and {png} (total {payload['details']['wall_s']:.0f} s)")
     return 0
+
+
+def _devices(payload) -> str:
+    n = payload["devices"]
+    return f"{n} device{'s' * (n > 1)} {payload['device']}"
 
 
 def _print_paired(rows) -> None:
@@ -143,7 +148,7 @@ def _run_interrupt(args) -> int:
     columns = ["method"] + [f"{p}:{t}" for p in ("A_k", "B", "final") for t in ("A", "B")]
     print(
         f"\ninterrupted one-shot learning on {cfg.dataset}: {cfg.shots}-shot, "
-        f"{cfg.episodes} test episodes, seed {cfg.seed}, device {payload['device']} "
+        f"{cfg.episodes} test episodes, seed {cfg.seed}, {_devices(payload)} "
         "(accuracy on task A and B after each phase, mean±95% CI)"
     )
     print(format_table(list(table.values()), columns))
@@ -207,7 +212,7 @@ def _run_continual(args) -> int:
     payload = run_continual(cfg, progress=not args.no_progress)
     print(
         f"\nsplit-{cfg.dataset} class-incremental: {cfg.iterations} iterations per context, "
-        f"{cfg.seeds} seeds, device {payload['device']} (final accuracy, mean ± 95% CI)"
+        f"{cfg.seeds} seeds, {_devices(payload)} (final accuracy, mean ± 95% CI)"
     )
     print(result_table(payload))
     path = save_json(out, payload)

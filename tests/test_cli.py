@@ -24,7 +24,7 @@ TINY = [
 
 def _check_results(path, keys):
     payload = json.loads(path.read_text())
-    for field in ("config", "versions", "device", "seed", "results"):
+    for field in ("config", "versions", "device", "devices", "seed", "results"):
         assert field in payload
     assert payload["results"], "no results"
     for row in payload["results"]:

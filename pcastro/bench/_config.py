@@ -47,8 +47,14 @@ class BenchConfig:
     """Folder with MNIST/Fashion-MNIST IDX files (or set PCASTRO_DATA)."""
     methods: tuple[str, ...] = ()
     """Comma-separated subset of the methods to run."""
+    devices: int | None = None
+    """Devices to split the test and validation episodes over (default: all that JAX
+    sees). Each device runs ceil(episodes / devices) episodes; an uneven last block is
+    padded with repeated episodes whose results are dropped, so the numbers equal a
+    one-device run."""
 
     def __post_init__(self):
+        _require_devices(self)
         _require(self, ("shots", "queries", "episodes", "val_episodes", "max_updates"), 1)
         _require(self, ("inference_steps",), 1)
         _require(self, ("seed",), 0)
@@ -209,6 +215,23 @@ def _require_rates(cfg, names, *, upper: float) -> None:
                 )
 
 
+def _require_devices(cfg) -> None:
+    """`devices` is None (all) or a count from 1 to the number of devices JAX sees."""
+    import jax
+
+    available = jax.device_count()
+    v = cfg.devices
+    if v is None:
+        return
+    if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= available:
+        raise ValueError(
+            f"`--devices` must be an integer from 1 to {available} (the "
+            f"{jax.devices()[0].platform} devices JAX sees), got {v!r}; omit it to use all "
+            "of them, or start with XLA_FLAGS=--xla_force_host_platform_device_count=N for "
+            "N virtual CPU devices."
+        )
+
+
 def _check_methods(methods, valid) -> None:
     unknown = [m for m in methods if m not in valid]
     if unknown:
@@ -340,10 +363,15 @@ class ContinualConfig:
     """Comma-separated subset of the methods (default all)."""
     seed: int = 0
     """Base seed: validation split, test and validation seeds derive from it."""
+    devices: int | None = None
+    """Devices to split the test and validation seeds over (default: all that JAX sees).
+    Each device runs ceil(seeds / devices) seeds; an uneven last block is padded with
+    repeated seeds whose results are dropped, so the numbers equal a one-device run."""
 
     def __post_init__(self):
         from ._continual import METHODS
 
+        _require_devices(self)
         _require(self, ("seeds", "val_seeds", "iterations", "batch", "replay_batch"), 1)
         _require(self, ("hidden", "budgets", "inference_steps", "eval_every", "curve_images"), 1)
         _require(self, ("seed",), 0)

@@ -34,7 +34,7 @@ import numpy as np
 from jax import lax
 from tqdm.auto import tqdm
 
-from .. import CrossEntropy, mlp
+from .. import CrossEntropy, make_mesh, mlp
 from ..astro import Astrocytes
 from ..data import load_dataset
 from ._continual_methods import (
@@ -45,7 +45,7 @@ from ._continual_methods import (
     exemplar_bytes,
 )
 from ._learners import BackpropRule, PCRule
-from ._records import select_on_validation
+from ._records import select_on_validation, timed
 from ._report import payload
 from ._stats import mean_ci95
 
@@ -191,9 +191,9 @@ def make_run(learner, sizes, *, eval_every: int):
     return run
 
 
-def run_seeds(learner, sizes, seeds, data, *, cfg, joint: bool, evaluate_on):
-    """Run `learner` on every seed (vmapped): accuracy matrices `(S, C, C)`, curves, and
-    compile/run seconds."""
+def run_seeds(learner, sizes, seeds, data, *, cfg, joint: bool, evaluate_on, mesh):
+    """Run `learner` on every seed (vmapped, the seeds split over the devices of `mesh`):
+    accuracy matrices `(S, C, C)`, curves, and compile/run seconds."""
     x, y, test_x, test_y = data[:4] if evaluate_on == "test" else data[4:]
     streams = np.stack(
         [make_stream(s, y, iterations=cfg.iterations, batch=cfg.batch, joint=joint) for s in seeds]
@@ -210,12 +210,10 @@ def run_seeds(learner, sizes, seeds, data, *, cfg, joint: bool, evaluate_on):
         jnp.asarray(test_x[:n_curve]),
         jnp.asarray(test_y[:n_curve]),
     )
-    fn = jax.vmap(make_run(learner, sizes, eval_every=cfg.eval_every), in_axes=(0, 0) + (None,) * 6)
-    t0 = time.perf_counter()
-    compiled = jax.jit(fn).lower(*args).compile()
-    t1 = time.perf_counter()
-    matrix, curve = jax.block_until_ready(compiled(*args))
-    return np.asarray(matrix), np.asarray(curve), t1 - t0, time.perf_counter() - t1
+    in_axes = (0, 0) + (None,) * 6
+    fn = jax.vmap(make_run(learner, sizes, eval_every=cfg.eval_every), in_axes=in_axes)
+    (matrix, curve), t = timed(fn, *args, in_axes=in_axes, mesh=mesh)
+    return np.asarray(matrix), np.asarray(curve), t.compile_s, t.run_s
 
 
 def final_accuracy(matrix):
@@ -256,13 +254,15 @@ def run_continual(cfg, *, progress: bool = True) -> dict:
 
     **Returns:**
 
-    A dict with `config`, `versions`, `device`, `seed`, `command`, `results` (one row
-    per method and budget: final accuracy mean, 95% CI, per-seed values, accuracy matrix
-    and curve means, memory bytes, compile and run seconds), `paired` (per budget, each
-    store variant minus the uniform store replay and minus PC experience replay, same
-    seeds) and `details` (selected hyperparameters with their validation scores).
+    A dict with `config`, `versions`, `device`, `devices` (how many the seeds were split
+    over), `seed`, `command`, `results` (one row per method and budget: final accuracy
+    mean, 95% CI, per-seed values, accuracy matrix and curve means, memory bytes, compile
+    and run seconds), `paired` (per budget, each store variant minus the uniform store
+    replay and minus PC experience replay, same seeds) and `details` (selected
+    hyperparameters with their validation scores).
     """
     t_start = time.perf_counter()
+    mesh = make_mesh(cfg.devices)
     ds = load_dataset(cfg.dataset, data_dir=cfg.data_dir)
     train, val = split_validation(ds.y_train, cfg.val_fraction, seed=cfg.seed)
     data = (
@@ -295,7 +295,7 @@ def run_continual(cfg, *, progress: bool = True) -> dict:
                     )  # fmt: skip
                     m, *_ = run_seeds(
                         learner, sizes, val_seeds, data, cfg=cfg, joint=key.endswith("_joint"),
-                        evaluate_on="validation",
+                        evaluate_on="validation", mesh=mesh,
                     )  # fmt: skip
                     scores.append(float(final_accuracy(m).mean()))
                 scores = scores or [float("nan")]
@@ -317,7 +317,7 @@ def run_continual(cfg, *, progress: bool = True) -> dict:
             )
             matrix, curve, compile_s, run_s = run_seeds(
                 learner, sizes, test_seeds, data, cfg=cfg, joint=name.endswith("_joint"),
-                evaluate_on="test",
+                evaluate_on="test", mesh=mesh,
             )  # fmt: skip
             final = final_accuracy(matrix)
             raw[(name, budget)] = final
@@ -353,7 +353,7 @@ def run_continual(cfg, *, progress: bool = True) -> dict:
         "test_images": int(len(ds.y_test)),
         "wall_s": time.perf_counter() - t_start,
     }
-    out = payload(asdict(cfg), cfg.seed, results, details)
+    out = payload(asdict(cfg), cfg.seed, results, details, devices=mesh.size)
     out["paired"] = paired
     return out
 

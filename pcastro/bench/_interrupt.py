@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
+from .._sharding import make_mesh
 from ..data import load_dataset, sample_episodes
 from ._conditions import CONDITIONS, make_conditions
 from ._config import hidden_units
@@ -92,11 +93,12 @@ def run_interrupt(cfg, *, progress: bool = True) -> dict:
 
     **Returns:**
 
-    A dict with `config`, `versions`, `device`, `seed`, `results` (a list of
-    `{method, phase, task, mean, ci95, n}`) and `details` (selected hyperparameters,
-    timing).
+    A dict with `config`, `versions`, `device`, `devices` (how many the episodes were
+    split over), `seed`, `results` (a list of `{method, phase, task, mean, ci95, n}`)
+    and `details` (selected hyperparameters, timing).
     """
     t0 = time.perf_counter()
+    mesh = make_mesh(cfg.devices)
     ds = load_dataset(cfg.dataset, data_dir=cfg.data_dir)
     features = ds.x_train.shape[1]
     sizes = (features, hidden_units(cfg, features), 10)
@@ -125,7 +127,7 @@ def run_interrupt(cfg, *, progress: bool = True) -> dict:
                 evaluate = lambda state: accuracy(learner, state, qx, qy)
                 return learner.sweep(make_model(key, sizes), sx, sy, lr, evaluate, key=key)
 
-            hp, val_acc = tune(learner, sweep, (keys, *original_labels(val)))
+            hp, val_acc = tune(learner, sweep, (keys, *original_labels(val)), mesh=mesh)
             chosen[learner.rule] = hp
             selected[learner.name] = {**hp, "val_acc": val_acc}
             bar.update(1)
@@ -140,13 +142,20 @@ def run_interrupt(cfg, *, progress: bool = True) -> dict:
         scores = np.zeros((2, len(cfg.tols)))
         for i, fresh in enumerate((False, True)):
 
-            def final_acc(tol, fresh=fresh):
-                schedule = Interrupted(resume=Consolidate(fresh=fresh, tol=tol, ne=cfg.ne))
-                k = _interruption(cfg, n)
-                return jax.vmap(_episode(pc, schedule, lr=lr, n=n, k=k, sizes=sizes))(val_set)
+            def over_tols(episode, tols, fresh=fresh):
+                def one(tol):
+                    schedule = Interrupted(resume=Consolidate(fresh=fresh, tol=tol, ne=cfg.ne))
+                    k = _interruption(cfg, n)
+                    return _episode(pc, schedule, lr=lr, n=n, k=k, sizes=sizes)(episode)
 
-            out = np.asarray(jax.jit(jax.vmap(final_acc))(jnp.asarray(cfg.tols)))
-            scores[i] = [out[j, :, 2, :].mean() for j in range(len(cfg.tols))]
+                return jax.vmap(one)(tols)
+
+            out, _ = timed(
+                jax.vmap(over_tols, in_axes=(0, None)), val_set, jnp.asarray(cfg.tols),
+                in_axes=(0, None), mesh=mesh,
+            )  # fmt: skip
+            # (episodes, tols, phases, tasks): mean final accuracy on A and B per tolerance.
+            scores[i] = np.asarray(out)[:, :, 2, :].mean(axis=(0, 2))
         grid = {"fresh": (False, True), "tol": cfg.tols}
         store, val_final = select_on_validation(scores, grid)
         selected["store"] = {
@@ -170,7 +179,7 @@ def run_interrupt(cfg, *, progress: bool = True) -> dict:
             hp = chosen.get(learner.rule, chosen[rule])
             n, k = hp["updates"], _interruption(cfg, hp["updates"])
             episode = _episode(learner, schedule, lr=hp["lr"], n=n, k=k, sizes=sizes)
-            out, t = timed(jax.vmap(episode), test_set, episodes=cfg.episodes)
+            out, t = timed(jax.vmap(episode), test_set, in_axes=(0,), mesh=mesh)
             timing[name] = t.record(updates=n, interrupted_at=k)
             out = np.asarray(out)  # (episodes, phases, tasks)
             for p, phase in enumerate(PHASES):
@@ -178,7 +187,7 @@ def run_interrupt(cfg, *, progress: bool = True) -> dict:
                     results.append(result_row(name, out[:, p, j], phase=phase, task=task))
             bar.update(1)
     details = {"selected": selected, "timing": timing, "wall_s": time.perf_counter() - t0}
-    out = payload(asdict(cfg), cfg.seed, results, details)
+    out = payload(asdict(cfg), cfg.seed, results, details, devices=mesh.size)
     out["paired"] = paired_differences(results)
     return out
 

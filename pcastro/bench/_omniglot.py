@@ -64,8 +64,9 @@ def omniglot_learners(cfg, features: int):
     ]
 
 
-def run_omniglot(cfg, bar) -> tuple[list[dict], dict]:
-    """Pretrain, tune and test every learner on the three tasks; `(results, details)`."""
+def run_omniglot(cfg, bar, *, mesh) -> tuple[list[dict], dict]:
+    """Pretrain, tune and test every learner on the three tasks, episodes split over the
+    devices of `mesh`; `(results, details)`."""
     folder = find_omniglot(cfg.data_dir)
     t0 = time.perf_counter()
     background = load_characters(folder, cfg.background, size=cfg.image_size)
@@ -141,7 +142,7 @@ def run_omniglot(cfg, bar) -> tuple[list[dict], dict]:
                         key=key,
                     )
 
-                hp, score = tune(learner, sweep, (keys, *val))
+                hp, score = tune(learner, sweep, (keys, *val), mesh=mesh)
                 selected[f"{learner.name}/{ways}-way"] = {**hp, "val_acc": score}
                 chosen[ways] = hp
             else:
@@ -166,7 +167,7 @@ def run_omniglot(cfg, bar) -> tuple[list[dict], dict]:
 
             bar.set_description(f"{learner.name}: {task}")
             acc, timing[f"{learner.name}/{task}"] = run_test_episodes(
-                learner, run, (keys, *(jax.numpy.asarray(a) for a in data)), hp, count=num
+                learner, run, (keys, *(jax.numpy.asarray(a) for a in data)), hp, mesh=mesh
             )
             results.append(result_row(learner.name, acc, metric=task))
         timing[learner.name] = timing[f"{learner.name}/random_20way"]

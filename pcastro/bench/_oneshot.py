@@ -5,6 +5,7 @@ from dataclasses import asdict
 
 from tqdm.auto import tqdm
 
+from .._sharding import make_mesh
 from ..data import load_dataset
 from ._compare import paired_differences
 from ._config import OneShotConfig, hidden_units
@@ -98,25 +99,27 @@ def run_oneshot(cfg: OneShotConfig, *, progress: bool = True) -> dict:
 
     **Returns:**
 
-    A dict with `config`, `versions`, `device`, `seed`, `results` (a list of
-    `{method, metric, mean, ci95, n}`) and `details` (selected hyperparameters, timing).
+    A dict with `config`, `versions`, `device`, `devices` (how many the episodes were
+    split over), `seed`, `results` (a list of `{method, metric, mean, ci95, n}`) and
+    `details` (selected hyperparameters, timing).
     """
+    mesh = make_mesh(cfg.devices)
     if cfg.dataset == "omniglot":
         from ._omniglot import run_omniglot
 
         t0 = time.perf_counter()
         with tqdm(disable=not progress, leave=False) as bar:
-            results, details = run_omniglot(cfg, bar)
+            results, details = run_omniglot(cfg, bar, mesh=mesh)
         details["wall_s"] = time.perf_counter() - t0
         details["paired"] = paired_differences(results)
-        return payload(asdict(cfg), cfg.seed, results, details)
+        return payload(asdict(cfg), cfg.seed, results, details, devices=mesh.size)
     ds = load_dataset(cfg.dataset, data_dir=cfg.data_dir)
     learners = make_learners(cfg, features=ds.x_train.shape[1])
     run = PROTOCOLS[cfg.protocol][0]
     total = 1 + sum(1 + bool(learner.grid()) for learner in learners)
     t0 = time.perf_counter()
     with tqdm(total=total, disable=not progress, leave=False) as bar:
-        results, details = run(cfg, ds, learners, bar)
+        results, details = run(cfg, ds, learners, bar, mesh=mesh)
     details["wall_s"] = time.perf_counter() - t0
     details["paired"] = paired_differences(results)
-    return payload(asdict(cfg), cfg.seed, results, details)
+    return payload(asdict(cfg), cfg.seed, results, details, devices=mesh.size)

@@ -6,7 +6,9 @@ from dataclasses import dataclass
 
 import jax
 import numpy as np
+from jax.sharding import Mesh
 
+from .._sharding import make_mesh, split_leading_axis
 from ._stats import mean_ci95
 
 
@@ -51,66 +53,95 @@ def result_row(method: str, values, **labels) -> dict:
 
 @dataclass(frozen=True)
 class Timing:
-    """Compile and run time of one method over `episodes` test episodes."""
+    """Compile and run time of one method over `episodes` test episodes, split over
+    `devices` devices."""
 
     compile_s: float
     run_s: float
     episodes: int
+    devices: int
 
     def record(self, **extra) -> dict:
         return {
             "compile_s": self.compile_s,
             "run_s": self.run_s,
             "episodes_per_s": self.episodes / self.run_s,
+            "devices": self.devices,
             **extra,
         }
 
 
-def timed(fn, *args, episodes: int):
-    """Compile `fn` apart, then run it on `episodes` episodes: returns `(output, Timing)`."""
+def _mapped_size(args, in_axes) -> int:
+    sizes = {
+        leaf.shape[0]
+        for a, ax in zip(args, in_axes)
+        if ax == 0
+        for leaf in jax.tree_util.tree_leaves(a)
+    }
+    if len(sizes) != 1:
+        raise ValueError(
+            f"The mapped arguments must share one leading (episode) axis, got lengths {sizes}."
+        )
+    return sizes.pop()
+
+
+def timed(fn, *args, in_axes: tuple, mesh: Mesh | None = None):
+    """Compile `fn` apart, then run it: returns `(output, Timing)`.
+
+    `fn` maps over the leading axis of the arguments whose `in_axes` entry is 0
+    (episodes, seeds or grid points; a `jax.vmap` or `over_episodes`); that axis is split
+    over the devices of `mesh` (default: all devices) and the other arguments are
+    replicated, as `pcastro._sharding.split_leading_axis` says: the outputs equal a
+    one-device run.
+    """
+    split = split_leading_axis(_mapped_size(args, in_axes), mesh or make_mesh())
+    args = split.place(args, in_axes)
     t0 = time.perf_counter()
-    compiled = jax.jit(fn).lower(*args).compile()
+    compiled = jax.jit(split.spread(fn, in_axes)).lower(*args).compile()
     t1 = time.perf_counter()
     out = jax.block_until_ready(compiled(*args))
-    return out, Timing(t1 - t0, time.perf_counter() - t1, episodes)
+    return out, Timing(t1 - t0, time.perf_counter() - t1, split.size, split.devices)
 
 
-def run_test_episodes(learner, fn, episodes, hp: dict, *, count: int):
+def run_test_episodes(learner, fn, episodes, hp: dict, *, mesh: Mesh | None = None):
     """`fn(episode, lr)` over the test `episodes` at the selected learning rate (0 for a
-    learner without one), compiled apart: returns `(outputs as NumPy, timing record)`."""
-    out, t = timed(
-        over_episodes(learner, fn), episodes, np.float32(hp.get("lr", 0.0)), episodes=count
-    )
+    learner without one), compiled apart and split over the devices of `mesh`: returns
+    `(outputs as NumPy, timing record)`."""
+    lr = np.float32(hp.get("lr", 0.0))
+    out, t = timed(over_episodes(learner, fn), episodes, lr, in_axes=(0, None), mesh=mesh)
     return np.asarray(out), t.record()
 
 
 def over_episodes(learner, fn):
     """`fn(episode, lr)` over episodes (a tuple of arrays with a leading episode axis) at
     one learning rate: vmapped, or one episode after another (`lax.map`) for learners
-    whose memory of base images makes all episodes at once too large."""
+    whose memory of base images makes all episodes at once too large (split over
+    devices, each device runs its own episodes one after another)."""
     if learner.episodes_in_parallel:
         return jax.vmap(fn, in_axes=(0, None))
     return lambda episodes, lr: jax.lax.map(lambda e: fn(e, lr), episodes)
 
 
-def tune(learner, sweep, episodes, *, score=lambda out: out):
+def tune(learner, sweep, episodes, *, score=lambda out: out, mesh: Mesh | None = None):
     """Tune `learner` on validation `episodes`: `sweep(episode, lr)` is the learner's sweep
-    over its static grid on one episode; it runs over all episodes and learning rates,
-    and the grid point with the best mean `score` is chosen by `select_on_validation`.
+    over its static grid on one episode; it runs over all episodes and learning rates
+    (episodes split over the devices of `mesh`), and the grid point with the best mean
+    `score` is chosen by `select_on_validation`.
 
     **Returns:**
 
     `(chosen, val_score)`: chosen hyperparameters, including `lr`, and their mean score.
     """
     grid = learner.grid()
-    out = sweep_grid(learner, sweep, episodes)
+    out = sweep_grid(learner, sweep, episodes, mesh=mesh)
     table = np.asarray(score(out)).mean(axis=len(grid))
     return select_on_validation(table, grid)
 
 
-def sweep_grid(learner, sweep, episodes, *, chunk: int | None = None):
+def sweep_grid(learner, sweep, episodes, *, chunk: int | None = None, mesh: Mesh | None = None):
     """`sweep(episode, lr)` over all `episodes` and the learning rates of `learner.grid()`
-    (a learner without `lr` in its grid is swept once, with `lr = 0`).
+    (a learner without `lr` in its grid is swept once, with `lr = 0`), the episodes split
+    over the devices of `mesh` (default: all devices).
 
     **Returns:**
 
@@ -120,16 +151,21 @@ def sweep_grid(learner, sweep, episodes, *, chunk: int | None = None):
     """
     grid = learner.grid()
     lrs = jax.numpy.asarray(grid.get("lr", (0.0,)))
-    run = jax.jit(jax.vmap(jax.vmap(sweep, in_axes=(0, None)), in_axes=(None, 0)))
     num = jax.tree_util.tree_leaves(episodes)[0].shape[0]
     size = num if chunk is None else min(chunk, num)
+    split = split_leading_axis(size, mesh or make_mesh())
+    in_axes = (0, None)
+    run = jax.jit(
+        split.spread(jax.vmap(jax.vmap(sweep, in_axes=(None, 0)), in_axes=in_axes), in_axes)
+    )
     parts = []
     for start in range(0, num, size):
         idx = np.arange(start, start + size) % num  # pad the last chunk by wrapping
         part = jax.tree_util.tree_map(lambda a, idx=idx: a[idx], episodes)
-        parts.append(np.asarray(run(part, lrs))[:, : min(size, num - start)])
-    out = np.concatenate(parts, axis=1)  # (lrs, episodes, *static grid, ...)
+        parts.append(np.asarray(run(*split.place((part, lrs), in_axes)))[: min(size, num - start)])
+    out = np.concatenate(parts)  # (episodes, lrs, *static grid, ...)
+    static = len(grid) - ("lr" in grid)
+    out = np.moveaxis(out, 0, 1 + static)  # (lrs, *static grid, episodes, ...)
     if "lr" not in grid:
-        return np.moveaxis(out, 1, 1 + len(grid))[0]
-    out = np.moveaxis(out, 1, len(grid))
+        return out[0]
     return np.moveaxis(out, 0, list(grid).index("lr"))

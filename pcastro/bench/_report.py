@@ -11,7 +11,7 @@ from pathlib import Path
 
 
 def environment(seed: int) -> dict:
-    """The versions, device, command and seed recorded with every result."""
+    """The versions, device kind, command and seed recorded with every result."""
     import equinox
     import jax
     import jaxlib
@@ -42,13 +42,15 @@ def environment(seed: int) -> dict:
     }
 
 
-def payload(config: dict, seed: int, results: list[dict], details: dict) -> dict:
-    """The `results.json` record: config, versions, device, seed, command, date, results."""
+def payload(config: dict, seed: int, results: list[dict], details: dict, *, devices: int) -> dict:
+    """The `results.json` record: config, versions, device kind, how many `devices` the
+    independent episodes or seeds were split over, seed, command, date, results."""
     env = environment(seed)
     return {
         "config": config,
         "versions": env["versions"],
         "device": env["device"],
+        "devices": devices,
         "seed": seed,
         "command": env["command"],
         "date": env["date"],

@@ -13,8 +13,9 @@ from ._learners import AbstractLearner, accuracy, make_model
 from ._records import result_row, run_test_episodes, tune
 
 
-def run_scratch(cfg, ds, learners: list[AbstractLearner], bar) -> tuple[list[dict], dict]:
-    """Tune and test every learner; returns `(results, details)`."""
+def run_scratch(cfg, ds, learners: list[AbstractLearner], bar, *, mesh) -> tuple[list[dict], dict]:
+    """Tune and test every learner, episodes split over the devices of `mesh`; returns
+    `(results, details)`."""
     k_val, k_test, k_init = jax.random.split(jax.random.key(cfg.seed), 3)
     common = dict(ways=cfg.ways, shots=cfg.shots, queries=cfg.queries)
     val = sample_episodes(k_val, ds.x_train, ds.y_train, num=cfg.val_episodes, **common)
@@ -44,7 +45,7 @@ def run_scratch(cfg, ds, learners: list[AbstractLearner], bar) -> tuple[list[dic
                     key=key,
                 )
 
-            hp, val_acc = tune(learner, sweep, val_set)
+            hp, val_acc = tune(learner, sweep, val_set, mesh=mesh)
             selected[learner.name] = {**hp, "val_acc": val_acc}
             bar.update(1)
 
@@ -56,7 +57,7 @@ def run_scratch(cfg, ds, learners: list[AbstractLearner], bar) -> tuple[list[dic
 
         bar.set_description(f"{learner.name}: test episodes")
         acc, timing[learner.name] = run_test_episodes(
-            learner, test_episode, test_set, hp, count=cfg.episodes
+            learner, test_episode, test_set, hp, mesh=mesh
         )
         results.append(result_row(learner.name, acc, metric="accuracy"))
         bar.update(1)

@@ -23,8 +23,9 @@ NOVEL = (5, 6, 7, 8, 9)
 METRICS = ("novel_accuracy", "base_retention", "ten_way_accuracy")
 
 
-def run_transfer(cfg, ds, learners: list[AbstractLearner], bar) -> tuple[list[dict], dict]:
-    """Pretrain, tune and test every learner; returns `(results, details)`."""
+def run_transfer(cfg, ds, learners: list[AbstractLearner], bar, *, mesh) -> tuple[list[dict], dict]:
+    """Pretrain, tune and test every learner, episodes split over the devices of `mesh`;
+    returns `(results, details)`."""
     k_val, k_test, k_init, _ = jax.random.split(jax.random.key(cfg.seed), 4)
     base_train, _ = base_novel_split(ds.y_train, base=BASE, novel=NOVEL)
     base_test, _ = base_novel_split(ds.y_test, base=BASE, novel=NOVEL)
@@ -83,12 +84,16 @@ def run_transfer(cfg, ds, learners: list[AbstractLearner], bar) -> tuple[list[di
 
                 return sweep
 
-            hp, val = tune(learner, sweep_on(base_val), val_set, score=lambda out: out[..., 2])
+            hp, val = tune(
+                learner, sweep_on(base_val), val_set, score=lambda out: out[..., 2], mesh=mesh
+            )
             selected[learner.name] = {**hp, "val_ten_way": val}
             if cfg.frontier_episodes:
                 bar.set_description(f"{learner.name}: every grid point on test episodes")
                 first = jax.tree_util.tree_map(lambda a: a[: cfg.frontier_episodes], test_set)
-                frontiers[learner.name] = frontier(learner, sweep_on(base_test), first, hp)
+                frontiers[learner.name] = frontier(
+                    learner, sweep_on(base_test), first, hp, mesh=mesh
+                )
             bar.update(1)
 
         def test_episode(episode, lr, learner=learner, net=net, hp=hp, scores=scores):
@@ -99,7 +104,7 @@ def run_transfer(cfg, ds, learners: list[AbstractLearner], bar) -> tuple[list[di
 
         bar.set_description(f"{learner.name}: test episodes")
         out, timing[learner.name] = run_test_episodes(
-            learner, test_episode, test_set, hp, count=cfg.episodes
+            learner, test_episode, test_set, hp, mesh=mesh
         )
         results += [result_row(learner.name, out[:, j], metric=m) for j, m in enumerate(METRICS)]
         bar.update(1)
@@ -109,12 +114,13 @@ def run_transfer(cfg, ds, learners: list[AbstractLearner], bar) -> tuple[list[di
     return results, details
 
 
-def frontier(learner, sweep, episodes, chosen) -> dict:
+def frontier(learner, sweep, episodes, chosen, *, mesh) -> dict:
     """Mean test novel accuracy and base retention at every grid point of `learner`
-    (flattened in grid order), and the index of the validation choice `chosen`."""
+    (flattened in grid order), and the index of the validation choice `chosen`; episodes
+    split over the devices of `mesh`."""
     num = jax.tree_util.tree_leaves(episodes)[0].shape[0]
     grid = learner.grid()
-    table = sweep_grid(learner, sweep, episodes, chunk=50).mean(axis=len(grid))
+    table = sweep_grid(learner, sweep, episodes, chunk=50, mesh=mesh).mean(axis=len(grid))
     index = tuple(list(values).index(chosen[name]) for name, values in grid.items())
     points = [dict(zip(grid, combo)) for combo in np.ndindex(table.shape[:-1])]
     return {
