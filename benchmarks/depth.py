@@ -224,7 +224,11 @@ def plot(payload, path):
     for ax, depth in zip(axes[1:], depths):
         for m in payload["methods"]:
             for r in payload["runs"]:
-                if r["method"] == m and r["depth"] == depth and r["seed"] == 0:
+                if (
+                    r["method"] == m
+                    and r["depth"] == depth
+                    and r["seed"] == min(q["seed"] for q in payload["runs"])
+                ):
                     it, acc = zip(*r["curve"])
                     ax.plot(it, acc, label=m)
         ax.set(xlabel="iteration", title=f"depth {depth}", ylim=(0, 1))
@@ -233,6 +237,43 @@ def plot(payload, path):
     fig.savefig(tmp, dpi=110)
     tmp.replace(path)
     plt.close(fig)
+
+
+def accuracy_at(runs, method, depth, iteration):
+    """Test accuracies (one per seed) of `method` at `depth` after `iteration` iterations."""
+    out = []
+    for r in runs:
+        if r["method"] == method and r["depth"] == depth:
+            hits = [acc for it, acc in r["curve"] if it == iteration]
+            if hits:
+                out.append(hits[0])
+    return out
+
+
+def markdown_table(payload, iterations=(300, 900)) -> str:
+    """Test accuracy (mean ± 95% CI over seeds, or one seed) at each depth, after each of
+    `iterations`, one column per method."""
+    methods = payload["methods"]
+    lines = [
+        "| depth | iterations | " + " | ".join(methods) + " | seeds |",
+        "|---|---|" + "---|" * len(methods) + "---|",
+    ]
+    for depth in payload["depths"]:
+        for it in iterations:
+            cells, seeds = [], 0
+            for m in methods:
+                vals = accuracy_at(payload["runs"], m, depth, it)
+                seeds = max(seeds, len(vals))
+                if not vals:
+                    cells.append("—")
+                elif len(vals) == 1:
+                    cells.append(f"{vals[0]:.3f}")
+                else:
+                    mean, ci, _ = mean_ci95(vals)
+                    cells.append(f"{mean:.3f} ± {ci:.3f}")
+            if seeds:
+                lines.append(f"| {depth} | {it} | " + " | ".join(cells) + f" | {seeds} |")
+    return "\n".join(lines)
 
 
 def merge(paths, out: Path):
@@ -247,6 +288,7 @@ def merge(paths, out: Path):
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "results.json", payload)
     plot(payload, out / "depth.png")
+    print(markdown_table(payload))
 
 
 def main(argv=None):
@@ -260,6 +302,7 @@ def main(argv=None):
     p.add_argument("--iters", type=int, default=900)
     p.add_argument("--eval-every", type=int, default=100)
     p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--first-seed", type=int, default=0, help="seeds run from this one on")
     p.add_argument(
         "--one-seed-from",
         type=int,
@@ -320,7 +363,7 @@ def main(argv=None):
         write_json(out / "results.json", payload)
     for depth in args.depths:
         seeds = 1 if depth >= args.one_seed_from else args.seeds
-        for seed in range(seeds):
+        for seed in range(args.first_seed, args.first_seed + seeds):
             for m in args.methods:
                 r = train(
                     m,
