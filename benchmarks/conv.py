@@ -1,7 +1,7 @@
 """Convolutional networks: PC vs backprop on the same `pcastro.convnet` modules, full MNIST.
 
-    PCASTRO_DATA=/path/to/data python benchmarks/conv.py      # the README table (~20 min)
-    python benchmarks/conv.py --quick                          # smoke run (~1 min)
+    PCASTRO_DATA=/path/to/data python benchmarks/conv.py      # the README table (15 min, 2 CPUs)
+    python benchmarks/conv.py --quick                          # smoke run (~2 min)
 
 The network is `pcastro.convnet((1, 28, 28))`: conv(1->32, 3x3) + ReLU + 2x2 max-pool ->
 conv(32->64, 3x3) + ReLU + 2x2 max-pool -> flatten -> linear -> 10, a cross-entropy top
@@ -15,8 +15,9 @@ weights (a seed's key), on the same mini-batches in the same order, with Adam:
   pass, i.e. the cross-entropy).
 
 10% of the training images (per class) are held out for validation; the learning rate
-(both methods) and PC's inference steps and step size are chosen there, on one
-validation seed, over `--val-iterations` iterations (never on the test images). Then
+(both methods) and PC's inference steps (and step size: one value by default) are chosen
+there, on one validation seed, over `--val-iterations` iterations (never on the test
+images). Then
 each of `--seeds` seeds trains both methods for `--iterations` iterations on the other
 90%; the 10,000 official test images are scored every `--eval-every` iterations
 (feedforward prediction). Reported: test accuracy (mean ± 95% CI over seeds), the
