@@ -168,6 +168,7 @@ def train_step(
     tol: SupportsFloat | None = None,
     trace: bool = False,
     throw: bool = True,
+    unroll: bool = False,
 ) -> tuple[Network, Any, Solution]:
     r"""One predictive-coding training step: infer with `x` and `y` clamped, then learn.
 
@@ -193,7 +194,7 @@ def train_step(
     - `x`: input batch; `y`: target batch or integer labels.
     - `optimizer`: any Optax transformation, e.g. `optax.adam(1e-3)` or an astrocyte gate
       chained after it (for `IncrementalPC`, the solver's own optimiser is used).
-    - `solver`, `steps`, `tol`, `trace`, `throw`: as for [`pcastro.infer`][].
+    - `solver`, `steps`, `tol`, `trace`, `throw`, `unroll`: as for [`pcastro.infer`][].
 
     **Returns:**
 
@@ -211,11 +212,12 @@ def train_step(
         tol=None if tol is None else _as_float(tol, "tol"),
         trace=trace,
         throw=throw,
+        unroll=unroll,
     )
 
 
 @eqx.filter_jit
-def _train_step(net, opt_state, x, y, *, optimizer, solver, steps, tol, trace, throw):
+def _train_step(net, opt_state, x, y, *, optimizer, solver, steps, tol, trace, throw, unroll):
     if solver.learns:
         if optimizer != solver.optimizer:
             raise ValueError(
@@ -235,6 +237,7 @@ def _train_step(net, opt_state, x, y, *, optimizer, solver, steps, tol, trace, t
         trace=trace,
         throw=False,
         opt_state=opt_state if solver.learns else None,
+        unroll=unroll,
     )
     if solver.learns:
         new, opt_state = sol.network, sol.opt_state

@@ -129,6 +129,18 @@ def test_jit_equals_eager(getkey):
     np.testing.assert_allclose(eager.energies, jitted.energies, rtol=1e-5, atol=1e-6)
 
 
+def test_unrolled_steps_equal_the_loop(getkey):
+    net = pc.mlp([4, 6, 3], key=getkey())
+    state = pc.init_state(net, jax.random.normal(getkey(), (5, 4)), jnp.array([0, 1, 2, 0, 1]))
+    loop = pc.infer(net, state, steps=4, trace=True)
+    flat = pc.infer(net, state, steps=4, trace=True, unroll=True)
+    for a, b in zip(loop.state.x, flat.state.x):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(loop.energies, flat.energies, rtol=1e-6)
+    with pytest.raises(ValueError, match="`unroll=True` unrolls a fixed number of steps"):
+        pc.infer(net, state, steps=4, tol=1e-3, unroll=True)
+
+
 def test_tolerance_stop_and_max_steps_status(getkey):
     net = pc.mlp([4, 6, 3], key=getkey())
     x, y = _batch(getkey, net)

@@ -68,7 +68,9 @@ def _assemble(xs, free, free_xs) -> list:
     return out
 
 
-def _check_inputs(net: Network, state: PCState, solver, steps, tol, fixed_predictions) -> None:
+def _check_inputs(
+    net: Network, state: PCState, solver, steps, tol, fixed_predictions, unroll
+) -> None:
     if not isinstance(net, Network):
         raise TypeError(f"`net` must be a pcastro.Network, got {type(net).__name__}.")
     if not isinstance(solver, AbstractSolver):
@@ -80,6 +82,13 @@ def _check_inputs(net: Network, state: PCState, solver, steps, tol, fixed_predic
         raise ValueError(f"`steps` must be a positive int, got {steps!r}.")
     if tol is not None and not (math.isfinite(tol) and tol > 0):
         raise ValueError(f"`tol` must be a positive number or None, got {tol!r}.")
+    if not isinstance(unroll, bool):
+        raise TypeError(f"`unroll` must be True or False, got {unroll!r}.")
+    if unroll and tol is not None:
+        raise ValueError(
+            "`unroll=True` unrolls a fixed number of steps, but `tol` stops the loop early; "
+            "pass `tol=None` to unroll, or `unroll=False` to stop at `tol`."
+        )
     if len(state.x) != net.num_nodes:
         raise ValueError(
             f"The state has {len(state.x)} nodes but the network has {net.num_nodes}; "
@@ -164,6 +173,7 @@ def infer(
     throw: bool = True,
     opt_state: Any = None,
     solver_state: Any = None,
+    unroll: bool = False,
 ) -> Solution:
     r"""Relax the free states of a batch by descending the free energy.
 
@@ -198,6 +208,10 @@ def infer(
     - `solver_state`: a running state from an earlier `Solution.solver_state`, to
       resume an interrupted solve exactly (momentum included); by default the solver
       starts afresh.
+    - `unroll`: compile the `steps` steps one after another instead of as a loop (with
+      `tol=None` only). Same result, longer compile; on CPU, XLA runs convolutions
+      several times slower inside a loop than outside one (it keeps them in the
+      channels-first layout there), so unroll a convolutional network's few steps.
 
     **Returns:**
 
@@ -247,6 +261,7 @@ def infer(
         throw=throw,
         opt_state=opt_state,
         solver_state=solver_state,
+        unroll=unroll,
     )
 
 
@@ -263,8 +278,9 @@ def _infer(
     throw: bool,
     opt_state: Any,
     solver_state: Any,
+    unroll: bool,
 ) -> Solution:
-    _check_inputs(net, state, solver, steps, tol, fixed_predictions)
+    _check_inputs(net, state, solver, steps, tol, fixed_predictions, unroll)
     free = free_nodes(net, state.clamps)
     amortised = amortised_nodes(net, state.clamps)
     batch = state.batch_size
@@ -326,7 +342,9 @@ def _infer(
     # Fixed weights stay out of the loop carry.
     carry0 = (free_x0, leaky0, solver_state, params if solver.learns else None, jnp.asarray(0))
     if tol is None:
-        carry, values = lax.scan(lambda c, _: one_step(c)[:2], carry0, None, length=steps)
+        carry, values = lax.scan(
+            lambda c, _: one_step(c)[:2], carry0, None, length=steps, unroll=steps if unroll else 1
+        )
         num_steps, first = jnp.asarray(steps), values[0]
         energies = values if trace else None
         converged = jnp.asarray(True)
