@@ -53,6 +53,12 @@ class Solution(eqx.Module):
     solver_state: Any
 
 
+# A solve of at most this many steps is unrolled: without the loop XLA fuses across steps
+# and compiles the training step of an MLP about 10% faster, and runs it no slower (CPU,
+# 3 steps); at 20 steps unrolling costs compile time and step time.
+_UNROLL_STEPS = 4
+
+
 def _allowed_rise(solver: AbstractSolver, first: Array) -> Array:
     """The highest final energy that is not `diverged`: for a descent solver the start
     (beyond float noise), for others (momentum, Adam) ten times the start."""
@@ -326,7 +332,13 @@ def _infer(
     # Fixed weights stay out of the loop carry.
     carry0 = (free_x0, leaky0, solver_state, params if solver.learns else None, jnp.asarray(0))
     if tol is None:
-        carry, values = lax.scan(lambda c, _: one_step(c)[:2], carry0, None, length=steps)
+        carry, values = lax.scan(
+            lambda c, _: one_step(c)[:2],
+            carry0,
+            None,
+            length=steps,
+            unroll=steps <= _UNROLL_STEPS,
+        )
         num_steps, first = jnp.asarray(steps), values[0]
         energies = values if trace else None
         converged = jnp.asarray(True)
