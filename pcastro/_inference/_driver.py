@@ -54,8 +54,8 @@ class Solution(eqx.Module):
 
 
 # A solve of at most this many steps is unrolled: without the loop XLA fuses across steps
-# and compiles the training step of an MLP about 10% faster, and runs it no slower (CPU,
-# 3 steps); at 20 steps unrolling costs compile time and step time.
+# and the 3-step training step of an MLP runs about 10% faster on CPU, for the same compile
+# time (benchmarks/compile_time.py); at 20 steps unrolling costs compile and step time.
 _UNROLL_STEPS = 4
 
 
