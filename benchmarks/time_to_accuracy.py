@@ -90,6 +90,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     parser.add_argument("--cache", type=Path, default=drv.default_cache())
     parser.add_argument("--jpc-source", default=None, help="pip-installable path or URL")
+    parser.add_argument(
+        "--jpc-source-note",
+        default=None,
+        help="what to record for --jpc-source instead of its path, e.g. "
+        "'jpc from source, commit <sha>'",
+    )
     parser.add_argument("--reinstall", action="store_true")
     parser.add_argument("--timeout", type=float, default=1800.0, help="per process, seconds")
     parser.add_argument("--out", type=Path, default=None, help="default from the workload")
@@ -292,6 +298,22 @@ def plot(rows: list[dict], records: list[dict], target: float, path: Path, title
     plt.close(fig)
 
 
+def recorded_argv() -> list[str]:
+    """The command line with machine paths left out (--jpc-source, its note, --cache)."""
+    out, skip = [], False
+    for arg in sys.argv[1:]:
+        if skip:
+            skip = False
+            continue
+        name = arg.split("=", 1)[0]
+        if name in ("--jpc-source", "--jpc-source-note", "--cache", "--compilation-cache"):
+            out.append(f"{name} <{name[2:]}>")
+            skip = "=" not in arg
+            continue
+        out.append(arg)
+    return out
+
+
 def adapter_cli(args, seed: int, data: Path, max_epochs: int) -> list[str]:
     cli = [
         "--workload", args.workload,
@@ -388,7 +410,10 @@ def main(argv=None) -> int:
     drv.write_json(
         args.out.with_suffix(".meta.json"),
         {
-            "command": "python benchmarks/time_to_accuracy.py " + " ".join(sys.argv[1:]),
+            "command": "python benchmarks/time_to_accuracy.py " + " ".join(recorded_argv()),
+            "jpc_source": (args.jpc_source_note or "a local path (not recorded)")
+            if args.jpc_source
+            else None,
             "date": time.strftime("%Y-%m-%d %H:%M:%S"),
             "wall_s": time.time() - started,
             "machine": drv.machine(),
