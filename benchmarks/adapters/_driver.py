@@ -73,6 +73,33 @@ def prepare_digits(cache: Path) -> Path:
     return path
 
 
+def prepare_mnist(cache: Path, data_dir: str | Path | None) -> Path:
+    """Full MNIST (official 60,000/10,000 split) read by `pcastro.data.load_dataset` from
+    `data_dir` (else the folder in `PCASTRO_DATA`), rescaled from [0, 1] to [-1, 1] as in
+    the pcx benchmark paper's MLP examples, flattened to 784 and saved once so every
+    library reads identical arrays."""
+    import numpy as np
+
+    from pcastro.data import load_dataset
+
+    data = load_dataset("mnist", data_dir=data_dir)
+
+    def flat(x):
+        x = np.asarray(x, np.float32).reshape(len(x), -1)
+        return 2.0 * x - 1.0
+
+    path = cache / "data" / "mnist.npz"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(
+        path,
+        x_train=flat(data.x_train),
+        y_train=np.asarray(data.y_train, np.int32),
+        x_test=flat(data.x_test),
+        y_test=np.asarray(data.y_test, np.int32),
+    )
+    return path
+
+
 @dataclasses.dataclass
 class Env:
     library: str
@@ -173,6 +200,7 @@ def run_adapter(
     work.mkdir(parents=True, exist_ok=True)
     cmd = [env.python, str(ADAPTER_DIR / ADAPTERS[env.library]), *args]
     err_log = logs / f"{tag}.log"
+    load_1m = os.getloadavg()[0]
     t0 = time.perf_counter()
     try:
         proc = subprocess.run(
@@ -200,6 +228,7 @@ def run_adapter(
         tail = " | ".join(proc.stderr.strip().splitlines()[-3:])
         record = {"library": env.library, "error": f"exit {proc.returncode}, no record: {tail}"}
     record["process_wall_s"] = wall
+    record["load_avg_1m_at_start"] = load_1m
     record["log"] = f"<cache>/logs/{err_log.name}"
     return record
 

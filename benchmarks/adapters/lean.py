@@ -29,11 +29,12 @@ def make_trainer(spec: Workload, seed: int, mode: str) -> Trainer:
     ]
     params = [(layer.weight, layer.bias) for layer in layers]
     n_layers = len(params)
+    act = getattr(jax.nn, spec.activation)
 
     def predict_one(p, x_prev, layer):
         w, b = p
         pre = x_prev @ w.T + b
-        return pre if layer == n_layers - 1 else jnp.tanh(pre)
+        return pre if layer == n_layers - 1 else act(pre)
 
     def feedforward(p, x):
         states = []

@@ -3,9 +3,9 @@
 Throughput mode runs the workload exactly: Gaussian energy on every layer, tanh hidden,
 identity output, feedforward initialisation, `spec.steps` Euler steps of size `spec.dt` on
 the hidden states, one Adam(`spec.lr`) update. Time-to-accuracy mode uses what pcastro
-offers on the same architecture and data: a cross-entropy energy on the output node, 3
-inference steps and Adam(1e-3), the setting `benchmarks/select_tta_setting.py` chose on a
-validation split of the training images (never the test images).
+offers on the same architecture and data, the setting `benchmarks/select_tta_setting.py`
+chose on a validation split of the training images (never the test images): a
+cross-entropy energy on the output node and few inference steps (`TTA_SETTINGS`).
 """
 
 from __future__ import annotations
@@ -17,6 +17,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import Trainer, Workload, main  # noqa: E402
 
+# Chosen by benchmarks/select_tta_setting.py (results/tta_setting.json, tta_setting_mnist.json).
+TTA_SETTINGS = {
+    "digits": {"steps": 3, "dt": 0.1, "lr": 1e-3, "cosine_epochs": None},
+    "mnist": {"steps": 3, "dt": 0.1, "lr": 3e-3, "cosine_epochs": 5},
+}
+
 
 def make_trainer(spec: Workload, seed: int, mode: str) -> Trainer:
     import equinox as eqx
@@ -26,15 +32,35 @@ def make_trainer(spec: Workload, seed: int, mode: str) -> Trainer:
     import pcastro as pc
 
     tta = mode == "tta"
+    chosen = TTA_SETTINGS.get(spec.name) if tta else None
     net = pc.mlp(
         list(spec.sizes),
         key=jax.random.PRNGKey(seed),
-        output_energy=pc.CrossEntropy() if tta else None,
+        activation=getattr(jax.nn, spec.activation),
+        output_energy=pc.CrossEntropy() if chosen else None,
     )
-    steps = 3 if tta else spec.steps
-    optimizer = optax.adam(spec.lr)
+    steps, dt, lr = (
+        (chosen["steps"], chosen["dt"], chosen["lr"])
+        if chosen
+        else (
+            spec.steps,
+            spec.dt,
+            spec.lr,
+        )
+    )
+    if chosen and chosen["cosine_epochs"]:
+        schedule = optax.cosine_decay_schedule(
+            lr, chosen["cosine_epochs"] * spec.epoch_steps, alpha=0.1
+        )
+        optimizer = optax.adamw(schedule, weight_decay=1e-4)
+        opt_words = (
+            f"AdamW({lr:g}, wd 1e-4, cosine to {lr / 10:g} over {chosen['cosine_epochs']} epochs)"
+        )
+    else:
+        optimizer = optax.adam(lr)
+        opt_words = f"Adam({lr:g})"
     params, static = eqx.partition(net, eqx.is_inexact_array)
-    solver = pc.Euler(dt=spec.dt)
+    solver = pc.Euler(dt=dt)
 
     def train(params, opt_state, x, y):
         model, opt_state, _ = pc.train_step(
@@ -58,18 +84,14 @@ def make_trainer(spec: Workload, seed: int, mode: str) -> Trainer:
         )
         return holder["params"]
 
-    setting = (
-        "CrossEntropy output energy, 3 Euler steps (dt 0.1), Adam(1e-3)"
-        if tta
-        else f"Gaussian energy, {spec.steps} Euler steps (dt {spec.dt}), Adam({spec.lr})"
-    )
+    energy = "CrossEntropy output energy" if chosen else "Gaussian energy"
     return Trainer(
         step=step,
         predict=lambda x: predict_jit(holder["params"], x),
-        notes=""
-        if not tta
-        else "output energy and inference steps differ from the throughput workload",
-        setting=setting,
+        notes="output energy and inference steps differ from the throughput workload"
+        if chosen
+        else "",
+        setting=f"{energy}, {steps} Euler steps (dt {dt:g}), {opt_words}",
     )
 
 

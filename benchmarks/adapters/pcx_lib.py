@@ -6,6 +6,16 @@ layer; the top vode is `frozen` and set to the target. One `pxf.jit` train step:
 (`pxf.value_and_grad` over the unfrozen `VodeParam`s, `pxu.Optim(optax.sgd(dt))`), then
 one `pxu.Optim(optax.adam(lr))` step on the `LayerParam` gradient of the same energy. The
 energy is `psum`-ed over the batch axis (sum, as in the workload).
+
+On `--workload mnist --mode tta` the adapter runs instead the pcx benchmark paper's own
+MLP setting (Pinchetti et al., ICLR 2025; pcax repository,
+`examples/s4_1_discriminative_mode/MLP/mnist/PC_CE.py` with `L_PC_CE_mnist.yaml`): GELU,
+`ce_energy` on the (frozen, target-clamped) top vode, T=5 inference steps with
+`optax.sgd(0.0183, momentum=0.35)` on the per-example activity gradients (the batch-mean
+energy's gradient scaled by the batch size, as the paper's `optim_h.step(..., True)`),
+then one `optax.adamw` step (weight decay 0.0033) on the gradient of the batch-mean
+energy, its learning rate on the paper's warmup-cosine schedule (peak 1.1 x 2.996e-4 over
+the paper's 25 epochs, 10% warmup, end 0.1 x).
 """
 
 from __future__ import annotations
@@ -29,6 +39,8 @@ def make_trainer(spec: Workload, seed: int, mode: str) -> Trainer:
     import pcx.utils as pxu
 
     px.RKG.seed(seed)
+    if spec.name == "mnist" and mode == "tta":
+        return _paper_trainer(spec)
 
     class Model(pxc.EnergyModule):
         def __init__(self, sizes, act_fn):
@@ -105,6 +117,122 @@ def make_trainer(spec: Workload, seed: int, mode: str) -> Trainer:
             "pcx examples); se_energy on every vode, psum over batch"
         ),
         setting=f"optax.sgd({spec.dt}) on vodes, T={spec.steps}; Adam({spec.lr})",
+    )
+
+
+# The pcx paper's tuned hyperparameters for PC with a cross-entropy output on MNIST.
+PAPER = {
+    "T": 5,
+    "x_lr": 0.01828189494026352,
+    "x_momentum": 0.35,
+    "w_lr": 0.00029959151754717025,
+    "w_wd": 0.003314230264294929,
+    "epochs": 25,
+}
+
+
+def _paper_trainer(spec: Workload) -> Trainer:
+    import jax
+    import jax.numpy as jnp
+    import optax
+    import pcx as px
+    import pcx.functional as pxf
+    import pcx.nn as pxnn
+    import pcx.predictive_coding as pxc
+    import pcx.utils as pxu
+
+    act_fn = getattr(jax.nn, spec.activation)
+
+    class Model(pxc.EnergyModule):
+        def __init__(self, sizes):
+            super().__init__()
+            self.act_fn = px.static(act_fn)
+            self.layers = [
+                pxnn.Linear(n_in, n_out) for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True)
+            ]
+            self.vodes = [pxc.Vode() for _ in self.layers[:-1]] + [pxc.Vode(pxc.ce_energy)]
+            self.vodes[-1].h.frozen = True
+
+        def __call__(self, x, y):
+            for vode, layer in zip(self.vodes[:-1], self.layers[:-1], strict=True):
+                x = vode(self.act_fn(layer(x)))
+            self.vodes[-1](self.layers[-1](x))
+            if y is not None:
+                self.vodes[-1].set("h", y)
+            return self.vodes[-1].get("u")
+
+    @pxf.vmap(pxu.M(pxc.VodeParam | pxc.VodeParam.Cache).to((None, 0)), in_axes=(0, 0), out_axes=0)
+    def forward(x, y, *, model):
+        return model(x, y)
+
+    @pxf.vmap(
+        pxu.M(pxc.VodeParam | pxc.VodeParam.Cache).to((None, 0)),
+        in_axes=(0,),
+        out_axes=(None, 0),
+        axis_name="batch",
+    )
+    def energy(x, *, model):
+        y_ = model(x, None)
+        return jax.lax.pmean(model.energy().sum(), "batch"), y_
+
+    @pxf.jit(static_argnums=0)
+    def train_on_batch(steps, x, y, *, model, optim_w, optim_h):
+        model.train()
+        with pxu.step(model, pxc.STATUS.INIT, clear_params=pxc.VodeParam.Cache):
+            forward(x, y, model=model)
+        optim_h.init(pxu.M_hasnot(pxc.VodeParam, frozen=True)(model))
+        for _ in range(steps):
+            with pxu.step(model, clear_params=pxc.VodeParam.Cache):
+                _, g = pxf.value_and_grad(
+                    pxu.M_hasnot(pxc.VodeParam, frozen=True).to([False, True]), has_aux=True
+                )(energy)(x, model=model)
+            optim_h.step(model, g["model"], scale_by=x.shape[0])
+        optim_h.clear()
+        with pxu.step(model, clear_params=pxc.VodeParam.Cache):
+            _, g = pxf.value_and_grad(pxu.M(pxnn.LayerParam).to([False, True]), has_aux=True)(
+                energy
+            )(x, model=model)
+        optim_w.step(model, g["model"])
+
+    @pxf.jit()
+    def eval_on_batch(x, *, model):
+        model.eval()
+        with pxu.step(model, pxc.STATUS.INIT, clear_params=pxc.VodeParam.Cache):
+            return forward(x, None, model=model)
+
+    total = spec.epoch_steps * PAPER["epochs"]
+    schedule = optax.warmup_cosine_decay_schedule(
+        init_value=PAPER["w_lr"],
+        peak_value=1.1 * PAPER["w_lr"],
+        warmup_steps=int(0.1 * total),
+        decay_steps=total,
+        end_value=0.1 * PAPER["w_lr"],
+    )
+    model = Model(spec.sizes)
+    with pxu.step(model, pxc.STATUS.INIT, clear_params=pxc.VodeParam.Cache):
+        forward(jnp.zeros((spec.batch, spec.sizes[0])), None, model=model)
+        optim_h = pxu.Optim(lambda: optax.sgd(PAPER["x_lr"], momentum=PAPER["x_momentum"]))
+        optim_w = pxu.Optim(
+            lambda: optax.adamw(schedule, weight_decay=PAPER["w_wd"]),
+            pxu.M(pxnn.LayerParam)(model),
+        )
+
+    def step(x, y):
+        train_on_batch(PAPER["T"], x, y, model=model, optim_w=optim_w, optim_h=optim_h)
+        return model.layers[-1].nn.weight.get()
+
+    return Trainer(
+        step=step,
+        predict=lambda x: eval_on_batch(x, model=model),
+        notes=(
+            "pcx benchmark paper's PC-CE MLP setting (pcax examples/s4_1_discriminative_mode/"
+            "MLP/mnist, L_PC_CE_mnist.yaml), written with the pcx 0.6 API; batch-mean energy"
+        ),
+        setting=(
+            f"ce_energy output, T={PAPER['T']}, sgd({PAPER['x_lr']:.4g}, momentum "
+            f"{PAPER['x_momentum']}) on vodes; AdamW(warmup-cosine peak "
+            f"{1.1 * PAPER['w_lr']:.3g}, wd {PAPER['w_wd']:.3g})"
+        ),
     )
 
 

@@ -57,10 +57,10 @@ class RESULTS(enum.IntEnum):
 
 def attach_errors(x: Array, status: Array) -> Array:
     """`x`, carrying a runtime error with the message of `status` when it is a failure."""
-    for result in RESULTS:
-        if result is not RESULTS.successful:
-            x = eqx.error_if(x, status == result, result.message)
-    return x
+    # One branched check indexed by the status code, not one check per failure: the same
+    # errors, a fifth of the tracing (this was a fifth of a training step's trace time).
+    messages = [result.message for result in sorted(RESULTS)]
+    return eqx.branched_error_if(x, status != RESULTS.successful, status, messages)
 
 
 def raise_if_failed(status: Array, *, throw: bool) -> Array:
