@@ -202,9 +202,7 @@ def paired_differences(results: list[dict]) -> list[dict]:
     the mean paired difference and the half-width of its 95% Student-t interval.
     """
     final = {
-        (r["method"], r["task"]): np.asarray(r["values"])
-        for r in results
-        if r["phase"] == "final"
+        (r["method"], r["task"]): np.asarray(r["values"]) for r in results if r["phase"] == "final"
     }
     rows = []
     for method, control in PAIRS:
