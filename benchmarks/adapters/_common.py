@@ -68,6 +68,7 @@ class Workload:
     batch: int
     activation: str = "tanh"
     epoch_steps: int | None = None
+    setting: str | None = None  # a named alternative setting the adapter offers
     steps: int = INFERENCE_STEPS
     dt: float = INFERENCE_DT
     lr: float = LEARNING_RATE
@@ -104,6 +105,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--accuracy-epochs", type=int, default=ACCURACY_EPOCHS)
     parser.add_argument("--max-epochs", type=int, default=50, help="tta: cap on epochs")
     parser.add_argument("--target-acc", type=float, default=0.95, help="tta: test accuracy")
+    parser.add_argument(
+        "--setting", default=None, help="a named alternative setting of this adapter (tta)"
+    )
     parser.add_argument(
         "--compilation-cache",
         type=str,
@@ -320,7 +324,9 @@ def main(
     with _stdout_to_stderr() as out:
         try:
             data = load_data(spec.name, args.data)
-            spec = dataclasses.replace(spec, epoch_steps=len(data["x_train"]) // spec.batch)
+            spec = dataclasses.replace(
+                spec, epoch_steps=len(data["x_train"]) // spec.batch, setting=args.setting
+            )
             trainer = make_trainer(spec, args.seed, args.mode)
             record["device"] = device()
             record["notes"] = trainer.notes
