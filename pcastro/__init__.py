@@ -4,7 +4,12 @@ import importlib.metadata
 
 from . import astro as astro, baselines as baselines, data as data  # noqa: E402, I001
 from ._checkpoint import load as load, save as save
-from ._convnet import convnet as convnet
+from ._convnet import (
+    Activation as Activation,
+    MaxPool as MaxPool,
+    Reshape as Reshape,
+    convnet as convnet,
+)
 from ._energy import (
     AbstractEnergy as AbstractEnergy,
     CrossEntropy as CrossEntropy,

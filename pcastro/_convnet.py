@@ -6,9 +6,44 @@ from collections.abc import Callable, Sequence
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+from jax import lax
 
 from ._energy import AbstractEnergy, CrossEntropy
 from ._network import Network, Node, identity
+
+
+class Reshape(eqx.Module):
+    """`x.reshape(shape)` as a layer of an `equinox.nn.Sequential` (`shape=(-1,)`
+    flattens). The shape is static, so a network holding it is a pytree of arrays only
+    and can be carried through `jax.lax.scan` (`equinox.nn.Lambda` holds a function leaf,
+    which cannot)."""
+
+    shape: tuple[int, ...] = eqx.field(static=True)
+
+    def __call__(self, x, *, key=None):
+        return x.reshape(self.shape)
+
+
+class Activation(eqx.Module):
+    """An elementwise nonlinearity as a layer of an `equinox.nn.Sequential`; the function
+    is static (see [`pcastro.Reshape`][])."""
+
+    fn: Callable = eqx.field(static=True)
+
+    def __call__(self, x, *, key=None):
+        return self.fn(x)
+
+
+class MaxPool(eqx.Module):
+    """Max-pooling of a `(channels, height, width)` map over `window x window` patches
+    with stride `window` (no padding), like `equinox.nn.MaxPool2d(window, window)` but
+    with only static fields (see [`pcastro.Reshape`][])."""
+
+    window: int = eqx.field(static=True)
+
+    def __call__(self, x, *, key=None):
+        w = self.window
+        return lax.reduce_window(x, -jnp.inf, lax.max, (1, w, w), (1, w, w), "VALID")
 
 
 def _positive_ints(value, name: str, example: str) -> tuple[int, ...]:
@@ -45,7 +80,7 @@ def convnet(
     `mu_l = pool(activation(conv_l(x_{l-1})))`,
 
     with `conv_l` an `equinox.nn.Conv2d` (`kernel_size` square, stride 1, "same" padding)
-    and `pool` an `equinox.nn.MaxPool2d` of window and stride `pool`; the node's module is
+    and `pool` a [`pcastro.MaxPool`][] of window and stride `pool`; the node's module is
     the `equinox.nn.Sequential` of the three, in the order of the pcx benchmark's VGG
     blocks (convolution, activation, pooling), and its own activation is the identity.
     The state of node `l` is the pooled feature map, `(channels[l - 1], H_l, W_l)`. The
@@ -128,14 +163,14 @@ def convnet(
         conv = eqx.nn.Conv2d(
             c_in, c_out, kernel_size, padding=kernel_size // 2, key=next(keys), dtype=dtype
         )
-        layers = [conv, eqx.nn.Lambda(activation)]
+        layers = [conv, Activation(activation)]
         if pool > 1:
-            layers.append(eqx.nn.MaxPool2d(pool, pool))
+            layers.append(MaxPool(pool))
         nodes.append(Node(eqx.nn.Sequential(layers), tau_e=tau_e))
     width = channels[-1] * size[0] * size[1]
     for i, n_out in enumerate((*hidden, num_classes)):
         linear = eqx.nn.Linear(width, n_out, key=next(keys), dtype=dtype)
-        module = eqx.nn.Sequential([eqx.nn.Lambda(jnp.ravel), linear]) if i == 0 else linear
+        module = eqx.nn.Sequential([Reshape((-1,)), linear]) if i == 0 else linear
         if i < len(hidden):
             nodes.append(Node(module, activation=activation, tau_e=tau_e))
         else:

@@ -53,6 +53,20 @@ def test_protocol_end_to_end_and_ablated_astrocytes_equal_plain_store_replay(tmp
             assert (tmp_path / name).exists()
 
 
+def test_priority_exponent_zero_is_uniform_store_replay_exactly(tmp_path):
+    # alpha = 0 flattens every priority to 1, and without discard (tol 0) the priority
+    # variant then draws the same slots as uniform store replay: the runs are equal.
+    args = [a if a != "0.02" else "0" for a in TINY]
+    methods = "pc_store_uniform,pc_store_priority"
+    cmd = ["continual", *args, "--priority-alphas", "0", "--methods", methods]
+    assert main([*cmd, "--out", str(tmp_path)]) == 0
+    rows = {r["method"]: r for r in json.loads((tmp_path / "results.json").read_text())["results"]}
+    assert rows["pc_store_priority"]["alpha"] == 0.0
+    assert (
+        rows["pc_store_priority"]["matrix_per_seed"] == rows["pc_store_uniform"]["matrix_per_seed"]
+    )
+
+
 def test_reservoir_keeps_the_first_items_then_samples():
     slots = reservoir_slots(jax.random.key(0), jnp.asarray(0), 5, 8)
     assert slots.tolist() == [0, 1, 2, 3, 4]
@@ -109,3 +123,7 @@ def test_config_refuses_an_eval_interval_that_does_not_divide_the_iterations():
         ContinualConfig(iterations=10, eval_every=3)
     with pytest.raises(ValueError, match="Unknown methods"):
         ContinualConfig(methods=("pc_magic",))
+    with pytest.raises(ValueError, match="--priority-alphas"):
+        ContinualConfig(priority_alphas=(-1.0,))
+    with pytest.raises(ValueError, match="--gate-floors"):
+        ContinualConfig(gate_floors=(1.5,))

@@ -103,3 +103,38 @@ def test_bad_input_shapes_are_explained(getkey):
         pc.convnet((1, 4, 4), channels=(2, 2, 2), key=getkey())
     with pytest.raises(ValueError, match="`kernel_size` must be odd"):
         pc.convnet((1, 8, 8), kernel_size=4, key=getkey())
+
+
+def test_a_conv_net_is_arrays_only_and_trains_inside_lax_scan(getkey):
+    # Its reshape and activation layers keep their functions static, so the network can
+    # be the carry of `lax.scan` (an `equinox.nn.Lambda` leaf would be rejected there).
+    net = _tiny(getkey(), hidden=(5,))
+    assert all(isinstance(leaf, jax.Array) for leaf in jax.tree_util.tree_leaves(net))
+    x = jax.random.uniform(getkey(), (6, 1, 8, 8))
+    y = jnp.arange(6) % 4
+    opt = optax.sgd(1e-2)
+
+    def body(carry, _):
+        net, opt_state = carry
+        net, opt_state, _ = pc.train_step(net, opt_state, x, y, optimizer=opt, steps=2)
+        return (net, opt_state), None
+
+    carry = (net, opt.init(_params(net)))
+    scanned, _ = jax.jit(lambda c: jax.lax.scan(body, c, None, length=3))(carry)
+    looped = carry
+    for _ in range(3):
+        looped, _ = body(looped, None)
+    for a, b in zip(jax.tree_util.tree_leaves(scanned[0]), jax.tree_util.tree_leaves(looped[0])):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_reshape_layer_flattens_and_unflattens():
+    x = jnp.arange(12.0)
+    np.testing.assert_array_equal(pc.Reshape((1, 3, 4))(x), x.reshape(1, 3, 4))
+    np.testing.assert_array_equal(pc.Reshape((-1,))(x.reshape(3, 4)), x)
+    np.testing.assert_array_equal(pc.Activation(jax.nn.relu)(x - 5), jax.nn.relu(x - 5))
+
+
+def test_maxpool_equals_equinox_maxpool2d(getkey):
+    x = jax.random.normal(getkey(), (3, 8, 6))
+    np.testing.assert_allclose(pc.MaxPool(2)(x), eqx.nn.MaxPool2d(2, 2)(x))

@@ -4,10 +4,14 @@ message without the data."""
 import io
 import zipfile
 
+import jax
 import numpy as np
 import pytest
 from PIL import Image
 
+import pcastro as pc
+from pcastro.bench import OneShotConfig
+from pcastro.bench._omniglot import make_body, with_new_head
 from pcastro.cli import main
 from pcastro.data._omniglot import find_omniglot, load_characters, load_official_runs
 
@@ -85,3 +89,26 @@ def test_without_the_data_the_command_says_where_to_put_it(tmp_path, capsys, mon
         ]
     )
     assert code == 2 and "images_evaluation.zip" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("body", ["mlp", "conv"])
+def test_a_new_head_keeps_the_pretrained_body(body, getkey):
+    cfg = OneShotConfig(dataset="omniglot", body=body, hidden=6, conv_channels=(2, 3))
+    net = make_body(cfg, getkey(), 64, 7)
+    assert net.input_shape == (64,) and net.shapes[-1] == (7,) and net.shapes[-2] == (6,)
+    if body == "conv":  # the flat image is reshaped to 1x8x8 by the first block
+        assert net.shapes[1:3] == ((2, 4, 4), (3, 2, 2))
+    x = jax.random.uniform(getkey(), (3, 64))
+    new = with_new_head(net, 5, getkey())
+    assert new.shapes == (*net.shapes[:-1], (5,))
+    assert isinstance(new.nodes[-1].energy, pc.CrossEntropy)
+    # Same body modules and activations: identical features below the head.
+    features = [jax.vmap(lambda e, n=n: n.nodes[0].predict([e]))(x) for n in (net, new)]
+    np.testing.assert_array_equal(*features)
+    assert all(a.activation is b.activation for a, b in zip(net.nodes[:-1], new.nodes[:-1]))
+    assert jax.vmap(new)(x).shape == (3, 5)
+
+
+def test_conv_body_is_refused_outside_omniglot():
+    with pytest.raises(ValueError, match="--body conv"):
+        OneShotConfig(dataset="digits", body="conv")

@@ -182,18 +182,20 @@ class _Grid:
         return self._grid
 
 
+@pytest.mark.parametrize("parallel", [True, False])
 @pytest.mark.parametrize("chunk", [None, 2])
-def test_sweep_grid_axes_follow_the_grid(chunk):
+def test_sweep_grid_axes_follow_the_grid(chunk, parallel):
     grid = {"a": (1, 2, 3), "lr": (10.0, 20.0)}
     episodes = (jnp.arange(5.0),)
 
     def sweep(episode, lr):  # static axis "a", then an output axis of 2
         return jnp.stack([jnp.stack([a + lr + episode[0], -episode[0]]) for a in grid["a"]])
 
-    out = sweep_grid(_Grid(grid), sweep, episodes, chunk=chunk)
+    # One after another (`parallel=False`, for conv bodies) or vmapped: the same table.
+    out = sweep_grid(_Grid(grid), sweep, episodes, chunk=chunk, parallel=parallel)
     assert out.shape == (3, 2, 5, 2)
     assert out[2, 1, 4, 0] == 3 + 20 + 4 and out[0, 0, 3, 1] == -3
-    chosen, _ = tune(_Grid(grid), sweep, episodes, score=lambda o: o[..., 0])
+    chosen, _ = tune(_Grid(grid), sweep, episodes, score=lambda o: o[..., 0], parallel=parallel)
     assert chosen == {"a": 3, "lr": 20.0}
     # A grid without a learning rate is swept once.
     out = sweep_grid(_Grid({"b": (0.0, 1.0)}), lambda e, lr: jnp.stack([e[0], e[0] + 1]), episodes)

@@ -100,6 +100,12 @@ class OneShotConfig(BenchConfig):
     """Omniglot: the background set (5 alphabets) the network is pretrained on."""
     image_size: int = 28
     """Omniglot: images are downsampled from 105x105 to this size."""
+    body: Literal["mlp", "conv"] = "mlp"
+    """Omniglot: the pretrained network, a tanh MLP or a small convolutional network
+    (`pcastro.convnet` blocks of `conv_channels`, then `hidden` ReLU units)."""
+    conv_channels: tuple[int, ...] = (32, 64)
+    """Omniglot, `--body conv`: output channels of each 3x3 convolution + 2x2 max-pool
+    block."""
     frontier_episodes: int = 100
     """Transfer: score every grid point of every tuned method on the first this-many test
     episodes, for the novel-accuracy vs base-retention frontier (0: none)."""
@@ -118,6 +124,11 @@ class OneShotConfig(BenchConfig):
         _require(self, ("hidden_columns",), 1)
         _require(self, ("frontier_episodes",), 0)
         _require(self, ("image_size",), 4)
+        _require(self, ("conv_channels",), 1)
+        if self.body not in ("mlp", "conv"):
+            raise ValueError(f"Unknown body {self.body!r}; use 'mlp' or 'conv'.")
+        if self.body == "conv" and self.dataset != "omniglot":
+            raise ValueError("`--body conv` is implemented for `--dataset omniglot` only.")
         _require_rates(self, ("sgd_lrs",), upper=10.0)
         _require(self, ("pretrain_epochs",), 0)
         if self.protocol not in ("scratch", "transfer"):
@@ -355,6 +366,11 @@ class ContinualConfig:
     """Norepinephrine while learning (the store methods with a gate)."""
     tols: tuple[float, ...] = (0.0, 0.01)
     """Discard tolerances tried for the store (0: never discard)."""
+    priority_alphas: tuple[float, ...] = (1.0,)
+    """Priority exponents tried for the store (slots drawn in proportion to
+    `(sum_r E_r) ** alpha`; 0 is uniform; bp_per uses 0.6)."""
+    gate_floors: tuple[float, ...] = (0.0,)
+    """Gate floors `g0` tried for the store's astrocytes (plasticity without calcium)."""
     eval_every: int = 50
     """Iterations between two points of the learning curve (divides `iterations`)."""
     curve_images: int = 1000
@@ -391,6 +407,11 @@ class ContinualConfig:
             )
         if not self.tols or any(not (math.isfinite(t) and t >= 0) for t in self.tols):
             raise ValueError(f"`--tols` must be finite and non-negative, got {self.tols}.")
+        alphas = self.priority_alphas
+        if not alphas or any(not (math.isfinite(a) and a >= 0) for a in alphas):
+            raise ValueError(f"`--priority-alphas` must be finite and non-negative, got {alphas}.")
+        if not self.gate_floors or any(not 0.0 <= g <= 1.0 for g in self.gate_floors):
+            raise ValueError(f"`--gate-floors` must lie in [0, 1], got {self.gate_floors}.")
         if not (math.isfinite(self.ne) and self.ne >= 0):
             raise ValueError(f"`--ne` must be finite and non-negative, got {self.ne!r}.")
         _check_methods(self.methods, METHODS)

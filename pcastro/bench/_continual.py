@@ -88,9 +88,12 @@ def store_capacity(budget: int, sizes, *, replay_batch: int = 1) -> int:
     return max(1, (budget * exemplar_bytes(net)) // per_slot)
 
 
-def make_learner(name: str, *, lr, budget, cfg, sizes, tol=0.0) -> AbstractContinualLearner:
+def make_learner(
+    name: str, *, lr, budget, cfg, sizes, tol=0.0, alpha=1.0, g0=0.0
+) -> AbstractContinualLearner:
     """The learner of method `name` at learning rate `lr` and memory budget `budget`
-    (exemplars; the store gets the same bytes)."""
+    (exemplars; the store gets the same bytes); `tol`, `alpha` and `g0` are the store's
+    discard tolerance, priority exponent and gate floor."""
     pc_rule = PCRule(steps=cfg.inference_steps, dt=cfg.dt)
     rule = pc_rule if name.startswith("pc_") else BackpropRule()
     if name.endswith(("_finetune", "_joint")):
@@ -104,13 +107,14 @@ def make_learner(name: str, *, lr, budget, cfg, sizes, tol=0.0) -> AbstractConti
     v = STORE_VARIANTS[name]
     astrocytes = None
     if v["gate"]:
-        astrocytes = Astrocytes(tau_c=2.0, c_half=0.05, ablated=v.get("ablated", False))
+        astrocytes = Astrocytes(tau_c=2.0, c_half=0.05, g0=g0, ablated=v.get("ablated", False))
     return AstrocyteStore(
         rule=pc_rule,
         lr=lr,
         capacity=store_capacity(budget, sizes),
         replay_batch=cfg.replay_batch,
         priority=v["priority"],
+        alpha=alpha,
         astrocytes=astrocytes,
         ne=cfg.ne,
         refresh=v.get("refresh", False),
@@ -230,9 +234,18 @@ def _budgets(name, cfg):
 
 def _grid(name, cfg):
     grid = {"lr": cfg.pc_lrs if name.startswith("pc_") else cfg.lrs}
-    if name in STORE_VARIANTS and STORE_VARIANTS[name]["discard"]:
+    variant = STORE_VARIANTS.get(name, {})
+    if variant.get("discard"):
         grid["tol"] = cfg.tols
+    if variant.get("priority"):
+        grid["alpha"] = cfg.priority_alphas
+    if variant.get("gate"):
+        grid["g0"] = cfg.gate_floors
     return grid
+
+
+def _store_hp(hp) -> dict:
+    return {k: hp[k] for k in ("tol", "alpha", "g0") if k in hp}
 
 
 def _tuning_key(name):
@@ -290,9 +303,8 @@ def run_continual(cfg, *, progress: bool = True) -> dict:
                 for point in points if len(points) > 1 else ():
                     hp = {k: grid[k][i] for k, i in point.items()}
                     learner = make_learner(
-                        key, budget=largest, cfg=cfg, sizes=sizes, tol=hp.get("tol", 0.0),
-                        lr=hp["lr"],
-                    )  # fmt: skip
+                        key, budget=largest, cfg=cfg, sizes=sizes, lr=hp["lr"], **_store_hp(hp)
+                    )
                     m, *_ = run_seeds(
                         learner, sizes, val_seeds, data, cfg=cfg, joint=key.endswith("_joint"),
                         evaluate_on="validation", mesh=mesh,
@@ -313,7 +325,7 @@ def run_continual(cfg, *, progress: bool = True) -> dict:
             hp = selected[key]
             bar.set_description(f"{name} M={budget}" if budget else name)
             learner = make_learner(
-                name, lr=hp["lr"], budget=budget or 1, cfg=cfg, sizes=sizes, tol=hp.get("tol", 0.0)
+                name, lr=hp["lr"], budget=budget or 1, cfg=cfg, sizes=sizes, **_store_hp(hp)
             )
             matrix, curve, compile_s, run_s = run_seeds(
                 learner, sizes, test_seeds, data, cfg=cfg, joint=name.endswith("_joint"),
@@ -340,6 +352,8 @@ def run_continual(cfg, *, progress: bool = True) -> dict:
                     "run_s": run_s,
                     "lr": hp["lr"],
                     "tol": getattr(learner, "tol", None),
+                    "alpha": getattr(learner, "alpha", None) if "priority" in name else None,
+                    "g0": learner.astrocytes.g0 if getattr(learner, "astrocytes", None) else None,
                 }
             )
             bar.update(1)

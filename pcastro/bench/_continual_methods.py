@@ -237,8 +237,9 @@ class AstrocyteStore(AbstractContinualLearner):
     only in what they replay and how. Each iteration recalls `replay_batch` slots (fresh
     feedforward starts) and learns them with the current batch in one PC update:
 
-    - `priority`: slots are drawn in proportion to their stored `sum_r E_r` (else
-      uniformly);
+    - `priority`: slots are drawn in proportion to `(sum_r E_r) ** alpha` of their
+      stored `E_r` (else uniformly; `alpha = 0` is uniform, `alpha < 1` flattens the
+      priorities as prioritised experience replay does);
     - `astrocytes`: the update goes through the astrocyte gate, its calcium driven by the
       batch's mean `E_r` (the replayed slots' stored values) under norepinephrine `ne`
       (None: no gate);
@@ -258,6 +259,7 @@ class AstrocyteStore(AbstractContinualLearner):
     capacity: int = eqx.field(static=True)
     replay_batch: int = eqx.field(static=True)
     priority: bool = eqx.field(static=True, default=False)
+    alpha: float = eqx.field(static=True, default=1.0)
     astrocytes: Astrocytes | None = None
     ne: float = eqx.field(static=True, default=1.0)
     refresh: bool = eqx.field(static=True, default=False)
@@ -283,7 +285,7 @@ class AstrocyteStore(AbstractContinualLearner):
         net, store, batch = state.net, state.store, x.shape[0]
         regions = store.regions
         occupied = store.occupied
-        weight = jnp.log(jnp.maximum(store.priority, 1e-12)) if self.priority else 0.0
+        weight = self.alpha * jnp.log(jnp.maximum(store.priority, 1e-12)) if self.priority else 0.0
         logits = jnp.where(occupied, weight, -jnp.inf)
         logits = jnp.where(jnp.any(occupied), logits, 0.0)
         slots = jax.random.categorical(k_draw, logits, shape=(self.replay_batch,))
