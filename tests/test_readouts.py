@@ -182,20 +182,18 @@ class _Grid:
         return self._grid
 
 
-@pytest.mark.parametrize("parallel", [True, False])
 @pytest.mark.parametrize("chunk", [None, 2])
-def test_sweep_grid_axes_follow_the_grid(chunk, parallel):
+def test_sweep_grid_axes_follow_the_grid(chunk):
     grid = {"a": (1, 2, 3), "lr": (10.0, 20.0)}
     episodes = (jnp.arange(5.0),)
 
     def sweep(episode, lr):  # static axis "a", then an output axis of 2
         return jnp.stack([jnp.stack([a + lr + episode[0], -episode[0]]) for a in grid["a"]])
 
-    # One after another (`parallel=False`, for conv bodies) or vmapped: the same table.
-    out = sweep_grid(_Grid(grid), sweep, episodes, chunk=chunk, parallel=parallel)
+    out = sweep_grid(_Grid(grid), sweep, episodes, chunk=chunk)
     assert out.shape == (3, 2, 5, 2)
     assert out[2, 1, 4, 0] == 3 + 20 + 4 and out[0, 0, 3, 1] == -3
-    chosen, _ = tune(_Grid(grid), sweep, episodes, score=lambda o: o[..., 0], parallel=parallel)
+    chosen, _ = tune(_Grid(grid), sweep, episodes, score=lambda o: o[..., 0])
     assert chosen == {"a": 3, "lr": 20.0}
     # A grid without a learning rate is swept once.
     out = sweep_grid(_Grid({"b": (0.0, 1.0)}), lambda e, lr: jnp.stack([e[0], e[0] + 1]), episodes)

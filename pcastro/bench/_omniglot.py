@@ -146,8 +146,6 @@ def run_omniglot(cfg, bar, *, mesh) -> tuple[list[dict], dict]:
     labels = np.broadcast_to(np.arange(20, dtype=np.int32), (len(runs.support_x), 20))
     official = (runs.support_x, labels, runs.query_x, runs.query_y)
 
-    # Episodes with their own conv weights run one after another (see `over_episodes`).
-    parallel = cfg.body != "conv"
     results, selected, timing = [], {}, {}
     for learner in learners:
         net = pretrained[learner.rule]
@@ -173,7 +171,7 @@ def run_omniglot(cfg, bar, *, mesh) -> tuple[list[dict], dict]:
                         key=key,
                     )
 
-                hp, score = tune(learner, sweep, (keys, *val), mesh=mesh, parallel=parallel)
+                hp, score = tune(learner, sweep, (keys, *val), mesh=mesh)
                 selected[f"{learner.name}/{ways}-way"] = {**hp, "val_acc": score}
                 chosen[ways] = hp
             else:
@@ -198,12 +196,7 @@ def run_omniglot(cfg, bar, *, mesh) -> tuple[list[dict], dict]:
 
             bar.set_description(f"{learner.name}: {task}")
             acc, timing[f"{learner.name}/{task}"] = run_test_episodes(
-                learner,
-                run,
-                (keys, *(jax.numpy.asarray(a) for a in data)),
-                hp,
-                mesh=mesh,
-                parallel=None if parallel else False,
+                learner, run, (keys, *(jax.numpy.asarray(a) for a in data)), hp, mesh=mesh
             )
             results.append(result_row(learner.name, acc, metric=task))
         timing[learner.name] = timing[f"{learner.name}/random_20way"]

@@ -103,40 +103,26 @@ def timed(fn, *args, in_axes: tuple, mesh: Mesh | None = None):
     return out, Timing(t1 - t0, time.perf_counter() - t1, split.size, split.devices)
 
 
-def run_test_episodes(
-    learner, fn, episodes, hp: dict, *, mesh: Mesh | None = None, parallel: bool | None = None
-):
+def run_test_episodes(learner, fn, episodes, hp: dict, *, mesh: Mesh | None = None):
     """`fn(episode, lr)` over the test `episodes` at the selected learning rate (0 for a
     learner without one), compiled apart and split over the devices of `mesh`: returns
-    `(outputs as NumPy, timing record)`. `parallel` as in `over_episodes`."""
+    `(outputs as NumPy, timing record)`."""
     lr = np.float32(hp.get("lr", 0.0))
-    run = over_episodes(learner, fn, parallel=parallel)
-    out, t = timed(run, episodes, lr, in_axes=(0, None), mesh=mesh)
+    out, t = timed(over_episodes(learner, fn), episodes, lr, in_axes=(0, None), mesh=mesh)
     return np.asarray(out), t.record()
 
 
-def over_episodes(learner, fn, *, parallel: bool | None = None):
+def over_episodes(learner, fn):
     """`fn(episode, lr)` over episodes (a tuple of arrays with a leading episode axis) at
     one learning rate: vmapped, or one episode after another (`lax.map`) for learners
     whose memory of base images makes all episodes at once too large (split over
-    devices, each device runs its own episodes one after another). `parallel` overrides
-    the learner's `episodes_in_parallel`: `False` for convolutional networks on CPU,
-    where vmapping episodes with their own weights turns every convolution into a
-    grouped one, several times slower than running the episodes one after another."""
-    if learner.episodes_in_parallel if parallel is None else parallel:
+    devices, each device runs its own episodes one after another)."""
+    if learner.episodes_in_parallel:
         return jax.vmap(fn, in_axes=(0, None))
     return lambda episodes, lr: jax.lax.map(lambda e: fn(e, lr), episodes)
 
 
-def tune(
-    learner,
-    sweep,
-    episodes,
-    *,
-    score=lambda out: out,
-    mesh: Mesh | None = None,
-    parallel: bool = True,
-):
+def tune(learner, sweep, episodes, *, score=lambda out: out, mesh: Mesh | None = None):
     """Tune `learner` on validation `episodes`: `sweep(episode, lr)` is the learner's sweep
     over its static grid on one episode; it runs over all episodes and learning rates
     (episodes split over the devices of `mesh`), and the grid point with the best mean
@@ -147,24 +133,15 @@ def tune(
     `(chosen, val_score)`: chosen hyperparameters, including `lr`, and their mean score.
     """
     grid = learner.grid()
-    out = sweep_grid(learner, sweep, episodes, mesh=mesh, parallel=parallel)
+    out = sweep_grid(learner, sweep, episodes, mesh=mesh)
     table = np.asarray(score(out)).mean(axis=len(grid))
     return select_on_validation(table, grid)
 
 
-def sweep_grid(
-    learner,
-    sweep,
-    episodes,
-    *,
-    chunk: int | None = None,
-    mesh: Mesh | None = None,
-    parallel: bool = True,
-):
+def sweep_grid(learner, sweep, episodes, *, chunk: int | None = None, mesh: Mesh | None = None):
     """`sweep(episode, lr)` over all `episodes` and the learning rates of `learner.grid()`
     (a learner without `lr` in its grid is swept once, with `lr = 0`), the episodes split
-    over the devices of `mesh` (default: all devices); with `parallel=False` the episodes
-    and learning rates run one after another (`lax.map`; see `over_episodes`).
+    over the devices of `mesh` (default: all devices).
 
     **Returns:**
 
@@ -178,14 +155,9 @@ def sweep_grid(
     size = num if chunk is None else min(chunk, num)
     split = split_leading_axis(size, mesh or make_mesh())
     in_axes = (0, None)
-    if parallel:
-        grid_fn = jax.vmap(jax.vmap(sweep, in_axes=(None, 0)), in_axes=in_axes)
-    else:
-
-        def grid_fn(eps, lrs):
-            return jax.lax.map(lambda e: jax.lax.map(lambda lr: sweep(e, lr), lrs), eps)
-
-    run = jax.jit(split.spread(grid_fn, in_axes))
+    run = jax.jit(
+        split.spread(jax.vmap(jax.vmap(sweep, in_axes=(None, 0)), in_axes=in_axes), in_axes)
+    )
     parts = []
     for start in range(0, num, size):
         idx = np.arange(start, start + size) % num  # pad the last chunk by wrapping
