@@ -20,10 +20,13 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from pcastro.bench._config import ContinualConfig
 from pcastro.bench._continual import run_continual
 from pcastro.bench._continual_report import merge_parts, write_outputs
 from pcastro.bench._report import save_json
+from pcastro.bench._stats import mean_ci95
 
 RESULTS = Path(__file__).parent / "results"
 GROUPS = {
@@ -43,7 +46,7 @@ GROUPS = {
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("which", choices=("paper", "paper-pc", "table", "merge"))
+    parser.add_argument("which", choices=("paper", "paper-pc", "knobs", "table", "merge"))
     parser.add_argument("--iterations", type=int, default=60)
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--groups", default="pc,store,bp,ablated")
@@ -69,6 +72,8 @@ def main(argv=None) -> int:
         save_json(out, payload)
         write_outputs(out, payload, title="split-MNIST class-IL, PC, 2,000 iterations per context")
         return 0
+    if args.which == "knobs":
+        return knobs(args.seeds)
     out = RESULTS / "continual_mnist"
     if args.which == "table":
         for group in args.groups.split(","):
@@ -88,6 +93,48 @@ def main(argv=None) -> int:
     payload = merge_parts([json.loads(p.read_text()) for p in parts])
     save_json(out, payload)
     write_outputs(out, payload, title="split-MNIST class-IL (10 seeds)")
+    return 0
+
+
+def knobs(seeds: int) -> int:
+    """Sweep the priority exponent and the gate floor; every run is paired with uniform
+    store replay (same seeds, same data order)."""
+    out = RESULTS / "continual_mnist_knobs"
+    common = dict(
+        dataset="mnist", seeds=seeds, iterations=60, eval_every=15, budgets=(1000,),
+        pc_lrs=(1e-3,), tols=(0.0,),
+    )  # fmt: skip
+    runs = [("pc_store_uniform", {})]
+    runs += [("pc_store_priority", {"priority_alphas": (a,)}) for a in (0.25, 0.5, 1.0)]
+    runs += [("pc_store_gate", {"gate_floors": (g,)}) for g in (0.0, 0.5, 0.9)]
+    rows = []
+    for method, knob in runs:
+        part = out / "parts" / (method + "".join(f"_{k}{v[0]}" for k, v in knob.items()))
+        if not (part / "results.json").exists():
+            cfg = ContinualConfig(methods=(method,), **common, **knob)
+            save_json(part, run_continual(cfg, progress=False))
+        (row,) = json.loads((part / "results.json").read_text())["results"]
+        rows.append({**row, "knob": {k: v[0] for k, v in knob.items()}})
+    control = np.asarray(rows[0]["per_seed"])
+    lines = [
+        "| method | knob | final acc | minus uniform store replay (paired) |",
+        "|---|---|---|---|",
+    ]
+    for row in rows:
+        diff = np.asarray(row["per_seed"]) - control
+        mean, ci, n = mean_ci95(diff)
+        row["paired_vs_uniform"] = {"mean_diff": mean, "ci95": ci, "n": n}
+        knob = ", ".join(f"{k} = {v}" for k, v in row["knob"].items()) or "-"
+        star = " *" if abs(mean) > ci else ""
+        lines.append(
+            f"| {row['method']} | {knob} | {row['mean']:.3f} ± {row['ci95']:.3f} | "
+            f"{mean:+.3f} ± {ci:.3f}{star} |"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    summary = {"command": " ".join(sys.argv), "config": common, "rows": rows}
+    (out / "results.json").write_text(json.dumps(summary, indent=1) + "\n")
+    (out / "table.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
     return 0
 
 
