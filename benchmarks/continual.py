@@ -107,13 +107,16 @@ def knobs(seeds: int) -> int:
     runs = [("pc_store_uniform", {})]
     runs += [("pc_store_priority", {"priority_alphas": (a,)}) for a in (0.25, 0.5, 1.0)]
     runs += [("pc_store_gate", {"gate_floors": (g,)}) for g in (0.0, 0.5, 0.9)]
-    rows = []
+    runs += [("pc_store_priority_refresh", {"priority_alphas": (a,)}) for a in (0.5, 1.0)]
+    rows, meta = [], {}
     for method, knob in runs:
         part = out / "parts" / (method + "".join(f"_{k}{v[0]}" for k, v in knob.items()))
         if not (part / "results.json").exists():
             cfg = ContinualConfig(methods=(method,), **common, **knob)
             save_json(part, run_continual(cfg, progress=False))
-        (row,) = json.loads((part / "results.json").read_text())["results"]
+        part_payload = json.loads((part / "results.json").read_text())
+        meta = {k: part_payload[k] for k in ("versions", "device", "seed")}
+        (row,) = part_payload["results"]
         rows.append({**row, "knob": {k: v[0] for k, v in knob.items()}})
     control = np.asarray(rows[0]["per_seed"])
     lines = [
@@ -131,7 +134,7 @@ def knobs(seeds: int) -> int:
             f"{mean:+.3f} ± {ci:.3f}{star} |"
         )
     out.mkdir(parents=True, exist_ok=True)
-    summary = {"command": " ".join(sys.argv), "config": common, "rows": rows}
+    summary = {"command": " ".join(sys.argv), **meta, "config": common, "rows": rows}
     (out / "results.json").write_text(json.dumps(summary, indent=1) + "\n")
     (out / "table.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -58,6 +58,7 @@ STORE_VARIANTS = {
     "pc_store_gate": dict(priority=False, gate=True, discard=True),
     "pc_store_both": dict(priority=True, gate=True, discard=True),
     "pc_store_both_refresh": dict(priority=True, gate=True, discard=True, refresh=True),
+    "pc_store_priority_refresh": dict(priority=True, gate=False, discard=True, refresh=True),
     "pc_store_ablated": dict(priority=True, gate=True, discard=True, ablated=True),
 }
 METHODS = (
