@@ -2,6 +2,7 @@
 
 import json
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 from pcastro.bench import ContinualConfig
 from pcastro.bench._continual import (
     CONTEXTS,
+    majority_fraction,
     make_network,
     make_stream,
     split_validation,
@@ -38,6 +40,9 @@ def test_protocol_end_to_end_and_ablated_astrocytes_equal_plain_store_replay(tmp
         assert np.all((matrix >= 0) & (matrix <= 1))
         np.testing.assert_allclose(r["per_seed"], matrix[:, -1].mean(-1), rtol=1e-6)
         assert np.asarray(r["curve_mean"]).shape == (len(CONTEXTS), 2, len(CONTEXTS))
+        majority = np.asarray(r["majority_fraction_per_seed"])
+        assert majority.shape == (2,) and np.all((majority >= 0.1) & (majority <= 1))
+        assert r["collapsed_seeds"] == int(np.sum(majority > 0.9))
     # The first context is learned; contexts not yet seen are not.
     first = np.asarray(rows["bp_finetune"]["matrix_mean"])[0]
     assert first[0] > 0.9 and np.all(first[1:] == 0)
@@ -65,6 +70,16 @@ def test_priority_exponent_zero_is_uniform_store_replay_exactly(tmp_path):
     assert (
         rows["pc_store_priority"]["matrix_per_seed"] == rows["pc_store_uniform"]["matrix_per_seed"]
     )
+
+
+def test_majority_fraction_flags_a_network_that_ignores_its_input(getkey):
+    net = make_network(getkey(), (64, 8, 10))
+    x = jax.random.uniform(getkey(), (50, 64))
+    assert 0.1 <= float(majority_fraction(net, x)) <= 1.0
+    # Dead hidden units (all biases very negative, ReLU): the output is the output bias,
+    # the same class for every input.
+    dead = eqx.tree_at(lambda n: n.nodes[0].modules[0].bias, net, -1e3 * jnp.ones(8))
+    assert float(majority_fraction(dead, x)) == 1.0
 
 
 def test_reservoir_keeps_the_first_items_then_samples():

@@ -166,10 +166,24 @@ def _per_context_accuracy(net, x, y):
     return hits / counts
 
 
+def majority_fraction(net, x):
+    """The fraction of the images in `x` that `net` assigns to its most frequent class:
+    1.0 means a collapsed network whose output no longer depends on the input (dead ReLU
+    units, a diverged update); a network that has forgotten all but the last context of
+    split-MNIST sits near 0.5."""
+    pred = jnp.argmax(jax.vmap(net)(x), axis=-1)
+    counts = jax.ops.segment_sum(jnp.ones_like(pred, jnp.float32), pred, 10)
+    return jnp.max(counts) / pred.shape[0]
+
+
+COLLAPSED = 0.9  # majority fraction above which a seed's final network is called collapsed
+
+
 def make_run(learner, sizes, *, eval_every: int):
     """`run(seed_key, stream, x, y_onehot, test_x, test_y, curve_x, curve_y)` ->
-    `(matrix (contexts, contexts), curve (contexts, iterations // eval_every, contexts))`,
-    written for one seed (vmap it)."""
+    `(matrix (contexts, contexts), curve (contexts, iterations // eval_every, contexts),
+    majority fraction of the final network on the test images)`, written for one seed
+    (vmap it)."""
 
     def run(key, stream, x, y1h, test_x, test_y, curve_x, curve_y):
         k_init, k_run = jax.random.split(key)
@@ -190,15 +204,16 @@ def make_run(learner, sizes, *, eval_every: int):
             matrix_row = _per_context_accuracy(learner.network(carry[0]), test_x, test_y)
             return carry, (matrix_row, curve)
 
-        _, (matrix, curve) = lax.scan(context, (state, k_run), stream)
-        return matrix, curve
+        (state, _), (matrix, curve) = lax.scan(context, (state, k_run), stream)
+        return matrix, curve, majority_fraction(learner.network(state), test_x)
 
     return run
 
 
 def run_seeds(learner, sizes, seeds, data, *, cfg, joint: bool, evaluate_on, mesh):
     """Run `learner` on every seed (vmapped, the seeds split over the devices of `mesh`):
-    accuracy matrices `(S, C, C)`, curves, and compile/run seconds."""
+    accuracy matrices `(S, C, C)`, curves, the final networks' majority fractions `(S,)`
+    and compile/run seconds."""
     x, y, test_x, test_y = data[:4] if evaluate_on == "test" else data[4:]
     streams = np.stack(
         [make_stream(s, y, iterations=cfg.iterations, batch=cfg.batch, joint=joint) for s in seeds]
@@ -217,8 +232,8 @@ def run_seeds(learner, sizes, seeds, data, *, cfg, joint: bool, evaluate_on, mes
     )
     in_axes = (0, 0) + (None,) * 6
     fn = jax.vmap(make_run(learner, sizes, eval_every=cfg.eval_every), in_axes=in_axes)
-    (matrix, curve), t = timed(fn, *args, in_axes=in_axes, mesh=mesh)
-    return np.asarray(matrix), np.asarray(curve), t.compile_s, t.run_s
+    (matrix, curve, majority), t = timed(fn, *args, in_axes=in_axes, mesh=mesh)
+    return np.asarray(matrix), np.asarray(curve), np.asarray(majority), t.compile_s, t.run_s
 
 
 def final_accuracy(matrix):
@@ -270,8 +285,9 @@ def run_continual(cfg, *, progress: bool = True) -> dict:
 
     A dict with `config`, `versions`, `device`, `devices` (how many the seeds were split
     over), `seed`, `command`, `results` (one row per method and budget: final accuracy
-    mean, 95% CI, per-seed values, accuracy matrix and curve means, memory bytes, compile
-    and run seconds), `paired` (per budget, each store variant minus the uniform store
+    mean, 95% CI, per-seed values, accuracy matrix and curve means, how many seeds' final
+    networks collapsed to one class (`majority_fraction` above 0.9), memory bytes,
+    compile and run seconds), `paired` (per budget, each store variant minus the uniform store
     replay and minus PC experience replay, same seeds) and `details` (selected
     hyperparameters with their validation scores).
     """
@@ -328,7 +344,7 @@ def run_continual(cfg, *, progress: bool = True) -> dict:
             learner = make_learner(
                 name, lr=hp["lr"], budget=budget or 1, cfg=cfg, sizes=sizes, **_store_hp(hp)
             )
-            matrix, curve, compile_s, run_s = run_seeds(
+            matrix, curve, majority, compile_s, run_s = run_seeds(
                 learner, sizes, test_seeds, data, cfg=cfg, joint=name.endswith("_joint"),
                 evaluate_on="test", mesh=mesh,
             )  # fmt: skip
@@ -348,6 +364,8 @@ def run_continual(cfg, *, progress: bool = True) -> dict:
                     "per_seed": final.tolist(),
                     "matrix_mean": matrix.mean(axis=0).tolist(),
                     "matrix_per_seed": matrix.tolist(),
+                    "majority_fraction_per_seed": majority.tolist(),
+                    "collapsed_seeds": int(np.sum(majority > COLLAPSED)),
                     "curve_mean": curve.mean(axis=0).tolist(),
                     "compile_s": compile_s,
                     "run_s": run_s,

@@ -62,6 +62,7 @@ def result_table(payload: dict) -> str:
             "MB": f"{r['memory_bytes'] / 1e6:.2f}" if r["memory_bytes"] else "",
             "final acc": f"{r['mean']:.3f} ± {r['ci95']:.3f}",
             "n": r["n"],
+            "collapsed": r.get("collapsed_seeds", ""),
             "compile s": f"{r['compile_s']:.0f}",
             "run s": f"{r['run_s']:.0f}",
         }
