@@ -134,3 +134,12 @@ def test_transfer_needs_ten_ways(capsys):
     code = main(["oneshot", "--protocol", "transfer", "--ways", "5", "--no-progress"])
     assert code == 2
     assert "pass `--ways 10`" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["oneshot", "interrupt", "continual"])
+def test_help_lists_every_option(command, capsys):
+    # argparse %-formats help text; a stray "95% CI" in a config docstring broke --help
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    assert "--seed " in capsys.readouterr().out

@@ -312,7 +312,8 @@ def add_config_options(parser: argparse.ArgumentParser, cls) -> None:
             "--" + f.name.replace("_", "-"),
             dest=f.name,
             default=f.default,
-            help=f"{docs[f.name]} (default: {_show(f.default)})",
+            # argparse %-formats help strings; docstrings speak of "95% CI"
+            help=f"{docs[f.name]} (default: {_show(f.default)})".replace("%", "%%"),
             **_option(hints[f.name]),
         )
 
