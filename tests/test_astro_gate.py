@@ -159,6 +159,56 @@ def test_ne_changes_learning_only_where_the_gate_opens(getkey):
     assert not np.allclose(node(net, 2)[0], node(floor, 2)[0])
 
 
+def test_uncovered_regions_learn_as_without_astrocytes(getkey):
+    net = pc.mlp([4, 6, 3], key=getkey())
+    regions = astro.make_regions(net, columns=(3, 1))  # 4 regions: 3 hidden columns, output
+    x, y = _data(getkey)
+    mask = jnp.array([True, False, True, False])
+
+    def gated(covered=True, ablated=False):
+        cells = astro.Astrocytes(tau_c=2.0, g0=0.0, covered=covered, ablated=ablated)
+        return optax.chain(optax.adam(1e-2), astro.scale_by_astrocytes(cells, regions))
+
+    def rows(n, region):
+        linear = n.nodes[0].modules[0] if region < 3 else n.nodes[1].modules[0]
+        sl = slice(2 * region, 2 * region + 2) if region < 3 else slice(None)
+        return np.asarray(linear.weight[sl]), np.asarray(linear.bias[sl])
+
+    # One update: the same errors everywhere, so each region's synapses can be compared.
+    partial, state = _learn(net, gated(mask), regions, x, y, 5.0, updates=1)
+    full, _ = _learn(net, gated(True), regions, x, y, 5.0, updates=1)
+    plain, _ = _learn(net, optax.adam(1e-2), regions, x, y, 0.0, updates=1)
+    quiet, _ = _learn(net, gated(mask), regions, x, y, 0.0, updates=1)
+    calcium = optax.tree_utils.tree_get(state, "calcium")
+    np.testing.assert_array_equal(calcium[~mask], 0.0)  # no astrocyte, no calcium
+    assert np.all(calcium[mask] > 0.0)
+    for region, covered in enumerate(np.asarray(mask)):
+        ref = full if covered else plain
+        for a, b in zip(rows(partial, region), rows(ref, region), strict=True):
+            np.testing.assert_array_equal(a, b)
+        if not covered:  # NE has no effect where no astrocyte sits
+            for a, b in zip(rows(partial, region), rows(quiet, region), strict=True):
+                np.testing.assert_array_equal(a, b)
+    # No region covered = ablated astrocytes = plain learning, over several updates.
+    none, _ = _learn(net, gated(jnp.zeros(4, bool)), regions, x, y, 5.0)
+    ablated, _ = _learn(net, gated(ablated=True), regions, x, y, 5.0)
+    plain, _ = _learn(net, optax.adam(1e-2), regions, x, y, 5.0)
+    for a, b, c in zip(_leaves(none), _leaves(ablated), _leaves(plain), strict=True):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(a, c)
+
+
+def test_coverage_masks_are_checked():
+    with pytest.raises(ValueError, match=r"covered=.*boolean mask.*dtype float32"):
+        astro.Astrocytes(covered=jnp.ones(3))
+    with pytest.raises(ValueError, match=r"covered=.*shape \(2, 2\)"):
+        astro.Astrocytes(covered=jnp.ones((2, 2), bool))
+    net = pc.mlp([4, 6, 3], key=jax.random.key(0))
+    regions = astro.make_regions(net)
+    with pytest.raises(ValueError, match=r"covered=.*shape \(3,\).*2 regions"):
+        astro.scale_by_astrocytes(astro.Astrocytes(covered=jnp.ones(3, bool)), regions)
+
+
 def _closed_first_region_optimizer(order, regions, theta):
     cells = astro.Astrocytes(theta=theta, tau_c=1.0)
     gate = astro.scale_by_astrocytes(cells, regions)

@@ -46,6 +46,12 @@ class Astrocytes(eqx.Module):
     astrocyte-silenced synapses. With the astrocytes present and no NE, calcium stays at
     zero and the floor `g0` sets how much learning happens.
 
+    **Coverage.** `covered` says which regions have an astrocyte at all. An uncovered
+    region is locally what an ablated one is: its calcium gets no drive, its gate is
+    exactly 1 (plain PC learning) and NE has no effect on its synapses. This tests the
+    prediction that astrocytes need sit only around the synapses that determine the
+    error: sweep the fraction and placement of covered regions.
+
     **Arguments (keyword-only):**
 
     - `tau_c`: calcium time constant, in the same units as `dt` (updates).
@@ -56,6 +62,8 @@ class Astrocytes(eqx.Module):
     - `c_half`: calcium at which the gate is half-way between `g0` and 1.
     - `dt`: Euler step of the calcium per update; at most `tau_c`.
     - `ablated`: silence the astrocytes (gate 1, NE without effect).
+    - `covered`: which regions have an astrocyte: `True` (all), or a boolean mask with
+      one entry per region, shape `(R,)`; uncovered regions learn with gate 1.
 
     **Raises:**
 
@@ -80,6 +88,7 @@ class Astrocytes(eqx.Module):
     g0: float
     c_half: float
     dt: float
+    covered: Array
     ablated: bool = eqx.field(static=True)
 
     def __init__(
@@ -93,6 +102,7 @@ class Astrocytes(eqx.Module):
         c_half: float = 0.1,
         dt: float = 1.0,
         ablated: bool = False,
+        covered: ArrayLike = True,
     ):
         checks = [
             ("tau_c", tau_c, tau_c > 0, "positive"),
@@ -116,6 +126,14 @@ class Astrocytes(eqx.Module):
         theta = check_values(
             theta, lambda xp, t: ~xp.isfinite(t), "`Astrocytes(theta=...)` must be finite."
         )
+        covered = jnp.asarray(covered)
+        if covered.dtype != jnp.bool_ or covered.ndim > 1:
+            raise ValueError(
+                "`Astrocytes(covered=...)` must be True/False or a boolean mask with one "
+                f"entry per region, shape (R,); got dtype {covered.dtype} and shape "
+                f"{covered.shape}. Build a mask with e.g. `np.arange(R) < k`."
+            )
+        self.covered = covered
         self.tau_c = float(tau_c)
         self.k = float(k)
         self.theta = theta
@@ -140,21 +158,24 @@ class Astrocytes(eqx.Module):
 
         **Returns:**
 
-        The new calcium, shape `(R,)`. Ablated astrocytes get no NE drive (their calcium
-        only decays).
+        The new calcium, shape `(R,)`. Ablated astrocytes, and uncovered regions, get no
+        NE drive (their calcium only decays).
         """
         if self.ablated:
             target = jnp.zeros_like(calcium)
         else:
             target = self.k * jnp.asarray(ne, calcium.dtype) * self.drive(region_energy)
+            target = jnp.where(self.covered, target, 0.0)
         return calcium + (self.dt / self.tau_c) * (target - calcium)
 
     def gate(self, calcium: Array) -> Array:
-        """The gate `g(c_r) = g0 + (1 - g0) * c_r / (c_r + c_half)`; exactly 1 if ablated."""
+        """The gate `g(c_r) = g0 + (1 - g0) * c_r / (c_r + c_half)`; exactly 1 if ablated
+        and in uncovered regions."""
         if self.ablated:
             return jnp.ones_like(calcium)
         c = jnp.maximum(calcium, 0.0)
-        return self.g0 + (1.0 - self.g0) * c / (c + self.c_half)
+        gate = self.g0 + (1.0 - self.g0) * c / (c + self.c_half)
+        return jnp.where(self.covered, gate, jnp.ones_like(gate))
 
 
 class AstrocyteGateState(NamedTuple):
@@ -357,6 +378,12 @@ def scale_by_astrocytes(
         raise ValueError(
             f"`Astrocytes(theta=...)` has shape {astrocytes.theta.shape}, but there are {num} "
             f"regions; pass a scalar or shape ({num},)."
+        )
+
+    if astrocytes.covered.shape not in ((), (num,)):
+        raise ValueError(
+            f"`Astrocytes(covered=...)` has shape {astrocytes.covered.shape}, but there are "
+            f"{num} regions; pass True or a boolean mask of shape ({num},)."
         )
 
     def init_fn(params):
