@@ -33,23 +33,37 @@ def paired_differences(results: list[dict]) -> list[dict]:
     primary = next((m for m in PRIMARY if m in metrics), None)
     if primary is None:
         return []
-    rows = {(r["method"], r["metric"]): r for r in results}
     baselines = [r for r in results if r["metric"] == primary and not is_pc_method(r["method"])]
     if not baselines:
         return []
     best = max(baselines, key=lambda r: r["mean"])["method"]
+    methods = [r["method"] for r in results if r["metric"] == primary and is_pc_method(r["method"])]
+    return paired_against(results, best, methods)
+
+
+def paired_against(results: list[dict], reference: str, methods: list[str]) -> list[dict]:
+    """Each of `methods` minus `reference`, episode by episode, for every metric both
+    report.
+
+    **Returns:**
+
+    Rows `{method, vs, metric, diff, ci95, n}`: the mean paired difference and the
+    half-width of its 95% Student-t interval over the shared episodes.
+    """
+    rows = {(r["method"], r["metric"]): r for r in results}
+    metrics = list(dict.fromkeys(r["metric"] for r in results if "metric" in r))
     out = []
-    for r in results:
-        if r["metric"] != primary or not is_pc_method(r["method"]):
-            continue
+    for method in methods:
         for metric in metrics:
-            a = np.asarray(rows[(r["method"], metric)]["values"])
-            b = np.asarray(rows[(best, metric)]["values"])
+            if (method, metric) not in rows or (reference, metric) not in rows:
+                continue
+            a = np.asarray(rows[(method, metric)]["values"])
+            b = np.asarray(rows[(reference, metric)]["values"])
             diff, ci, n = mean_ci95(a - b)
             out.append(
                 {
-                    "method": r["method"],
-                    "vs": best,
+                    "method": method,
+                    "vs": reference,
                     "metric": metric,
                     "diff": diff,
                     "ci95": ci,

@@ -96,6 +96,11 @@ class OneShotConfig(BenchConfig):
     hidden_columns: int = 16
     """Blocks of hidden units, one astrocyte each, of pc_sgd_astro_columns (which also has
     one astrocyte per output unit)."""
+    coverage_fractions: tuple[float, ...] = (0.25, 0.5, 0.75)
+    """Coverage sweep (`--methods pc_sgd_astro_coverage`): fractions of the column regions
+    given an astrocyte at random, besides hidden-only and output-only placements."""
+    coverage_draws: int = 2
+    """Coverage sweep: random subsets drawn per fraction."""
     background: Literal["small1", "small2"] = "small1"
     """Omniglot: the background set (5 alphabets) the network is pretrained on."""
     image_size: int = 28
@@ -113,15 +118,22 @@ class OneShotConfig(BenchConfig):
     """Comma-separated subset of pc, pc_astro, pc_sgd, pc_sgd_astro_layers,
     pc_sgd_astro_columns, backprop, backprop_replay (transfer only) and the read-outs
     proto_cos, proto_euc, imprint, head_ft, head_ft_replay (transfer only); the
-    baselines pixel_nn and class_mean always run."""
+    baselines pixel_nn and class_mean always run. pc_sgd_astro_coverage (asked for by
+    name only) sweeps where pc_sgd_astro_columns has astrocytes."""
 
     def __post_init__(self):
         from ._learners import LEARNERS
-        from ._readouts import PC_LOCAL, READOUTS, TRANSFER_ONLY
+        from ._readouts import COVERAGE, PC_LOCAL, READOUTS, TRANSFER_ONLY
 
         super().__post_init__()
         _require(self, ("ways", "updates_per_example", "astro_rounds", "replay_per_class"), 1)
         _require(self, ("hidden_columns",), 1)
+        _require(self, ("coverage_draws",), 1)
+        if not all(0.0 < f < 1.0 for f in self.coverage_fractions):
+            raise ValueError(
+                f"`--coverage-fractions` must lie strictly between 0 and 1 (no coverage is "
+                f"pc_sgd, full coverage pc_sgd_astro_columns); got {self.coverage_fractions}."
+            )
         _require(self, ("frontier_episodes",), 0)
         _require(self, ("image_size",), 4)
         _require(self, ("conv_channels",), 1)
@@ -136,7 +148,7 @@ class OneShotConfig(BenchConfig):
                 f"Unknown protocol {self.protocol!r}; use 'scratch' (N-way K-shot from "
                 "nothing) or 'transfer' (pretrain on digits 0-4, learn 5-9 from one example)."
             )
-        _check_methods(self.methods, tuple(LEARNERS) + READOUTS + PC_LOCAL)
+        _check_methods(self.methods, tuple(LEARNERS) + READOUTS + PC_LOCAL + (COVERAGE,))
         transfer_only = [
             m
             for m in self.methods

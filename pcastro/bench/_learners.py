@@ -39,10 +39,10 @@ def params_of(net):
     return eqx.filter(net, eqx.is_inexact_array)
 
 
-def default_astrocytes(*, ablated: bool = False) -> Astrocytes:
+def default_astrocytes(*, ablated: bool = False, covered=True) -> Astrocytes:
     """The benchmarks' astrocytes: faster calcium and a lower half-gate than the library
     defaults, so that one salient presentation opens the gate."""
-    return Astrocytes(tau_c=2.0, c_half=0.05, ablated=ablated)
+    return Astrocytes(tau_c=2.0, c_half=0.05, ablated=ablated, covered=covered)
 
 
 # ---- update rules ---------------------------------------------------------------------

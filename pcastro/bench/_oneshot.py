@@ -21,7 +21,16 @@ from ._learners import (
     PixelNN,
 )
 from ._pixel_nn import PixelNNTwoPart
-from ._readouts import PC_LOCAL, READOUTS, TRANSFER_ONLY, pc_local_learners, readout_learners
+from ._readouts import (
+    COVERAGE,
+    PC_LOCAL,
+    READOUTS,
+    TRANSFER_ONLY,
+    coverage_learners,
+    coverage_of,
+    pc_local_learners,
+    readout_learners,
+)
 from ._report import payload
 from ._scratch import run_scratch
 from ._transfer import run_transfer
@@ -74,15 +83,25 @@ def make_learners(cfg: OneShotConfig, *, features: int = 64) -> list[AbstractLea
             replay_per_class=cfg.replay_per_class,
             num_classes=cfg.ways if scratch else 10,
         )
-    local = pc_local_learners(
-        rule,
-        lrs=cfg.sgd_lrs,
-        updates=updates,
+    shape = dict(
         hidden=hidden_units(cfg, features),
         classes=cfg.ways if scratch else 10,
         blocks=cfg.hidden_columns,
     )
+    local = pc_local_learners(rule, lrs=cfg.sgd_lrs, updates=updates, **shape)
     learners.update({name: [learner] for name, learner in local.items()})
+    if COVERAGE in cfg.methods:  # placements are drawn only when asked for
+        learners[COVERAGE] = list(
+            coverage_learners(
+                rule,
+                lrs=cfg.sgd_lrs,
+                updates=updates,
+                fractions=cfg.coverage_fractions,
+                draws=cfg.coverage_draws,
+                seed=cfg.seed,
+                **shape,
+            ).values()
+        )
     wanted = set(cfg.methods or PROTOCOLS[cfg.protocol][1]) | set(BASELINES)
     order = PROTOCOLS[cfg.protocol][1]
     order += tuple(name for name in learners if name not in order)
@@ -121,5 +140,7 @@ def run_oneshot(cfg: OneShotConfig, *, progress: bool = True) -> dict:
     with tqdm(total=total, disable=not progress, leave=False) as bar:
         results, details = run(cfg, ds, learners, bar, mesh=mesh)
     details["wall_s"] = time.perf_counter() - t0
+    covered = {learner.name: coverage_of(learner) for learner in learners}
+    details["coverage"] = {name: mask for name, mask in covered.items() if mask is not None}
     details["paired"] = paired_differences(results)
     return payload(asdict(cfg), cfg.seed, results, details, devices=mesh.size)

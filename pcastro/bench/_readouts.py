@@ -413,14 +413,18 @@ class PCLocal(_AbstractGradientLearner):
         return Trained(net, state.lr, opt_state), key
 
 
-def pc_local_learners(rule: PCRule, *, lrs, updates, hidden: int, classes: int, blocks: int):
-    """Plain PC with SGD, and the same with the astrocyte gate over per-layer regions and
-    over column regions (`blocks` blocks of hidden units, one region per output unit)."""
+def _check_blocks(hidden: int, blocks: int) -> None:
     if hidden % blocks:
         raise ValueError(
             f"`--hidden-columns {blocks}` must divide the {hidden} hidden units into equal "
             "blocks; pick a divisor."
         )
+
+
+def pc_local_learners(rule: PCRule, *, lrs, updates, hidden: int, classes: int, blocks: int):
+    """Plain PC with SGD, and the same with the astrocyte gate over per-layer regions and
+    over column regions (`blocks` blocks of hidden units, one region per output unit)."""
+    _check_blocks(hidden, blocks)
     common = dict(rule=rule, lrs=lrs, updates=updates)
     return {
         "pc_sgd": PCLocal(label="pc_sgd", **common),
@@ -435,6 +439,72 @@ def pc_local_learners(rule: PCRule, *, lrs, updates, hidden: int, classes: int, 
         ),
     }
 
+
+def coverage_masks(
+    *, blocks: int, classes: int, fractions: tuple[float, ...], draws: int, seed: int
+) -> dict[str, tuple[bool, ...]]:
+    """Which column regions have an astrocyte, by placement.
+
+    The regions are those of `pc_sgd_astro_columns`: `blocks` blocks of hidden units,
+    then one per output unit (`classes`). Placements: `hidden` (the hidden blocks only),
+    `output` (the output columns only) and, for each fraction `f`, `draws` random
+    subsets of `round(f * R)` regions (`random{100 f}-{draw}`), drawn with `seed`. No
+    coverage is `pc_sgd`; full coverage is `pc_sgd_astro_columns`.
+    """
+    total = blocks + classes
+    masks = {
+        "hidden": (True,) * blocks + (False,) * classes,
+        "output": (False,) * blocks + (True,) * classes,
+    }
+    rng = np.random.default_rng(seed)
+    for f in fractions:
+        for d in range(draws):
+            chosen = set(rng.choice(total, size=round(f * total), replace=False).tolist())
+            masks[f"random{round(100 * f)}-{d}"] = tuple(r in chosen for r in range(total))
+    return masks
+
+
+def coverage_learners(
+    rule: PCRule,
+    *,
+    lrs,
+    updates,
+    hidden: int,
+    classes: int,
+    blocks: int,
+    fractions: tuple[float, ...],
+    draws: int,
+    seed: int,
+) -> dict[str, "PCLocal"]:
+    """`pc_sgd_astro_columns` with astrocytes on a subset of its regions only, one learner
+    per placement of [`coverage_masks`][]; named `pc_sgd_cover_{placement}`. Uncovered
+    regions learn with gate 1 (see `pcastro.astro.Astrocytes(covered=...)`)."""
+    _check_blocks(hidden, blocks)
+    masks = coverage_masks(
+        blocks=blocks, classes=classes, fractions=fractions, draws=draws, seed=seed
+    )
+    common = dict(rule=rule, lrs=lrs, updates=updates, columns=(blocks, classes))
+    return {
+        f"pc_sgd_cover_{place}": PCLocal(
+            label=f"pc_sgd_cover_{place}",
+            astrocytes=default_astrocytes(covered=np.asarray(mask)),
+            **common,
+        )
+        for place, mask in masks.items()
+    }
+
+
+def coverage_of(learner) -> list[bool] | None:
+    """The covered regions of a `PCLocal` learner with column astrocytes, else None."""
+    if not isinstance(learner, PCLocal) or learner.astrocytes is None or not learner.columns:
+        return None
+    covered = np.broadcast_to(np.asarray(learner.astrocytes.covered), (sum(learner.columns),))
+    return covered.tolist()
+
+
+COVERAGE = "pc_sgd_astro_coverage"
+"""The coverage sweep: every learner of [`coverage_learners`][], asked for by this name
+(not in the default set of methods)."""
 
 READOUTS = ("proto_cos", "proto_euc", "imprint", "head_ft", "head_ft_replay")
 """Read-out baselines by name; in transfer each runs on the PC- and on the

@@ -1,0 +1,196 @@
+"""Where do astrocytes need to sit? Accuracy against the coverage of astrocyte regions.
+
+    python benchmarks/coverage.py mnist5k
+    PCASTRO_DATA=/path/to/data python benchmarks/coverage.py mnist
+    python benchmarks/coverage.py --report benchmarks/results/coverage_mnist5k_transfer
+
+One-shot transfer (pretrain on digits 0-4, learn each of 5-9 from one example) with the
+PC-native learner `pc_sgd` (plain local updates, SGD) under astrocytes on a subset of its
+column regions (one per block of hidden units, one per output unit): none (`pc_sgd`),
+hidden blocks only, output columns only, random subsets of 25/50/75% of the regions,
+and all (`pc_sgd_astro_columns`). Uncovered regions learn with gate 1, as ablated
+astrocytes do. Every placement has its learning rate and update count selected on
+validation episodes; all are scored on the same test episodes, so each placement minus
+no coverage and minus full coverage is a paired difference.
+
+Writes `results.json` (every placement's per-episode values and mask), `coverage.md`
+(the table and paired differences) and `coverage.png` (accuracy against the fraction of
+regions covered, and novel accuracy against base retention) into
+`benchmarks/results/coverage_DATASET_transfer/`.
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).parent / "results"
+NONE, ALL = "pc_sgd", "pc_sgd_astro_columns"
+METRICS = ("ten_way_accuracy", "novel_accuracy", "base_retention")
+
+
+def run(dataset: str, *, episodes: int, seed: int) -> Path:
+    from dataclasses import asdict
+
+    from pcastro.bench import OneShotConfig, run_oneshot
+    from pcastro.bench._report import check_output_dir, save_json
+
+    out = RESULTS / f"coverage_{dataset}_transfer"
+    check_output_dir(out)
+    cfg = OneShotConfig(
+        dataset=dataset,
+        protocol="transfer",
+        episodes=episodes,
+        seed=seed,
+        frontier_episodes=0,
+        methods=(NONE, ALL, "pc_sgd_astro_coverage"),
+    )
+    payload = run_oneshot(cfg)
+    assert payload["config"] == asdict(cfg)
+    save_json(out, payload)
+    return out
+
+
+def placements(payload) -> list[dict]:
+    """One row per placement: name, covered hidden blocks and output columns, fraction."""
+    cfg = payload["config"]
+    blocks, classes = cfg["hidden_columns"], 10
+    masks = {NONE: [False] * (blocks + classes), **payload["details"]["coverage"]}
+    rows = []
+    for name, mask in masks.items():
+        mask = np.asarray(mask, bool)
+        rows.append(
+            {
+                "method": name,
+                "placement": name.removeprefix("pc_sgd_cover_")
+                if name.startswith("pc_sgd_cover_")
+                else ("none" if name == NONE else "all"),
+                "hidden": int(mask[:blocks].sum()),
+                "output": int(mask[blocks:].sum()),
+                "fraction": float(mask.mean()),
+            }
+        )
+    return rows
+
+
+def report(folder: Path) -> str:
+    from pcastro.bench._compare import paired_against
+
+    payload = json.loads((folder / "results.json").read_text())
+    results = payload["results"]
+    cell = {(r["method"], r["metric"]): r for r in results}
+    rows = placements(payload)
+    names = [r["method"] for r in rows]
+    vs_none = {(p["method"], p["metric"]): p for p in paired_against(results, NONE, names[1:])}
+    vs_all = {
+        (p["method"], p["metric"]): p
+        for p in paired_against(results, ALL, [n for n in names if n != ALL])
+    }
+    sel = payload["details"]["selected"]
+    n = cell[(NONE, METRICS[0])]["n"]
+    cfg = payload["config"]
+    lines = [
+        f"`{payload['command']}` ({payload['device']}, seed {payload['seed']}, "
+        f"{payload['details']['wall_s']:.0f} s, {n} test episodes, "
+        f"{cfg['hidden_columns']} hidden blocks + 10 output columns = "
+        f"{cfg['hidden_columns'] + 10} regions)",
+        "",
+        "| placement | hidden / output covered | fraction | ten-way | novel | base "
+        "| ten-way − none | ten-way − all | novel − none | base − none | lr, updates |",
+        "|---" * 11 + "|",
+    ]
+
+    def diff(table, key):
+        p = table.get(key)
+        if p is None:
+            return ""
+        star = "*" if abs(p["diff"]) > p["ci95"] else ""
+        return f"{p['diff']:+.3f} ± {p['ci95']:.3f}{star}"
+
+    for r in sorted(rows, key=lambda r: (r["fraction"], r["placement"])):
+        m = r["method"]
+        acc = [f"{cell[(m, k)]['mean']:.3f}" for k in METRICS]
+        lines.append(
+            f"| {r['placement']} | {r['hidden']} / {r['output']} | {r['fraction']:.2f} | "
+            + " | ".join(acc)
+            + f" | {diff(vs_none, (m, METRICS[0]))} | {diff(vs_all, (m, METRICS[0]))} "
+            f"| {diff(vs_none, (m, METRICS[1]))} | {diff(vs_none, (m, METRICS[2]))} "
+            f"| {sel[m]['lr']}, {sel[m]['updates']} |"
+        )
+    lines += [
+        "",
+        "Differences are paired over the same test episodes (mean ± 95% CI; * where the "
+        "interval excludes 0). Each placement's learning rate and updates per example were "
+        "selected on validation episodes.",
+    ]
+    return "\n".join(lines)
+
+
+def figure(folder: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    payload = json.loads((folder / "results.json").read_text())
+    cell = {(r["method"], r["metric"]): r for r in payload["results"]}
+    rows = placements(payload)
+    style = {"none": "D", "all": "D", "hidden": "^", "output": "s"}
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for r in rows:
+        marker = style.get(r["placement"], "o")
+        c = cell[(r["method"], "ten_way_accuracy")]
+        left.errorbar(r["fraction"], c["mean"], yerr=c["ci95"], fmt=marker, capsize=3)
+        left.annotate(
+            r["placement"],
+            (r["fraction"], c["mean"]),
+            fontsize=7,
+            xytext=(4, 3),
+            textcoords="offset points",
+        )
+        nov, base = cell[(r["method"], "novel_accuracy")], cell[(r["method"], "base_retention")]
+        right.errorbar(
+            base["mean"], nov["mean"], xerr=base["ci95"], yerr=nov["ci95"], fmt=marker, capsize=2
+        )
+        right.annotate(
+            r["placement"],
+            (base["mean"], nov["mean"]),
+            fontsize=7,
+            xytext=(4, 3),
+            textcoords="offset points",
+        )
+    left.set_xlabel("fraction of regions with an astrocyte")
+    left.set_ylabel("ten-way accuracy (mean, 95% CI)")
+    right.set_xlabel("base retention")
+    right.set_ylabel("novel accuracy")
+    cfg = payload["config"]
+    fig.suptitle(
+        f"one-shot transfer, {cfg['dataset']}: pc_sgd with astrocytes on part of its column "
+        f"regions ({cfg['episodes']} test episodes)"
+    )
+    fig.tight_layout()
+    path = folder / "coverage.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("dataset", nargs="?", default="mnist5k")
+    parser.add_argument("--episodes", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--report", type=Path, default=None, help="only redo the report")
+    args = parser.parse_args(argv)
+    folder = args.report or run(args.dataset, episodes=args.episodes, seed=args.seed)
+    text = report(folder)
+    (folder / "coverage.md").write_text(text + "\n")
+    print(text)
+    print(f"wrote {folder / 'coverage.md'} and {figure(folder)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
