@@ -31,13 +31,13 @@ NONE, ALL = "pc_sgd", "pc_sgd_astro_columns"
 METRICS = ("ten_way_accuracy", "novel_accuracy", "base_retention")
 
 
-def run(dataset: str, *, episodes: int, seed: int) -> Path:
+def run(dataset: str, *, episodes: int, seed: int, name: str | None, grid: dict) -> Path:
     from dataclasses import asdict
 
     from pcastro.bench import OneShotConfig, run_oneshot
     from pcastro.bench._report import check_output_dir, save_json
 
-    out = RESULTS / f"coverage_{dataset}_transfer"
+    out = RESULTS / (name or f"coverage_{dataset}_transfer")
     check_output_dir(out)
     cfg = OneShotConfig(
         dataset=dataset,
@@ -46,6 +46,7 @@ def run(dataset: str, *, episodes: int, seed: int) -> Path:
         seed=seed,
         frontier_episodes=0,
         methods=(NONE, ALL, "pc_sgd_astro_coverage"),
+        **grid,
     )
     payload = run_oneshot(cfg)
     assert payload["config"] == asdict(cfg)
@@ -138,18 +139,19 @@ def figure(folder: Path) -> Path:
     cell = {(r["method"], r["metric"]): r for r in payload["results"]}
     rows = placements(payload)
     style = {"none": "D", "all": "D", "hidden": "^", "output": "s"}
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, (left, middle, right) = plt.subplots(1, 3, figsize=(15, 4.2))
     for r in rows:
         marker = style.get(r["placement"], "o")
         c = cell[(r["method"], "ten_way_accuracy")]
-        left.errorbar(r["fraction"], c["mean"], yerr=c["ci95"], fmt=marker, capsize=3)
-        left.annotate(
-            r["placement"],
-            (r["fraction"], c["mean"]),
-            fontsize=7,
-            xytext=(4, 3),
-            textcoords="offset points",
-        )
+        for ax, x in ((left, r["fraction"]), (middle, r["output"])):
+            ax.errorbar(x, c["mean"], yerr=c["ci95"], fmt=marker, capsize=3)
+            ax.annotate(
+                r["placement"],
+                (x, c["mean"]),
+                fontsize=7,
+                xytext=(4, 3),
+                textcoords="offset points",
+            )
         nov, base = cell[(r["method"], "novel_accuracy")], cell[(r["method"], "base_retention")]
         right.errorbar(
             base["mean"], nov["mean"], xerr=base["ci95"], yerr=nov["ci95"], fmt=marker, capsize=2
@@ -163,6 +165,7 @@ def figure(folder: Path) -> Path:
         )
     left.set_xlabel("fraction of regions with an astrocyte")
     left.set_ylabel("ten-way accuracy (mean, 95% CI)")
+    middle.set_xlabel("output columns with an astrocyte (of 10)")
     right.set_xlabel("base retention")
     right.set_ylabel("novel accuracy")
     cfg = payload["config"]
@@ -182,9 +185,19 @@ def main(argv=None) -> int:
     parser.add_argument("dataset", nargs="?", default="mnist5k")
     parser.add_argument("--episodes", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--sgd-lrs", default=None, help="learning-rate grid, e.g. 0.003,0.01")
+    parser.add_argument("--updates", default=None, help="updates-per-example grid, e.g. 10,30")
+    parser.add_argument("--name", default=None, help="results folder name")
     parser.add_argument("--report", type=Path, default=None, help="only redo the report")
     args = parser.parse_args(argv)
-    folder = args.report or run(args.dataset, episodes=args.episodes, seed=args.seed)
+    grid = {}
+    if args.sgd_lrs:
+        grid["sgd_lrs"] = tuple(float(v) for v in args.sgd_lrs.split(","))
+    if args.updates:
+        grid["updates_per_example"] = tuple(int(v) for v in args.updates.split(","))
+    folder = args.report or run(
+        args.dataset, episodes=args.episodes, seed=args.seed, name=args.name, grid=grid
+    )
     text = report(folder)
     (folder / "coverage.md").write_text(text + "\n")
     print(text)

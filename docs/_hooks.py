@@ -99,8 +99,11 @@ def _results_block(name: str, prefix: str) -> str:
     notes = _selections(selections)
     if notes:
         out += ["", "Settings chosen on validation episodes (never on test):", "", notes]
-    if (folder / "results.png").is_file():
-        out += ["", f"![{name}]({prefix}benchmarks/results/{name}/results.png)"]
+    if (folder / "coverage.md").is_file():  # benchmarks/coverage.py: paired by placement
+        out += ["", (folder / "coverage.md").read_text().split("\n", 2)[2]]
+    for figure in ("results.png", "frontier.png", "coverage.png"):
+        if (folder / figure).is_file():
+            out += ["", f"![{name} {figure}]({prefix}benchmarks/results/{name}/{figure})"]
     return "\n".join(out)
 
 
