@@ -49,7 +49,7 @@ class Astrocytes(eqx.Module):
     **Coverage.** `covered` says which regions have an astrocyte at all. An uncovered
     region is locally what an ablated one is: its calcium gets no drive, its gate is
     exactly 1 (plain PC learning) and NE has no effect on its synapses. This tests the
-    prediction that astrocytes need sit only around the synapses that determine the
+    prediction that astrocytes need only sit around the synapses that determine the
     error: sweep the fraction and placement of covered regions.
 
     **Arguments (keyword-only):**
