@@ -18,6 +18,8 @@ from pcastro.bench._readouts import (
     coverage_learners,
     coverage_masks,
     coverage_of,
+    fresh_learners,
+    fresh_novel_rows,
     hidden_features,
     pc_local_learners,
 )
@@ -280,3 +282,34 @@ def test_coverage_sweep_is_asked_for_by_name_and_checked():
     ]
     with pytest.raises(ValueError, match="--coverage-fractions.*strictly between 0 and 1"):
         OneShotConfig(coverage_fractions=(1.0,))
+    with pytest.raises(ValueError, match=r"\['pc_sgd_fresh'\].*transfer protocol only"):
+        OneShotConfig(methods=("pc_sgd_fresh",))
+
+
+def test_fresh_learners_start_the_novel_rows_like_imprinting(episode, getkey):
+    sx, sy, _, _, base = episode
+    net = make_model(getkey(), (sx.shape[1], 16, 10))
+    fresh = fresh_novel_rows(net, np.unique(base[1]))
+    before, after = net.nodes[-1].modules[0], fresh.nodes[-1].modules[0]
+    np.testing.assert_array_equal(after.weight[:5], before.weight[:5])  # base rows kept
+    np.testing.assert_array_equal(after.bias[:5], before.bias[:5])
+    np.testing.assert_array_equal(after.weight[5:], 0.0)
+    np.testing.assert_allclose(after.bias[5:], np.mean(before.bias[:5]), rtol=1e-6)
+    np.testing.assert_array_equal(fresh.nodes[0].modules[0].weight, net.nodes[0].modules[0].weight)
+
+    learners = fresh_learners(RULE, lrs=(0.1,), updates=(1,), hidden=16, classes=10, blocks=4)
+    assert set(learners) == {"pc_sgd_fresh", "pc_sgd_astro_columns_fresh"}
+    learner = learners["pc_sgd_fresh"]
+    state = learner.start(net, jnp.float32(0.1), base=base)
+    np.testing.assert_array_equal(state.net.nodes[-1].modules[0].weight[5:], 0.0)
+    # One presentation of a novel digit: its row becomes lr * e * h, along the inferred
+    # hidden state (the error at a zero row with the label clamped is positive).
+    x, y = sx[:1], sy[:1]
+    learned = learner.learn(state, x, y, {"updates": 1}, key=getkey())
+    row = np.asarray(learned.net.nodes[-1].modules[0].weight[int(y[0])])
+    relaxed = RULE.relax(state.net, x, y)
+    h = np.asarray(relaxed.x[1][0])  # the output layer reads the hidden state itself
+    cosine = row @ h / (np.linalg.norm(row) * np.linalg.norm(h))
+    assert cosine > 0.999
+    with pytest.raises(ValueError, match="transfer protocol only"):
+        learner.start(net, jnp.float32(0.1))

@@ -118,12 +118,13 @@ class OneShotConfig(BenchConfig):
     """Comma-separated subset of pc, pc_astro, pc_sgd, pc_sgd_astro_layers,
     pc_sgd_astro_columns, backprop, backprop_replay (transfer only) and the read-outs
     proto_cos, proto_euc, imprint, head_ft, head_ft_replay (transfer only); the
-    baselines pixel_nn and class_mean always run. pc_sgd_astro_coverage (asked for by
-    name only) sweeps where pc_sgd_astro_columns has astrocytes."""
+    baselines pixel_nn and class_mean always run. Asked for by name only (transfer):
+    pc_sgd_astro_coverage sweeps where pc_sgd_astro_columns has astrocytes;
+    pc_sgd_fresh and pc_sgd_astro_columns_fresh start the novel output rows afresh."""
 
     def __post_init__(self):
         from ._learners import LEARNERS
-        from ._readouts import COVERAGE, PC_LOCAL, READOUTS, TRANSFER_ONLY
+        from ._readouts import COVERAGE, FRESH, PC_LOCAL, READOUTS, TRANSFER_ONLY
 
         super().__post_init__()
         _require(self, ("ways", "updates_per_example", "astro_rounds", "replay_per_class"), 1)
@@ -148,7 +149,7 @@ class OneShotConfig(BenchConfig):
                 f"Unknown protocol {self.protocol!r}; use 'scratch' (N-way K-shot from "
                 "nothing) or 'transfer' (pretrain on digits 0-4, learn 5-9 from one example)."
             )
-        _check_methods(self.methods, tuple(LEARNERS) + READOUTS + PC_LOCAL + (COVERAGE,))
+        _check_methods(self.methods, tuple(LEARNERS) + READOUTS + PC_LOCAL + FRESH + (COVERAGE,))
         transfer_only = [
             m
             for m in self.methods

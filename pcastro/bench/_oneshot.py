@@ -28,6 +28,7 @@ from ._readouts import (
     TRANSFER_ONLY,
     coverage_learners,
     coverage_of,
+    fresh_learners,
     pc_local_learners,
     readout_learners,
 )
@@ -90,6 +91,8 @@ def make_learners(cfg: OneShotConfig, *, features: int = 64) -> list[AbstractLea
     )
     local = pc_local_learners(rule, lrs=cfg.sgd_lrs, updates=updates, **shape)
     learners.update({name: [learner] for name, learner in local.items()})
+    fresh = fresh_learners(rule, lrs=cfg.sgd_lrs, updates=updates, **shape)
+    learners.update({name: [learner] for name, learner in fresh.items()})
     if COVERAGE in cfg.methods:  # placements are drawn only when asked for
         learners[COVERAGE] = list(
             coverage_learners(

@@ -19,6 +19,7 @@ computes locally. Optionally an astrocyte gate over column regions (one per outp
 per block of hidden units) lets plasticity through only where the local error is large.
 """
 
+import dataclasses
 from typing import Any, ClassVar
 
 import equinox as eqx
@@ -372,7 +373,12 @@ class PCLocal(_AbstractGradientLearner):
     the output units times the inferred hidden state). With `astrocytes`, the update goes
     through the astrocyte gate under NE `ne`, fed the local energies `E_r` of the
     presentation; the regions are one per layer (`columns=None`) or `columns[l]` equal
-    blocks of node `l` (one per output unit: columns = (hidden blocks, classes))."""
+    blocks of node `l` (one per output unit: columns = (hidden blocks, classes)).
+
+    With `fresh` (transfer only, a diagnostic), the output rows of the classes absent from
+    the base set start from zero and their biases from the mean base bias, as imprinting's
+    do, before PC's local updates add to them: pretraining on the base classes leaves
+    those rows pointing away from the features, a deficit an additive update must undo."""
 
     label: str = eqx.field(static=True)
     rule: PCRule
@@ -381,10 +387,21 @@ class PCLocal(_AbstractGradientLearner):
     astrocytes: Astrocytes | None = None
     columns: tuple[int, ...] | None = eqx.field(static=True, default=None)
     ne: float = 1.0
+    fresh: bool = eqx.field(static=True, default=False)
 
     @property
     def name(self) -> str:
         return self.label
+
+    def start(self, net, lr, *, base=None):
+        if self.fresh:
+            if base is None:
+                raise ValueError(
+                    f"`{self.label}` starts the novel classes' output rows afresh, so it "
+                    "needs base classes: it runs in the transfer protocol only."
+                )
+            net = fresh_novel_rows(net, np.unique(base[1]))
+        return super().start(net, lr, base=base)
 
     def regions(self, net):
         return make_regions(net, columns=self.columns if self.columns else 1)
@@ -413,6 +430,22 @@ class PCLocal(_AbstractGradientLearner):
         return Trained(net, state.lr, opt_state), key
 
 
+def fresh_novel_rows(net, known_classes):
+    """`net` with the output rows of every class not in `known_classes` set to zero and
+    their biases to the mean bias of the known classes."""
+    layer = _output_layer(net)
+    known = jnp.zeros(layer.bias.shape[0], bool).at[jnp.asarray(known_classes)].set(True)
+    mean_bias = jnp.sum(jnp.where(known, layer.bias, 0.0)) / jnp.sum(known)
+    return eqx.tree_at(
+        lambda n: (_output_layer(n).weight, _output_layer(n).bias),
+        net,
+        (
+            jnp.where(known[:, None], layer.weight, 0.0),
+            jnp.where(known, layer.bias, mean_bias),
+        ),
+    )
+
+
 def _check_blocks(hidden: int, blocks: int) -> None:
     if hidden % blocks:
         raise ValueError(
@@ -437,6 +470,18 @@ def pc_local_learners(rule: PCRule, *, lrs, updates, hidden: int, classes: int, 
             columns=(blocks, classes),
             **common,
         ),
+    }
+
+
+def fresh_learners(rule: PCRule, *, lrs, updates, hidden: int, classes: int, blocks: int):
+    """`pc_sgd` and `pc_sgd_astro_columns` with the novel output rows started afresh
+    (`PCLocal(fresh=True)`): the diagnostic of why PC's local update lags imprinting."""
+    local = pc_local_learners(
+        rule, lrs=lrs, updates=updates, hidden=hidden, classes=classes, blocks=blocks
+    )
+    return {
+        f"{name}_fresh": dataclasses.replace(local[name], label=f"{name}_fresh", fresh=True)
+        for name in ("pc_sgd", "pc_sgd_astro_columns")
     }
 
 
@@ -502,6 +547,10 @@ def coverage_of(learner) -> list[bool] | None:
     return covered.tolist()
 
 
+FRESH = ("pc_sgd_fresh", "pc_sgd_astro_columns_fresh")
+"""PC's local learners with the novel output rows started afresh (transfer only; asked
+for by name, not in the default set of methods)."""
+
 COVERAGE = "pc_sgd_astro_coverage"
 """The coverage sweep: every learner of [`coverage_learners`][], asked for by this name
 (not in the default set of methods)."""
@@ -513,7 +562,7 @@ backprop-pretrained network (reported as `NAME@pc` and `NAME@bp`)."""
 PC_LOCAL = ("pc_sgd", "pc_sgd_astro_layers", "pc_sgd_astro_columns")
 """PC-native one-shot learners by name."""
 
-TRANSFER_ONLY = ("head_ft_replay",)
+TRANSFER_ONLY = ("head_ft_replay", *FRESH)
 
 
 def readout_learners(
