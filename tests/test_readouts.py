@@ -18,7 +18,7 @@ from pcastro.bench._readouts import (
     coverage_learners,
     coverage_masks,
     coverage_of,
-    fresh_learners,
+    diagnostic_learners,
     fresh_novel_rows,
     hidden_features,
     pc_local_learners,
@@ -286,7 +286,7 @@ def test_coverage_sweep_is_asked_for_by_name_and_checked():
         OneShotConfig(methods=("pc_sgd_fresh",))
 
 
-def test_fresh_learners_start_the_novel_rows_like_imprinting(episode, getkey):
+def test_diagnostic_learners_start_the_novel_rows_like_imprinting(episode, getkey):
     sx, sy, _, _, base = episode
     net = make_model(getkey(), (sx.shape[1], 16, 10))
     fresh = fresh_novel_rows(net, np.unique(base[1]))
@@ -297,19 +297,40 @@ def test_fresh_learners_start_the_novel_rows_like_imprinting(episode, getkey):
     np.testing.assert_allclose(after.bias[5:], np.mean(before.bias[:5]), rtol=1e-6)
     np.testing.assert_array_equal(fresh.nodes[0].modules[0].weight, net.nodes[0].modules[0].weight)
 
-    learners = fresh_learners(RULE, lrs=(0.1,), updates=(1,), hidden=16, classes=10, blocks=4)
-    assert set(learners) == {"pc_sgd_fresh", "pc_sgd_astro_columns_fresh"}
-    learner = learners["pc_sgd_fresh"]
-    state = learner.start(net, jnp.float32(0.1), base=base)
+    learners = diagnostic_learners(RULE, lrs=(0.1,), updates=(1,), hidden=16, classes=10, blocks=4)
+    assert set(learners) == {
+        "pc_sgd_fresh",
+        "pc_sgd_astro_columns_fresh",
+        "pc_sgd_head",
+        "pc_sgd_novel",
+        "pc_sgd_novel_fresh",
+    }
+    x, y = sx[:1], sy[:1]  # one presentation of a novel digit
+
+    def learn(name):
+        learner = learners[name]
+        state = learner.start(net, jnp.float32(0.1), base=base)
+        return state, learner.learn(state, x, y, {"updates": 1}, key=getkey()).net
+
+    state, learned = learn("pc_sgd_fresh")
     np.testing.assert_array_equal(state.net.nodes[-1].modules[0].weight[5:], 0.0)
-    # One presentation of a novel digit: its row becomes lr * e * h, along the inferred
-    # hidden state (the error at a zero row with the label clamped is positive).
-    x, y = sx[:1], sy[:1]
-    learned = learner.learn(state, x, y, {"updates": 1}, key=getkey())
-    row = np.asarray(learned.net.nodes[-1].modules[0].weight[int(y[0])])
-    relaxed = RULE.relax(state.net, x, y)
-    h = np.asarray(relaxed.x[1][0])  # the output layer reads the hidden state itself
-    cosine = row @ h / (np.linalg.norm(row) * np.linalg.norm(h))
-    assert cosine > 0.999
+    # The novel row becomes lr * e * h, along the inferred hidden state (the error at a
+    # zero row with the label clamped is positive).
+    row = np.asarray(learned.nodes[-1].modules[0].weight[int(y[0])])
+    h = np.asarray(RULE.relax(state.net, x, y).x[1][0])  # the output layer reads x_1 itself
+    assert row @ h / (np.linalg.norm(row) * np.linalg.norm(h)) > 0.999
+
+    def changed(a, b):
+        return [not np.array_equal(u, v) for u, v in zip(a, b, strict=True)]
+
+    hidden = (lambda n: n.nodes[0].modules[0].weight, lambda n: n.nodes[0].modules[0].bias)
+    for name, novel_only in (("pc_sgd_head", False), ("pc_sgd_novel", True)):
+        _, learned = learn(name)
+        assert not any(changed([f(net) for f in hidden], [f(learned) for f in hidden]))
+        before, after = net.nodes[-1].modules[0], learned.nodes[-1].modules[0]
+        rows = changed(before.weight, after.weight)
+        assert rows[int(y[0])]
+        assert any(rows[:5]) != novel_only  # base rows learn only if not restricted
+        assert changed(before.bias, after.bias) == rows
     with pytest.raises(ValueError, match="transfer protocol only"):
-        learner.start(net, jnp.float32(0.1))
+        learners["pc_sgd_novel"].start(net, jnp.float32(0.1))

@@ -120,11 +120,12 @@ class OneShotConfig(BenchConfig):
     proto_cos, proto_euc, imprint, head_ft, head_ft_replay (transfer only); the
     baselines pixel_nn and class_mean always run. Asked for by name only (transfer):
     pc_sgd_astro_coverage sweeps where pc_sgd_astro_columns has astrocytes;
-    pc_sgd_fresh and pc_sgd_astro_columns_fresh start the novel output rows afresh."""
+    pc_sgd_fresh, pc_sgd_astro_columns_fresh, pc_sgd_head, pc_sgd_novel and
+    pc_sgd_novel_fresh are diagnostics of why PC's local update lags imprinting."""
 
     def __post_init__(self):
         from ._learners import LEARNERS
-        from ._readouts import COVERAGE, FRESH, PC_LOCAL, READOUTS, TRANSFER_ONLY
+        from ._readouts import COVERAGE, DIAGNOSTICS, PC_LOCAL, READOUTS, TRANSFER_ONLY
 
         super().__post_init__()
         _require(self, ("ways", "updates_per_example", "astro_rounds", "replay_per_class"), 1)
@@ -149,7 +150,9 @@ class OneShotConfig(BenchConfig):
                 f"Unknown protocol {self.protocol!r}; use 'scratch' (N-way K-shot from "
                 "nothing) or 'transfer' (pretrain on digits 0-4, learn 5-9 from one example)."
             )
-        _check_methods(self.methods, tuple(LEARNERS) + READOUTS + PC_LOCAL + FRESH + (COVERAGE,))
+        _check_methods(
+            self.methods, tuple(LEARNERS) + READOUTS + PC_LOCAL + DIAGNOSTICS + (COVERAGE,)
+        )
         transfer_only = [
             m
             for m in self.methods

@@ -28,7 +28,7 @@ from ._readouts import (
     TRANSFER_ONLY,
     coverage_learners,
     coverage_of,
-    fresh_learners,
+    diagnostic_learners,
     pc_local_learners,
     readout_learners,
 )
@@ -91,8 +91,8 @@ def make_learners(cfg: OneShotConfig, *, features: int = 64) -> list[AbstractLea
     )
     local = pc_local_learners(rule, lrs=cfg.sgd_lrs, updates=updates, **shape)
     learners.update({name: [learner] for name, learner in local.items()})
-    fresh = fresh_learners(rule, lrs=cfg.sgd_lrs, updates=updates, **shape)
-    learners.update({name: [learner] for name, learner in fresh.items()})
+    diagnostics = diagnostic_learners(rule, lrs=cfg.sgd_lrs, updates=updates, **shape)
+    learners.update({name: [learner] for name, learner in diagnostics.items()})
     if COVERAGE in cfg.methods:  # placements are drawn only when asked for
         learners[COVERAGE] = list(
             coverage_learners(

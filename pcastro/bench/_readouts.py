@@ -20,7 +20,7 @@ per block of hidden units) lets plasticity through only where the local error is
 """
 
 import dataclasses
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal, NamedTuple
 
 import equinox as eqx
 import jax
@@ -375,10 +375,15 @@ class PCLocal(_AbstractGradientLearner):
     presentation; the regions are one per layer (`columns=None`) or `columns[l]` equal
     blocks of node `l` (one per output unit: columns = (hidden blocks, classes)).
 
-    With `fresh` (transfer only, a diagnostic), the output rows of the classes absent from
-    the base set start from zero and their biases from the mean base bias, as imprinting's
-    do, before PC's local updates add to them: pretraining on the base classes leaves
-    those rows pointing away from the features, a deficit an additive update must undo."""
+    Diagnostics (transfer only), to find why the local update lags weight imprinting:
+
+    - `fresh`: the output rows of the classes absent from the base set start from zero
+      and their biases from the mean base bias, as imprinting's do, before PC's local
+      updates add to them (pretraining on the base classes leaves those rows pointing
+      away from the features, a deficit an additive update must undo);
+    - `plastic`: which synapses learn: `"all"`, the output layer only (`"output"`), or
+      only the output rows of the novel classes (`"novel"`: base rows and hidden layers
+      are left alone, as imprinting leaves them)."""
 
     label: str = eqx.field(static=True)
     rule: PCRule
@@ -388,28 +393,38 @@ class PCLocal(_AbstractGradientLearner):
     columns: tuple[int, ...] | None = eqx.field(static=True, default=None)
     ne: float = 1.0
     fresh: bool = eqx.field(static=True, default=False)
+    plastic: Literal["all", "output", "novel"] = eqx.field(static=True, default="all")
 
     @property
     def name(self) -> str:
         return self.label
 
     def start(self, net, lr, *, base=None):
+        if (self.fresh or self.plastic == "novel") and base is None:
+            raise ValueError(
+                f"`{self.label}` treats the novel classes' output rows apart from the base "
+                "classes', so it needs base classes: it runs in the transfer protocol only."
+            )
         if self.fresh:
-            if base is None:
-                raise ValueError(
-                    f"`{self.label}` starts the novel classes' output rows afresh, so it "
-                    "needs base classes: it runs in the transfer protocol only."
-                )
             net = fresh_novel_rows(net, np.unique(base[1]))
-        return super().start(net, lr, base=base)
+        state = super().start(net, lr, base=base)
+        if self.plastic == "novel":
+            rows = jnp.ones(_output_layer(net).bias.shape[0], bool)
+            rows = rows.at[jnp.asarray(np.unique(base[1]))].set(False)
+            opt_state = optax.tree_utils.tree_set(state.opt_state, plastic_rows=rows)
+            state = eqx.tree_at(lambda s: s.opt_state, state, opt_state)
+        return state
 
     def regions(self, net):
         return make_regions(net, columns=self.columns if self.columns else 1)
 
     def optimizer(self, lr, net):
-        if self.astrocytes is None:
-            return optax.sgd(lr)
-        return optax.chain(optax.sgd(lr), scale_by_astrocytes(self.astrocytes, self.regions(net)))
+        chain = [optax.sgd(lr)]
+        if self.astrocytes is not None:
+            chain.append(scale_by_astrocytes(self.astrocytes, self.regions(net)))
+        if self.plastic != "all":
+            chain.append(_restrict_plasticity(self.plastic))
+        return chain[0] if len(chain) == 1 else optax.chain(*chain)
 
     def step(self, state, x, y, *, key):
         optimizer = self.optimizer(state.lr, state.net)
@@ -428,6 +443,30 @@ class PCLocal(_AbstractGradientLearner):
                 throw=False,
             )
         return Trained(net, state.lr, opt_state), key
+
+
+class _PlasticRows(NamedTuple):
+    plastic_rows: Any  # one bool per output unit: may its row and bias learn?
+
+
+def _restrict_plasticity(where: str) -> optax.GradientTransformation:
+    """Zero every update but the output layer's rows marked in the state `plastic_rows`
+    (all rows after `init`; `"novel"` learners mark the novel classes' rows only)."""
+
+    def init_fn(params):
+        return _PlasticRows(jnp.ones(_output_layer(params).bias.shape[0], bool))
+
+    def update_fn(updates, state, params=None):
+        del params
+        layer = _output_layer(updates)
+        rows = state.plastic_rows
+        kept = (layer.weight * rows[:, None], layer.bias * rows)
+        zeroed = jax.tree_util.tree_map(jnp.zeros_like, updates)
+        out = eqx.tree_at(lambda u: (_output_layer(u).weight, _output_layer(u).bias), zeroed, kept)
+        return out, state
+
+    del where  # "output" and "novel" differ only in the rows `start` marks
+    return optax.GradientTransformation(init_fn, update_fn)
 
 
 def fresh_novel_rows(net, known_classes):
@@ -473,15 +512,25 @@ def pc_local_learners(rule: PCRule, *, lrs, updates, hidden: int, classes: int, 
     }
 
 
-def fresh_learners(rule: PCRule, *, lrs, updates, hidden: int, classes: int, blocks: int):
-    """`pc_sgd` and `pc_sgd_astro_columns` with the novel output rows started afresh
-    (`PCLocal(fresh=True)`): the diagnostic of why PC's local update lags imprinting."""
+def diagnostic_learners(rule: PCRule, *, lrs, updates, hidden: int, classes: int, blocks: int):
+    """Variants of `pc_sgd` (and `pc_sgd_astro_columns`) that find why PC's local update
+    lags weight imprinting (see [`PCLocal`][]): novel rows started afresh (`*_fresh`),
+    the output layer only learning (`pc_sgd_head`), only the novel rows learning
+    (`pc_sgd_novel`, and afresh, `pc_sgd_novel_fresh`: PC's update restricted as
+    imprinting is)."""
     local = pc_local_learners(
         rule, lrs=lrs, updates=updates, hidden=hidden, classes=classes, blocks=blocks
     )
+    variants = {
+        "pc_sgd_fresh": ("pc_sgd", dict(fresh=True)),
+        "pc_sgd_astro_columns_fresh": ("pc_sgd_astro_columns", dict(fresh=True)),
+        "pc_sgd_head": ("pc_sgd", dict(plastic="output")),
+        "pc_sgd_novel": ("pc_sgd", dict(plastic="novel")),
+        "pc_sgd_novel_fresh": ("pc_sgd", dict(plastic="novel", fresh=True)),
+    }
     return {
-        f"{name}_fresh": dataclasses.replace(local[name], label=f"{name}_fresh", fresh=True)
-        for name in ("pc_sgd", "pc_sgd_astro_columns")
+        name: dataclasses.replace(local[parent], label=name, **changes)
+        for name, (parent, changes) in variants.items()
     }
 
 
@@ -547,9 +596,15 @@ def coverage_of(learner) -> list[bool] | None:
     return covered.tolist()
 
 
-FRESH = ("pc_sgd_fresh", "pc_sgd_astro_columns_fresh")
-"""PC's local learners with the novel output rows started afresh (transfer only; asked
-for by name, not in the default set of methods)."""
+DIAGNOSTICS = (
+    "pc_sgd_fresh",
+    "pc_sgd_astro_columns_fresh",
+    "pc_sgd_head",
+    "pc_sgd_novel",
+    "pc_sgd_novel_fresh",
+)
+"""The learners of [`diagnostic_learners`][] (transfer only; asked for by name, not in the
+default set of methods)."""
 
 COVERAGE = "pc_sgd_astro_coverage"
 """The coverage sweep: every learner of [`coverage_learners`][], asked for by this name
@@ -562,7 +617,7 @@ backprop-pretrained network (reported as `NAME@pc` and `NAME@bp`)."""
 PC_LOCAL = ("pc_sgd", "pc_sgd_astro_layers", "pc_sgd_astro_columns")
 """PC-native one-shot learners by name."""
 
-TRANSFER_ONLY = ("head_ft_replay", *FRESH)
+TRANSFER_ONLY = ("head_ft_replay", *DIAGNOSTICS)
 
 
 def readout_learners(
