@@ -304,6 +304,7 @@ def test_diagnostic_learners_start_the_novel_rows_like_imprinting(episode, getke
         "pc_sgd_head",
         "pc_sgd_novel",
         "pc_sgd_novel_fresh",
+        "pc_sgd_target_fresh",
     }
     x, y = sx[:1], sy[:1]  # one presentation of a novel digit
 
@@ -324,13 +325,17 @@ def test_diagnostic_learners_start_the_novel_rows_like_imprinting(episode, getke
         return [not np.array_equal(u, v) for u, v in zip(a, b, strict=True)]
 
     hidden = (lambda n: n.nodes[0].modules[0].weight, lambda n: n.nodes[0].modules[0].bias)
-    for name, novel_only in (("pc_sgd_head", False), ("pc_sgd_novel", True)):
-        _, learned = learn(name)
+    for name in ("pc_sgd_head", "pc_sgd_novel", "pc_sgd_target_fresh"):
+        start, learned = learn(name)
         assert not any(changed([f(net) for f in hidden], [f(learned) for f in hidden]))
-        before, after = net.nodes[-1].modules[0], learned.nodes[-1].modules[0]
+        before, after = start.net.nodes[-1].modules[0], learned.nodes[-1].modules[0]
         rows = changed(before.weight, after.weight)
         assert rows[int(y[0])]
-        assert any(rows[:5]) != novel_only  # base rows learn only if not restricted
+        assert any(rows[:5]) == (name == "pc_sgd_head")  # base rows learn only in `head`
+        if name == "pc_sgd_target_fresh":
+            assert sum(rows) == 1  # no other row moves
+        else:
+            assert sum(rows[5:]) > 1  # the other novel rows move too
         assert changed(before.bias, after.bias) == rows
     with pytest.raises(ValueError, match="transfer protocol only"):
         learners["pc_sgd_novel"].start(net, jnp.float32(0.1))

@@ -120,8 +120,9 @@ class OneShotConfig(BenchConfig):
     proto_cos, proto_euc, imprint, head_ft, head_ft_replay (transfer only); the
     baselines pixel_nn and class_mean always run. Asked for by name only (transfer):
     pc_sgd_astro_coverage sweeps where pc_sgd_astro_columns has astrocytes;
-    pc_sgd_fresh, pc_sgd_astro_columns_fresh, pc_sgd_head, pc_sgd_novel and
-    pc_sgd_novel_fresh are diagnostics of why PC's local update lags imprinting."""
+    pc_sgd_fresh, pc_sgd_astro_columns_fresh, pc_sgd_head, pc_sgd_novel,
+    pc_sgd_novel_fresh and pc_sgd_target_fresh are diagnostics of why PC's local update
+    lags imprinting."""
 
     def __post_init__(self):
         from ._learners import LEARNERS

@@ -381,9 +381,10 @@ class PCLocal(_AbstractGradientLearner):
       and their biases from the mean base bias, as imprinting's do, before PC's local
       updates add to them (pretraining on the base classes leaves those rows pointing
       away from the features, a deficit an additive update must undo);
-    - `plastic`: which synapses learn: `"all"`, the output layer only (`"output"`), or
+    - `plastic`: which synapses learn: `"all"`, the output layer only (`"output"`),
       only the output rows of the novel classes (`"novel"`: base rows and hidden layers
-      are left alone, as imprinting leaves them)."""
+      are left alone, as imprinting leaves them), or only the row of the presented
+      class (`"target"`: no other row moves, as in imprinting)."""
 
     label: str = eqx.field(static=True)
     rule: PCRule
@@ -393,7 +394,7 @@ class PCLocal(_AbstractGradientLearner):
     columns: tuple[int, ...] | None = eqx.field(static=True, default=None)
     ne: float = 1.0
     fresh: bool = eqx.field(static=True, default=False)
-    plastic: Literal["all", "output", "novel"] = eqx.field(static=True, default="all")
+    plastic: Literal["all", "output", "novel", "target"] = eqx.field(static=True, default="all")
 
     @property
     def name(self) -> str:
@@ -428,6 +429,10 @@ class PCLocal(_AbstractGradientLearner):
 
     def step(self, state, x, y, *, key):
         optimizer = self.optimizer(state.lr, state.net)
+        if self.plastic == "target":  # only the rows of the classes presented now
+            rows = jnp.zeros(_output_layer(state.net).bias.shape[0], bool).at[y].set(True)
+            opt_state = optax.tree_utils.tree_set(state.opt_state, plastic_rows=rows)
+            state = eqx.tree_at(lambda s: s.opt_state, state, opt_state)
         if self.astrocytes is None:
             net, opt_state = self.rule.update(state.net, state.opt_state, x, y, optimizer=optimizer)
         else:
@@ -516,8 +521,8 @@ def diagnostic_learners(rule: PCRule, *, lrs, updates, hidden: int, classes: int
     """Variants of `pc_sgd` (and `pc_sgd_astro_columns`) that find why PC's local update
     lags weight imprinting (see [`PCLocal`][]): novel rows started afresh (`*_fresh`),
     the output layer only learning (`pc_sgd_head`), only the novel rows learning
-    (`pc_sgd_novel`, and afresh, `pc_sgd_novel_fresh`: PC's update restricted as
-    imprinting is)."""
+    (`pc_sgd_novel`, and afresh, `pc_sgd_novel_fresh`), only the presented class's row
+    learning, afresh (`pc_sgd_target_fresh`: PC's update restricted as imprinting is)."""
     local = pc_local_learners(
         rule, lrs=lrs, updates=updates, hidden=hidden, classes=classes, blocks=blocks
     )
@@ -527,6 +532,7 @@ def diagnostic_learners(rule: PCRule, *, lrs, updates, hidden: int, classes: int
         "pc_sgd_head": ("pc_sgd", dict(plastic="output")),
         "pc_sgd_novel": ("pc_sgd", dict(plastic="novel")),
         "pc_sgd_novel_fresh": ("pc_sgd", dict(plastic="novel", fresh=True)),
+        "pc_sgd_target_fresh": ("pc_sgd", dict(plastic="target", fresh=True)),
     }
     return {
         name: dataclasses.replace(local[parent], label=name, **changes)
@@ -602,6 +608,7 @@ DIAGNOSTICS = (
     "pc_sgd_head",
     "pc_sgd_novel",
     "pc_sgd_novel_fresh",
+    "pc_sgd_target_fresh",
 )
 """The learners of [`diagnostic_learners`][] (transfer only; asked for by name, not in the
 default set of methods)."""
