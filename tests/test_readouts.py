@@ -299,7 +299,12 @@ def test_diagnostic_learners_start_the_novel_rows_like_imprinting(episode, getke
     np.testing.assert_array_equal(fresh.nodes[0].modules[0].weight, net.nodes[0].modules[0].weight)
 
     learners = diagnostic_learners(RULE, lrs=(0.1,), updates=(1,), hidden=16, classes=10, blocks=4)
-    assert tuple(learners) == DIAGNOSTICS  # the names `--methods` accepts
+    # Every diagnostic is a name `--methods` accepts and builds, in transfer.
+    from pcastro.bench import OneShotConfig
+    from pcastro.bench._oneshot import make_learners
+
+    cfg = OneShotConfig(protocol="transfer", methods=DIAGNOSTICS)
+    assert set(DIAGNOSTICS) <= {lrn.name for lrn in make_learners(cfg)}
     x, y = sx[:1], sy[:1]  # one presentation of a novel digit
 
     def learn(name):

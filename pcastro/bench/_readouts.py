@@ -424,7 +424,7 @@ class PCLocal(_AbstractGradientLearner):
         if self.astrocytes is not None:
             chain.append(scale_by_astrocytes(self.astrocytes, self.regions(net)))
         if self.plastic != "all":
-            chain.append(_restrict_plasticity(self.plastic))
+            chain.append(_restrict_plasticity())
         return chain[0] if len(chain) == 1 else optax.chain(*chain)
 
     def step(self, state, x, y, *, key):
@@ -454,9 +454,10 @@ class _PlasticRows(NamedTuple):
     plastic_rows: Any  # one bool per output unit: may its row and bias learn?
 
 
-def _restrict_plasticity(where: str) -> optax.GradientTransformation:
-    """Zero every update but the output layer's rows marked in the state `plastic_rows`
-    (all rows after `init`; `"novel"` learners mark the novel classes' rows only)."""
+def _restrict_plasticity() -> optax.GradientTransformation:
+    """Zero every update but the output layer's rows marked in the state `plastic_rows`:
+    all rows after `init` (`plastic="output"`); `PCLocal` marks the novel classes' rows
+    at `start` (`"novel"`) or the presented classes' rows at every step (`"target"`)."""
 
     def init_fn(params):
         return _PlasticRows(jnp.ones(_output_layer(params).bias.shape[0], bool))
@@ -470,7 +471,6 @@ def _restrict_plasticity(where: str) -> optax.GradientTransformation:
         out = eqx.tree_at(lambda u: (_output_layer(u).weight, _output_layer(u).bias), zeroed, kept)
         return out, state
 
-    del where  # "output" and "novel" differ only in the rows `start` marks
     return optax.GradientTransformation(init_fn, update_fn)
 
 
@@ -526,18 +526,21 @@ def diagnostic_learners(rule: PCRule, *, lrs, updates, hidden: int, classes: int
     local = pc_local_learners(
         rule, lrs=lrs, updates=updates, hidden=hidden, classes=classes, blocks=blocks
     )
-    variants = {
-        "pc_sgd_fresh": ("pc_sgd", dict(fresh=True)),
-        "pc_sgd_astro_columns_fresh": ("pc_sgd_astro_columns", dict(fresh=True)),
-        "pc_sgd_head": ("pc_sgd", dict(plastic="output")),
-        "pc_sgd_novel": ("pc_sgd", dict(plastic="novel")),
-        "pc_sgd_novel_fresh": ("pc_sgd", dict(plastic="novel", fresh=True)),
-        "pc_sgd_target_fresh": ("pc_sgd", dict(plastic="target", fresh=True)),
-    }
     return {
         name: dataclasses.replace(local[parent], label=name, **changes)
-        for name, (parent, changes) in variants.items()
+        for name, (parent, changes) in _DIAGNOSTIC_VARIANTS.items()
     }
+
+
+# name -> (the learner it varies, the fields it changes)
+_DIAGNOSTIC_VARIANTS = {
+    "pc_sgd_fresh": ("pc_sgd", dict(fresh=True)),
+    "pc_sgd_astro_columns_fresh": ("pc_sgd_astro_columns", dict(fresh=True)),
+    "pc_sgd_head": ("pc_sgd", dict(plastic="output")),
+    "pc_sgd_novel": ("pc_sgd", dict(plastic="novel")),
+    "pc_sgd_novel_fresh": ("pc_sgd", dict(plastic="novel", fresh=True)),
+    "pc_sgd_target_fresh": ("pc_sgd", dict(plastic="target", fresh=True)),
+}
 
 
 def coverage_masks(
@@ -602,14 +605,7 @@ def coverage_of(learner) -> list[bool] | None:
     return covered.tolist()
 
 
-DIAGNOSTICS = (
-    "pc_sgd_fresh",
-    "pc_sgd_astro_columns_fresh",
-    "pc_sgd_head",
-    "pc_sgd_novel",
-    "pc_sgd_novel_fresh",
-    "pc_sgd_target_fresh",
-)
+DIAGNOSTICS = tuple(_DIAGNOSTIC_VARIANTS)
 """The learners of [`diagnostic_learners`][] (transfer only; asked for by name, not in the
 default set of methods)."""
 
