@@ -78,6 +78,16 @@ def _output_layer(net) -> eqx.nn.Linear:
     return module
 
 
+def _base_rows(num: int, labels):
+    """One bool per output unit: is its class among `labels` (the base classes)?"""
+    return jnp.zeros(num, bool).at[jnp.asarray(np.unique(labels))].set(True)
+
+
+def _masked_mean(values, mask):
+    """The mean of `values` over the entries where `mask` holds (0 if none does)."""
+    return jnp.sum(jnp.where(mask, values, 0.0)) / jnp.maximum(mask.sum(), 1)
+
+
 def _normalise(h):
     return h / jnp.maximum(jnp.linalg.norm(h, axis=-1, keepdims=True), 1e-12)
 
@@ -210,7 +220,7 @@ def _imprint(state: Head, h, y, scale):
     classes = state.weight.shape[0]
     means, seen = _class_means(_normalise(h), y, classes)
     rows = scale * state.spread * _normalise(means)
-    old = jnp.sum(jnp.where(state.known, state.bias, 0.0)) / jnp.maximum(state.known.sum(), 1)
+    old = _masked_mean(state.bias, state.known)
     return eqx.tree_at(
         lambda s: (s.weight, s.bias, s.known),
         state,
@@ -230,9 +240,8 @@ def _start_head(net, base):
     if base is None:
         known = jnp.ones(weight.shape[0], bool)
     else:
-        known = jnp.zeros(weight.shape[0], bool).at[jnp.asarray(np.unique(base[1]))].set(True)
-    norms = jnp.linalg.norm(weight, axis=-1)
-    spread = jnp.sum(jnp.where(known, norms, 0.0)) / jnp.maximum(known.sum(), 1)
+        known = _base_rows(weight.shape[0], base[1])
+    spread = _masked_mean(jnp.linalg.norm(weight, axis=-1), known)
     return Head(net, weight, bias, known, spread)
 
 
@@ -407,11 +416,10 @@ class PCLocal(_AbstractGradientLearner):
                 "classes', so it needs base classes: it runs in the transfer protocol only."
             )
         if self.fresh:
-            net = fresh_novel_rows(net, np.unique(base[1]))
+            net = fresh_novel_rows(net, base[1])
         state = super().start(net, lr, base=base)
         if self.plastic == "novel":
-            rows = jnp.ones(_output_layer(net).bias.shape[0], bool)
-            rows = rows.at[jnp.asarray(np.unique(base[1]))].set(False)
+            rows = ~_base_rows(_output_layer(net).bias.shape[0], base[1])
             opt_state = optax.tree_utils.tree_set(state.opt_state, plastic_rows=rows)
             state = eqx.tree_at(lambda s: s.opt_state, state, opt_state)
         return state
@@ -474,12 +482,12 @@ def _restrict_plasticity() -> optax.GradientTransformation:
     return optax.GradientTransformation(init_fn, update_fn)
 
 
-def fresh_novel_rows(net, known_classes):
-    """`net` with the output rows of every class not in `known_classes` set to zero and
-    their biases to the mean bias of the known classes."""
+def fresh_novel_rows(net, base_labels):
+    """`net` with the output rows of every class absent from `base_labels` set to zero
+    and their biases to the mean bias of the base classes."""
     layer = _output_layer(net)
-    known = jnp.zeros(layer.bias.shape[0], bool).at[jnp.asarray(known_classes)].set(True)
-    mean_bias = jnp.sum(jnp.where(known, layer.bias, 0.0)) / jnp.sum(known)
+    known = _base_rows(layer.bias.shape[0], base_labels)
+    mean_bias = _masked_mean(layer.bias, known)
     return eqx.tree_at(
         lambda n: (_output_layer(n).weight, _output_layer(n).bias),
         net,
