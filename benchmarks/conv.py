@@ -178,7 +178,7 @@ def batches(n: int, iterations: int, batch: int, seed: int) -> np.ndarray:
 
 def make_rule(method: str, hp: dict, *, unroll: bool = True):
     if method == "pc":
-        return PCRule(steps=int(hp["steps"]), dt=float(hp["dt"]), unroll=unroll)
+        return PCRule(steps=int(hp["steps"]), solver=pc.Euler(dt=float(hp["dt"])), unroll=unroll)
     return BackpropRule()
 
 
@@ -198,7 +198,7 @@ def compiled_step(method, hp, params, static, opt_state, x, y):
         optimizer = OPTIMIZER(learning_rate=0.0)  # the rate itself lives in `opt_state`
 
         def step(params, opt_state, x, y):
-            net, opt_state = rule.update(
+            net, opt_state, _ = rule.update(
                 eqx.combine(params, static), opt_state, x, y, optimizer=optimizer, throw=False
             )
             return eqx.filter(net, eqx.is_inexact_array), opt_state
@@ -274,7 +274,7 @@ def time_steps(chosen: dict, data, *, args) -> dict:
         opt_state = optimizer.init(params)
 
         def step(params, opt_state, rule=rule, optimizer=optimizer):
-            net, opt_state = rule.update(
+            net, opt_state, _ = rule.update(
                 eqx.combine(params, static), opt_state, x, y, optimizer=optimizer, throw=False
             )
             return eqx.filter(net, eqx.is_inexact_array), opt_state

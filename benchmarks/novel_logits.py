@@ -16,7 +16,7 @@ import argparse
 import jax
 import numpy as np
 
-from pcastro.bench._config import OneShotConfig, hidden_units
+from pcastro.bench._config import OneShotConfig, hidden_units, make_solver
 from pcastro.bench._learners import BackpropRule, PCRule, make_model, pretrain
 from pcastro.bench._readouts import hidden_features
 from pcastro.data import load_dataset
@@ -33,7 +33,7 @@ def main(argv=None) -> None:
     base = ds.y_train < 5
     net0 = make_model(jax.random.key(cfg.seed), (features, hidden_units(cfg, features), 10))
     novel_x = ds.x_test[ds.y_test >= 5]
-    rules = {"pc": PCRule(steps=cfg.inference_steps, dt=cfg.dt), "bp": BackpropRule()}
+    rules = {"pc": PCRule(steps=cfg.inference_steps, solver=make_solver(cfg)), "bp": BackpropRule()}
     for name, rule in rules.items():
         net = pretrain(
             rule, net0, ds.x_train[base], ds.y_train[base], epochs=cfg.pretrain_epochs, seed=0

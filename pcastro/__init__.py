@@ -24,11 +24,14 @@ from ._inference import (
     RESULTS as RESULTS,
     AbstractSolver as AbstractSolver,
     AbstractStateSolver as AbstractStateSolver,
+    AdaptiveEuler as AdaptiveEuler,
+    AdaptiveEulerState as AdaptiveEulerState,
     Euler as Euler,
     IncrementalPC as IncrementalPC,
     OptaxSolver as OptaxSolver,
     Solution as Solution,
     infer as infer,
+    max_curvature as max_curvature,
 )
 from ._learning import (
     StepInfo as StepInfo,

@@ -2,8 +2,8 @@
 
 from typing import TypeAlias
 
-from jaxtyping import Array, ArrayLike, Bool, Float, Int
+from jaxtyping import Array, ArrayLike, Bool, Float, Int, PRNGKeyArray
 
 Scalar: TypeAlias = Float[Array, ""]
 
-__all__ = ["Array", "ArrayLike", "Bool", "Float", "Int", "Scalar"]
+__all__ = ["Array", "ArrayLike", "Bool", "Float", "Int", "PRNGKeyArray", "Scalar"]

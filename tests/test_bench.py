@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import pcastro as pc
 from pcastro.bench import (
     LEARNERS,
     PC,
@@ -60,7 +61,7 @@ def test_select_on_validation_checks_the_table_shape():
 
 # ---- the learner contract ------------------------------------------------------------------
 
-RULE = PCRule(steps=2, dt=0.1)
+RULE = PCRule(steps=2, solver=pc.Euler(dt=0.1))
 ALL_LEARNERS = [
     PC(rule=RULE, lrs=(1e-2, 3e-2), updates=(1, 2)),
     PC(rule=RULE, lrs=(1e-2,), updates=(2,), astrocytes=None, ne=0.0),

@@ -8,13 +8,16 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import pcastro as pc
 from pcastro.bench import ContinualConfig
 from pcastro.bench._continual import (
     CONTEXTS,
+    collapsed_seeds,
     majority_fraction,
     make_network,
     make_stream,
     split_validation,
+    status_summary,
     store_capacity,
 )
 from pcastro.bench._continual_methods import exemplar_bytes, reservoir_slots
@@ -42,7 +45,15 @@ def test_protocol_end_to_end_and_ablated_astrocytes_equal_plain_store_replay(tmp
         assert np.asarray(r["curve_mean"]).shape == (len(CONTEXTS), 2, len(CONTEXTS))
         majority = np.asarray(r["majority_fraction_per_seed"])
         assert majority.shape == (2,) and np.all((majority >= 0.1) & (majority <= 1))
-        assert r["collapsed_seeds"] == int(np.sum(majority > 0.9))
+        recall = np.asarray(r["class_recall_per_seed"])
+        assert recall.shape == (2, 10) and np.all((recall >= 0) & (recall <= 1))
+        want = collapsed_seeds(r["method"], majority, recall)
+        assert r["collapsed_per_seed"] == want.tolist()
+        assert r["collapsed_seeds"] == int(np.sum(want))
+        # Every iteration's status is counted: successes plus failures per seed.
+        assert r["iterations_per_seed"] == [len(CONTEXTS) * 30] * 2
+        failed = sum(np.asarray(v) for v in r["status_counts_per_seed"].values())
+        assert failed.tolist() == r["failed_per_seed"]
     # The first context is learned; contexts not yet seen are not.
     first = np.asarray(rows["bp_finetune"]["matrix_mean"])[0]
     assert first[0] > 0.9 and np.all(first[1:] == 0)
@@ -80,6 +91,35 @@ def test_majority_fraction_flags_a_network_that_ignores_its_input(getkey):
     # the same class for every input.
     dead = eqx.tree_at(lambda n: n.nodes[0].modules[0].bias, net, -1e3 * jnp.ones(8))
     assert float(majority_fraction(dead, x)) == 1.0
+
+
+def test_collapse_catches_a_network_that_predicts_two_classes_for_everything():
+    majority = np.asarray([0.5, 0.5])
+    # Seed 0 recalls every class; seed 1 predicts only classes 8 and 9 (majority 0.5, so
+    # the majority rule alone misses it), as the run that ended at 0.154 did.
+    recall = np.full((2, 10), 0.9)
+    recall[1] = 0.0
+    recall[1, 8:] = 0.8
+    assert collapsed_seeds("pc_er", majority, recall).tolist() == [False, True]
+    assert collapsed_seeds("bp_joint", majority, recall).tolist() == [False, True]
+    # Fine-tuning ends on its last context's two classes by design: forgetting, not collapse.
+    assert collapsed_seeds("pc_finetune", majority, recall).tolist() == [False, False]
+    assert collapsed_seeds("pc_finetune", np.asarray([0.95, 0.5]), recall).tolist() == [
+        True,
+        False,
+    ]
+
+
+def test_status_summary_counts_failures_and_flags_seeds():
+    counts = np.zeros((2, len(pc.RESULTS)), int)
+    counts[:, pc.RESULTS.successful] = [1000, 980]
+    counts[1, pc.RESULTS.diverged] = 15
+    counts[1, pc.RESULTS.oscillated] = 5
+    summary = status_summary(counts)
+    assert summary["failed_per_seed"] == [0, 20]
+    assert summary["status_counts_per_seed"]["diverged"] == [0, 15]
+    assert summary["status_counts_per_seed"]["oscillated"] == [0, 5]
+    assert summary["flagged_seeds"] == 1  # 20 of 1000 is above 1%
 
 
 def test_reservoir_keeps_the_first_items_then_samples():

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import pcastro as pc
 from pcastro.baselines import pixel_nearest_neighbour
 from pcastro.bench._compare import paired_differences
 from pcastro.bench._learners import PCRule, make_model
@@ -27,7 +28,7 @@ from pcastro.bench._readouts import (
 from pcastro.bench._records import result_row, sweep_grid, tune
 from pcastro.data import load_dataset, sample_episode
 
-RULE = PCRule(steps=2, dt=0.1)
+RULE = PCRule(steps=2, solver=pc.Euler(dt=0.1))
 LEARNERS = [
     NearestPrototype(label="proto_cos", metric="cosine"),
     NearestPrototype(label="proto_euc", metric="euclidean"),
@@ -317,7 +318,7 @@ def test_diagnostic_learners_start_the_novel_rows_like_imprinting(episode, getke
     # The novel row becomes lr * e * h, along the inferred hidden state (the error at a
     # zero row with the label clamped is positive).
     row = np.asarray(learned.nodes[-1].modules[0].weight[int(y[0])])
-    h = np.asarray(RULE.relax(state.net, x, y).x[1][0])  # the output layer reads x_1 itself
+    h = np.asarray(RULE.relax(state.net, x, y)[0].x[1][0])  # the output layer reads x_1 itself
     assert row @ h / (np.linalg.norm(row) * np.linalg.norm(h)) > 0.999
 
     def changed(a, b):

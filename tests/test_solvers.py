@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from hypothesis import given, settings, strategies as st
 
 import pcastro as pc
 
@@ -122,3 +123,127 @@ def test_a_solver_that_learns_cannot_consolidate(getkey):
             tol=1e-3,
             solver=pc.IncrementalPC(opt),
         )
+
+
+def _stiff(getkey, scale: float, dtype=jnp.float32):
+    """A tanh network whose weights are `scale` times larger than at initialisation, as
+    a trained network's grow: the energy's curvature `lambda_max` grows with them."""
+    net = pc.mlp([6, 12, 12, 4], key=getkey(), activation=jnp.tanh, dtype=dtype)
+    net = jax.tree_util.tree_map(
+        lambda a: scale * a if eqx.is_inexact_array(a) and a.ndim == 2 else a, net
+    )
+    x = jax.random.normal(getkey(), (3, 6), dtype)
+    y = jax.random.normal(getkey(), (3, 4), dtype)
+    return net, pc.init_state(net, x, y)
+
+
+def _dense_hessian_max(net, state, row: int) -> float:
+    """The largest eigenvalue of the dense Hessian of one example's energy in its free
+    states (nodes 1 and 2), by `jnp.linalg.eigvalsh`."""
+    sizes = [state.x[i].shape[1] for i in (1, 2)]
+
+    def energy(h):
+        hs = (h[: sizes[0]][None], h[sizes[0] :][None])
+        xs = (state.x[0][row : row + 1], *hs, state.x[3][row : row + 1])
+        es = tuple(None if e is None else e[row : row + 1] for e in state.e)
+        one = pc.PCState(x=xs, e=es, masks=state.masks, clamps=state.clamps)
+        return pc.energy(net, one)[0]
+
+    h0 = jnp.concatenate([state.x[1][row], state.x[2][row]])
+    return float(jnp.max(jnp.linalg.eigvalsh(jax.hessian(energy)(h0))))
+
+
+def test_max_curvature_matches_the_dense_hessian(getkey):
+    with jax.enable_x64(True):
+        net, state = _stiff(getkey, 3.0, jnp.float64)
+        # Away from the feedforward start, where the activations' curvature counts too.
+        state = pc.infer(net, state, solver=pc.AdaptiveEuler(), steps=5).state
+        lam = pc.max_curvature(net, state, iterations=300)
+        for row in range(3):
+            np.testing.assert_allclose(lam[row], _dense_hessian_max(net, state, row), rtol=1e-6)
+
+
+def test_adaptive_euler_is_stable_where_euler_diverges_and_reaches_the_fixed_point(getkey):
+    with jax.enable_x64(True):
+        net, state = _stiff(getkey, 6.0, jnp.float64)
+        lam = float(pc.max_curvature(net, state, iterations=300).max())
+        assert 0.1 * lam > 2  # plain Euler at the library's usual step is unstable here
+        euler = pc.infer(net, state, solver=pc.Euler(dt=0.1), steps=50, throw=False)
+        assert int(euler.status) in (pc.RESULTS.diverged, pc.RESULTS.nonfinite)
+        with pytest.raises(Exception, match="Inference diverged|non-finite"):
+            pc.infer(net, state, solver=pc.Euler(dt=0.1), steps=50)
+        # The reference: a tiny step (a quarter of the stability limit), many steps.
+        ref = pc.infer(net, state, solver=pc.Euler(dt=0.5 / lam), steps=40_000)
+        sol = pc.infer(net, state, solver=pc.AdaptiveEuler(), steps=12_000)
+        assert int(sol.status) == pc.RESULTS.successful
+        assert int(sol.solver_state.rejected) == 0
+        np.testing.assert_allclose(sol.solver_state.curvature, lam, rtol=0.2)
+        for a, b in zip(sol.state.x, ref.state.x):
+            np.testing.assert_allclose(a, b, atol=1e-8)
+
+
+def test_oscillation_is_a_status_even_when_the_solve_ends_below_its_start(getkey):
+    net, state = _stiff(getkey, 3.0)
+    lam = float(pc.max_curvature(net, state, iterations=200).max())
+    solver = pc.Euler(dt=2.4 / lam)  # just past the stability limit
+    found = None
+    for steps in range(2, 30):
+        sol = pc.infer(net, state, solver=solver, steps=steps, trace=True, throw=False)
+        if int(sol.status) == pc.RESULTS.oscillated:
+            found = sol
+            break
+    assert found is not None
+    # The old check, final energy against the start, would have passed this solve.
+    assert float(found.energy) < float(found.energies[0])
+    with pytest.raises(Exception, match="Inference oscillated"):
+        pc.infer(net, state, solver=solver, steps=steps)
+    # A stable step on the same network never oscillates.
+    calm = pc.infer(net, state, solver=pc.Euler(dt=0.5 / lam), steps=steps)
+    assert int(calm.status) == pc.RESULTS.successful
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 2**16),
+    scale=st.floats(0.5, 8.0),
+    steps=st.integers(1, 12),
+    safety=st.floats(0.2, 1.9),
+)
+def test_adaptive_euler_never_raises_any_examples_energy(seed, scale, steps, safety):
+    keys = iter(jax.random.split(jax.random.key(seed), 8))
+    net, state = _stiff(lambda: next(keys), scale)
+    start = pc.energy(net, state)
+    sol = pc.infer(net, state, solver=pc.AdaptiveEuler(safety=safety), steps=steps, trace=True)
+    end = pc.energy(net, sol.state)
+    eps = float(jnp.finfo(start.dtype).eps)
+    assert bool(jnp.all(end <= start + 64 * eps * (1 + jnp.abs(start))))
+    assert int(sol.status) == pc.RESULTS.successful
+
+
+def test_adaptive_euler_refuses_what_it_cannot_do(getkey):
+    net, state = _setup(getkey)
+    with pytest.raises(ValueError, match="fixed-prediction limit"):
+        pc.infer(net, state, solver=pc.AdaptiveEuler(), fixed_predictions=True)
+    leaky = pc.mlp([4, 6, 3], key=getkey(), tau_e=2.0)
+    leaky_state = pc.init_state(leaky, state.x[0], state.x[-1], compute_errors=True)
+    with pytest.raises(ValueError, match="leaky error neurons"):
+        pc.infer(leaky, leaky_state, solver=pc.AdaptiveEuler())
+    with pytest.raises(TypeError, match="cannot be a solver that compares energies"):
+        pc.IncrementalPC(optax.adam(1e-3), state_solver=pc.AdaptiveEuler())
+    with pytest.raises(ValueError, match="below 2"):
+        pc.AdaptiveEuler(safety=2.5)
+    with pytest.raises(ValueError, match="positive int"):
+        pc.AdaptiveEuler(probes=0)
+
+
+def test_adaptive_euler_trains_a_network_euler_cannot(getkey):
+    net, state = _stiff(getkey, 6.0)
+    opt = optax.adam(1e-3)
+    opt_state = opt.init(eqx.filter(net, eqx.is_inexact_array))
+    args = (net, opt_state, state.x[0], state.x[-1])
+    _, _, info = pc.train_step(*args, optimizer=opt, solver=pc.Euler(dt=0.1), throw=False)
+    assert int(info.status) != pc.RESULTS.successful
+    new, _, info = pc.train_step(*args, optimizer=opt, solver=pc.AdaptiveEuler(), steps=3)
+    assert int(info.status) == pc.RESULTS.successful
+    assert float(info.energy) <= float(jnp.mean(pc.energy(net, state)))
+    assert not np.allclose(new.nodes[0].modules[0].weight, net.nodes[0].modules[0].weight)

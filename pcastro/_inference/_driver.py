@@ -21,8 +21,9 @@ from .._state import (
     errors,
     free_nodes,
 )
+from ._curvature import held, power_iteration
 from ._results import RESULTS, raise_if_failed
-from ._solvers import AbstractSolver, Euler
+from ._solvers import AbstractSolver, Euler, within_noise
 
 
 class Solution(eqx.Module):
@@ -67,6 +68,11 @@ def _allowed_rise(solver: AbstractSolver, first: Array) -> Array:
     return 10.0 * first + 1.0
 
 
+def _per_example(energies: dict, batch: int, dtype) -> Array:
+    """Each example's energy summed over the nodes, shape `(batch,)`."""
+    return sum(energies.values(), jnp.zeros((batch,), dtype))
+
+
 def _assemble(xs, free, free_xs) -> list:
     out = list(xs)
     for i, x in zip(free, free_xs):
@@ -108,6 +114,18 @@ def _check_inputs(
                 "`pcastro.init_state(net, x, y)`."
             )
     check_clamps(net, state)
+    if solver.monotone and fixed_predictions:
+        raise ValueError(
+            f"`{type(solver).__name__}` compares energies between steps, but with "
+            "`fixed_predictions=True` the states do not descend the energy; use "
+            "`pcastro.Euler(dt=...)` for the fixed-prediction limit."
+        )
+    if solver.monotone and any(node.tau_e is not None for node in net.nodes):
+        raise ValueError(
+            f"`{type(solver).__name__}` compares energies between steps, but the network has "
+            "leaky error neurons (`tau_e`), whose dynamics is not a descent on the energy; "
+            "use `pcastro.Euler(dt=...)` with a step below 2 / `pcastro.max_curvature(...)`."
+        )
     if solver.learns and fixed_predictions:
         raise ValueError("`fixed_predictions` cannot be combined with a solver that learns.")
     if fixed_predictions and any(node.tau_e is not None for node in net.nodes):
@@ -321,18 +339,23 @@ def _infer(
                 g, energies, new = node_terms(
                     model, xs, skip=amortised, pres=hoisted, leaky=leaky, integrate=~first
                 )
-                return g, (sum(jnp.sum(v) for v in energies.values()), new)
+                return g, (_per_example(energies, batch, net.dtype), new)
 
             argnums = (0, 1) if solver.learns else 0
-            (_, (value, leaky)), g = jax.value_and_grad(drive, argnums, has_aux=True)(free_xs, p)
+            (_, (each, leaky)), g = jax.value_and_grad(drive, argnums, has_aux=True)(free_xs, p)
             g, pg = g if solver.learns else (g, None)
-            return value, leaky, g, pg
+            return each, leaky, g, pg
 
     def one_step(carry):
-        free_xs, leaky, inner, p, k = carry
-        value, leaky, g, pg = grad_fn(free_xs, leaky, p, k == 0)
+        free_xs, leaky, inner, p, k, last, rose = carry
+        each, leaky, g, pg = grad_fn(free_xs, leaky, p, k == 0)
         g = tuple(gi if m is None else gi * m for gi, m in zip(g, keep))
-        new_xs, inner = solver.step(g, free_xs, inner)
+        # Any example whose energy rose on this step (a step that overshoots).
+        rose = rose | jnp.any(~within_noise(each, last) & jnp.isfinite(last))
+        if solver.monotone:
+            new_xs, inner = solver.step(g, free_xs, inner, energy=each)
+        else:
+            new_xs, inner = solver.step(g, free_xs, inner)
         # A stateful solver (momentum, weight decay) can move a unit whose gradient is
         # zero: put the clamped units of partially clamped nodes back.
         new_xs = tuple(
@@ -341,12 +364,23 @@ def _infer(
         if solver.learns:
             pg = jax.tree_util.tree_map(lambda v: v / batch, pg)
             p, inner = solver.update_params(pg, p, inner)
-        return (new_xs, leaky, inner, p, k + 1), value / batch, _rms(g, keep)
+        return (new_xs, leaky, inner, p, k + 1, each, rose), jnp.sum(each) / batch, _rms(g, keep)
 
-    if solver_state is None:
+    if solver_state is None and solver.monotone:
+        curvature = _probe_curvature(net, state, solver, free, amortised, hoisted, keep)
+        solver_state = solver.init(free_x0, params, opt_state, curvature=curvature)
+    elif solver_state is None:
         solver_state = solver.init(free_x0, params, opt_state)
     # Fixed weights stay out of the loop carry.
-    carry0 = (free_x0, leaky0, solver_state, params if solver.learns else None, jnp.asarray(0))
+    carry0 = (
+        free_x0,
+        leaky0,
+        solver_state,
+        params if solver.learns else None,
+        jnp.asarray(0),
+        jnp.full((batch,), jnp.inf, net.dtype),
+        jnp.asarray(False),
+    )
     if tol is None:
         carry, values = lax.scan(
             lambda c, _: one_step(c)[:2],
@@ -377,21 +411,40 @@ def _infer(
         carry, num_steps, first, norm, _, buf = lax.while_loop(cond, body, loop0)
         energies = buf if trace else None
         converged = solver.terminate(norm, tol)
-    free_xs, leaky, solver_state, p, _ = carry
+    free_xs, leaky, solver_state, p, _, last, rose = carry
     if solver.learns:
         net = eqx.combine(p, static)
+    if solver.monotone:
+        # The final trial has not been compared yet: each example keeps its best point.
+        trial = _assemble(state.x, free, free_xs)
+        _, trial_energies, _ = node_terms(net, trial, skip=amortised, pres=hoisted)
+        free_xs, solver_state = solver.settle(
+            free_xs, _per_example(trial_energies, batch, net.dtype), solver_state
+        )
     new = _finalise(net, state, free, amortised, free_xs, leaky)
-    final = jnp.mean(jnp.sum(local_energies(net, new), axis=1))
+    each = jnp.sum(local_energies(net, new), axis=1)
+    if not solver.monotone:
+        rose = rose | jnp.any(~within_noise(each, last) & jnp.isfinite(last))
+    final = jnp.mean(each)
     finite = jnp.isfinite(final) & jnp.all(
         jnp.asarray([jnp.all(jnp.isfinite(x)) for x in free_xs] or [True])
     )
+    # Only a solver that is meant to descend on every step (plain Euler) oscillates; a
+    # monotone solver rejects the trials that rose, and momentum may rise for a while.
+    # Leaky error neurons and held predictions do not descend `F` itself: no check there.
+    checks_rises = solver.descends and not solver.monotone and not leaky0
+    oscillated = rose if (checks_rises and not fixed_predictions) else jnp.asarray(False)
     status = jnp.where(
         ~finite,
         RESULTS.nonfinite,
         jnp.where(
             final > _allowed_rise(solver, first),
             RESULTS.diverged,
-            jnp.where(converged, RESULTS.successful, RESULTS.max_steps_reached),
+            jnp.where(
+                oscillated,
+                RESULTS.oscillated,
+                jnp.where(converged, RESULTS.successful, RESULTS.max_steps_reached),
+            ),
         ),
     )
     return Solution(
@@ -404,6 +457,25 @@ def _infer(
         opt_state=solver.postprocess(solver_state),
         solver_state=solver_state,
     )
+
+
+def _probe_curvature(net, state, solver, free, amortised, hoisted, keep) -> Array:
+    """`lambda_max` of the energy's Hessian in the free states at the start, for each of
+    the first `solver.probes` examples: a gradient and `solver.iterations`
+    Hessian-vector products on those rows only."""
+    m = min(solver.probes, state.batch_size)
+    xs = [x[:m] for x in state.x]
+    pres = {i: v[:m] for i, v in hoisted.items()}
+    keep = tuple(None if k is None else k[:m] for k in keep)
+
+    def grad(fx):
+        def total(fx):
+            return node_terms(net, _assemble(xs, free, fx), skip=amortised, pres=pres)[0]
+
+        return held(jax.grad(total)(fx), keep)
+
+    x0 = tuple(xs[i] for i in free)
+    return power_iteration(grad, x0, grad(x0), solver.iterations, jax.random.key(0))
 
 
 def _finalise(net, state, free, amortised, free_xs, leaky) -> PCState:
@@ -435,11 +507,16 @@ def _fixed_prediction_grad(net: Network, state: PCState, free, amortised):
 
     def grad_fn(free_xs, leaky, p, first):
         def drive(fx, pres):
-            return node_terms(net, _assemble(state.x, free, fx), skip=amortised, pres=pres)[0]
+            g, energies, _ = node_terms(
+                net, _assemble(state.x, free, fx), skip=amortised, pres=pres
+            )
+            return g, _per_example(energies, state.batch_size, net.dtype)
 
-        value, (g_own, g_pre) = jax.value_and_grad(drive, argnums=(0, 1))(free_xs, pre0)
+        (_, each), (g_own, g_pre) = jax.value_and_grad(drive, argnums=(0, 1), has_aux=True)(
+            free_xs, pre0
+        )
         (from_children,) = pre_vjp(g_pre)
         g = tuple(a + b for a, b in zip(g_own, from_children))
-        return value, leaky, g, None
+        return each, leaky, g, None
 
     return grad_fn

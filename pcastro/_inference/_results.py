@@ -18,6 +18,9 @@ class RESULTS(enum.IntEnum):
     - `nonfinite_update`: a weight update produced NaN or inf parameters.
     - `update_too_large`: one weight update moved the parameters by more than their own
       norm.
+    - `oscillated`: the energy of some example rose on some step of a solver meant to
+      descend on every step (plain [`pcastro.Euler`][]), though it may have ended lower
+      than it started: the step overshoots (`dt * lambda_max > 2`).
     """
 
     def __new__(cls, code: int, message: str):
@@ -52,6 +55,14 @@ class RESULTS(enum.IntEnum):
         "One weight update moved the parameters by more than their own norm: the learning "
         "rate of the optimiser is far too large for this network; lower it (e.g. 1e-3 for "
         "Adam).",
+    )
+    oscillated = (
+        6,
+        "Inference oscillated: the energy of some example rose on a step (the step size "
+        "exceeds 2 / lambda_max, the largest curvature of the energy; lambda_max grows as "
+        "a network trains). Use the default `pcastro.AdaptiveEuler()`, whose step follows "
+        "the curvature, or lower `Euler(dt=...)` below 2 / `pcastro.max_curvature(net, "
+        "state)`.",
     )
 
 

@@ -37,8 +37,11 @@ class BenchConfig:
     """Hidden units of the MLP (default 128 for up to 256 input features, else 256)."""
     inference_steps: int = 20
     """PC inference steps per update."""
+    solver: str = "adaptive"
+    """PC inference solver: `adaptive` (pcastro.AdaptiveEuler, the step follows the
+    measured curvature) or `euler` (pcastro.Euler with step `--dt`)."""
     dt: float = 0.1
-    """Euler step size of PC inference."""
+    """Euler step size of PC inference (with `--solver euler`)."""
     lrs: tuple[float, ...] = (1e-3, 3e-3, 1e-2, 3e-2)
     """Learning-rate grid (Adam) of every trained method."""
     max_updates: int = 100
@@ -61,6 +64,7 @@ class BenchConfig:
         if self.hidden is not None:
             _require(self, ("hidden",), 1)
         _require_rates(self, ("dt",), upper=10.0)
+        _check_solver(self)
         _require_rates(self, ("lrs",), upper=1.0)
         if self.dataset not in DATASETS:
             raise ValueError(
@@ -266,6 +270,24 @@ def _check_methods(methods, valid) -> None:
         raise ValueError(f"Unknown methods {unknown}; choose from {', '.join(valid)}.")
 
 
+SOLVERS = ("adaptive", "euler")
+
+
+def make_solver(cfg):
+    """The inference solver a config names: `AdaptiveEuler()` or `Euler(dt=cfg.dt)`."""
+    from .. import AdaptiveEuler, Euler
+
+    return AdaptiveEuler() if cfg.solver == "adaptive" else Euler(dt=cfg.dt)
+
+
+def _check_solver(cfg) -> None:
+    if cfg.solver not in SOLVERS:
+        raise ValueError(
+            f"`--solver` must be one of {', '.join(SOLVERS)}, got {cfg.solver!r}; `adaptive` "
+            "follows the curvature of the energy and cannot diverge."
+        )
+
+
 def hidden_units(cfg: BenchConfig, features: int) -> int:
     return cfg.hidden if cfg.hidden is not None else (128 if features <= 256 else 256)
 
@@ -378,8 +400,11 @@ class ContinualConfig:
     """Adam learning rates tried for PC methods."""
     inference_steps: int = 3
     """PC inference steps per update."""
+    solver: str = "adaptive"
+    """PC inference solver: `adaptive` (pcastro.AdaptiveEuler, the step follows the
+    measured curvature) or `euler` (pcastro.Euler with step `--dt`)."""
     dt: float = 0.3
-    """Euler step size of PC inference."""
+    """Euler step size of PC inference (with `--solver euler`)."""
     ne: float = 1.0
     """Norepinephrine while learning (the store methods with a gate)."""
     tols: tuple[float, ...] = (0.0, 0.01)
@@ -411,6 +436,7 @@ class ContinualConfig:
         _require(self, ("seed",), 0)
         _require_rates(self, ("lrs", "pc_lrs"), upper=1.0)
         _require_rates(self, ("dt",), upper=10.0)
+        _check_solver(self)
         if self.dataset not in DATASETS:
             raise ValueError(
                 f"unknown dataset {self.dataset!r}; choose one of {', '.join(DATASETS)} "

@@ -27,6 +27,7 @@ validation split held out from the training images (never the test images).
 
 import time
 from dataclasses import asdict
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -34,9 +35,10 @@ import numpy as np
 from jax import lax
 from tqdm.auto import tqdm
 
-from .. import CrossEntropy, make_mesh, mlp
+from .. import RESULTS, CrossEntropy, make_mesh, mlp
 from ..astro import Astrocytes
 from ..data import load_dataset
+from ._config import make_solver
 from ._continual_methods import (
     AbstractContinualLearner,
     AstrocyteStore,
@@ -81,9 +83,7 @@ def make_network(key, sizes):
 
 def store_capacity(budget: int, sizes, *, replay_batch: int = 1) -> int:
     """Slots of a store whose bytes equal (at most) those of `budget` raw exemplars."""
-    probe = AstrocyteStore(
-        rule=PCRule(steps=1, dt=0.1), lr=1e-3, capacity=1, replay_batch=replay_batch
-    )
+    probe = AstrocyteStore(rule=PCRule(steps=1), lr=1e-3, capacity=1, replay_batch=replay_batch)
     net = make_network(jax.random.key(0), sizes)
     per_slot = probe.memory_bytes(net)
     return max(1, (budget * exemplar_bytes(net)) // per_slot)
@@ -95,7 +95,7 @@ def make_learner(
     """The learner of method `name` at learning rate `lr` and memory budget `budget`
     (exemplars; the store gets the same bytes); `tol`, `alpha` and `g0` are the store's
     discard tolerance, priority exponent and gate floor."""
-    pc_rule = PCRule(steps=cfg.inference_steps, dt=cfg.dt)
+    pc_rule = PCRule(steps=cfg.inference_steps, solver=make_solver(cfg))
     rule = pc_rule if name.startswith("pc_") else BackpropRule()
     if name.endswith(("_finetune", "_joint")):
         return FineTune(rule=rule, lr=lr)
@@ -177,13 +177,36 @@ def majority_fraction(net, x):
 
 
 COLLAPSED = 0.9  # majority fraction above which a seed's final network is called collapsed
+RECALL_FLOOR = 0.1  # a class recalled below this is "not predicted" (chance is 0.1)
+FLAGGED = 0.01  # fraction of failed solves/updates above which a seed is marked flagged
+
+
+def class_recall(net, x, y):
+    """Per class (0-9), the fraction of its test images that `net` predicts correctly."""
+    correct = (jnp.argmax(jax.vmap(net)(x), axis=-1) == y).astype(jnp.float32)
+    hits = jax.ops.segment_sum(correct, y, 10)
+    return hits / jnp.maximum(jax.ops.segment_sum(jnp.ones_like(correct), y, 10), 1.0)
+
+
+def collapsed_seeds(name: str, majority, recall) -> np.ndarray:
+    """Per seed, whether the final network collapsed: it gives one class to more than
+    90% of the images, or (for a method that keeps or sees every context to the end:
+    memory methods and joint training) fewer than half of the ten classes are recalled
+    above chance. Fine-tuning ends predicting its last context's two classes by design
+    (forgetting), so only the first rule applies to it."""
+    majority, recall = np.asarray(majority), np.asarray(recall)
+    bad = majority > COLLAPSED
+    if name in MEMORY_METHODS or name.endswith("_joint"):
+        bad |= np.sum(recall >= RECALL_FLOOR, axis=-1) < 5
+    return bad
 
 
 def make_run(learner, sizes, *, eval_every: int):
     """`run(seed_key, stream, x, y_onehot, test_x, test_y, curve_x, curve_y)` ->
     `(matrix (contexts, contexts), curve (contexts, iterations // eval_every, contexts),
-    majority fraction of the final network on the test images)`, written for one seed
-    (vmap it)."""
+    majority fraction of the final network on the test images, its per-class recall (10,),
+    status counts (one per pcastro.RESULTS code, over every iteration))`, written for
+    one seed (vmap it)."""
 
     def run(key, stream, x, y1h, test_x, test_y, curve_x, curve_y):
         k_init, k_run = jax.random.split(key)
@@ -191,9 +214,10 @@ def make_run(learner, sizes, *, eval_every: int):
         state = learner.init(net, key=k_init)
 
         def iteration(carry, idx):
-            state, key = carry
+            state, key, counts = carry
             key, sub = jax.random.split(key)
-            return (learner.step(state, x[idx], y1h[idx], key=sub), key), None
+            state, status = learner.step(state, x[idx], y1h[idx], key=sub)
+            return (state, key, counts.at[status].add(1)), None
 
         def chunk(carry, idx):
             carry, _ = lax.scan(iteration, carry, idx)
@@ -204,16 +228,52 @@ def make_run(learner, sizes, *, eval_every: int):
             matrix_row = _per_context_accuracy(learner.network(carry[0]), test_x, test_y)
             return carry, (matrix_row, curve)
 
-        (state, _), (matrix, curve) = lax.scan(context, (state, k_run), stream)
-        return matrix, curve, majority_fraction(learner.network(state), test_x)
+        counts0 = jnp.zeros(len(RESULTS), jnp.int32)
+        (state, _, counts), (matrix, curve) = lax.scan(context, (state, k_run, counts0), stream)
+        final = learner.network(state)
+        return (
+            matrix,
+            curve,
+            majority_fraction(final, test_x),
+            class_recall(final, test_x, test_y),
+            counts,
+        )
 
     return run
 
 
-def run_seeds(learner, sizes, seeds, data, *, cfg, joint: bool, evaluate_on, mesh):
+class RunResult(NamedTuple):
+    """What [`run_seeds`][] returns, per seed where it has a leading axis `S`."""
+
+    matrix: np.ndarray  # (S, C, C) accuracy after each context on each context
+    curve: np.ndarray  # (S, C, points, C) learning curves
+    majority: np.ndarray  # (S,) majority fraction of the final network
+    recall: np.ndarray  # (S, 10) per-class recall of the final network
+    counts: np.ndarray  # (S, len(RESULTS)) iterations ending with each status
+    compile_s: float
+    run_s: float
+
+
+def status_summary(counts: np.ndarray) -> dict:
+    """Per-seed counts of every failure status and the seeds with more than 1% of their
+    iterations failed (`flagged`)."""
+    counts = np.asarray(counts)
+    total = counts.sum(axis=-1)
+    failed = total - counts[:, RESULTS.successful]
+    return {
+        "status_counts_per_seed": {
+            r.name: counts[:, int(r)].tolist() for r in RESULTS if r is not RESULTS.successful
+        },
+        "failed_per_seed": failed.tolist(),
+        "iterations_per_seed": total.tolist(),
+        "flagged_seeds": int(np.sum(failed > FLAGGED * total)),
+    }
+
+
+def run_seeds(learner, sizes, seeds, data, *, cfg, joint: bool, evaluate_on, mesh) -> RunResult:
     """Run `learner` on every seed (vmapped, the seeds split over the devices of `mesh`):
-    accuracy matrices `(S, C, C)`, curves, the final networks' majority fractions `(S,)`
-    and compile/run seconds."""
+    accuracy matrices `(S, C, C)`, curves, the final networks' majority fractions and
+    per-class recalls, every iteration's status counted, and compile/run seconds."""
     x, y, test_x, test_y = data[:4] if evaluate_on == "test" else data[4:]
     streams = np.stack(
         [make_stream(s, y, iterations=cfg.iterations, batch=cfg.batch, joint=joint) for s in seeds]
@@ -232,8 +292,16 @@ def run_seeds(learner, sizes, seeds, data, *, cfg, joint: bool, evaluate_on, mes
     )
     in_axes = (0, 0) + (None,) * 6
     fn = jax.vmap(make_run(learner, sizes, eval_every=cfg.eval_every), in_axes=in_axes)
-    (matrix, curve, majority), t = timed(fn, *args, in_axes=in_axes, mesh=mesh)
-    return np.asarray(matrix), np.asarray(curve), np.asarray(majority), t.compile_s, t.run_s
+    (matrix, curve, majority, recall, counts), t = timed(fn, *args, in_axes=in_axes, mesh=mesh)
+    return RunResult(
+        np.asarray(matrix),
+        np.asarray(curve),
+        np.asarray(majority),
+        np.asarray(recall),
+        np.asarray(counts),
+        t.compile_s,
+        t.run_s,
+    )
 
 
 def final_accuracy(matrix):
@@ -315,18 +383,23 @@ def run_continual(cfg, *, progress: bool = True) -> dict:
                 bar.set_description(f"selecting {key} on validation")
                 grid = _grid(key, cfg)
                 points = [dict(zip(grid, v)) for v in np.ndindex(*map(len, grid.values()))]
-                scores = []
+                scores, failures = [], []
                 # A single candidate needs no validation run.
                 for point in points if len(points) > 1 else ():
                     hp = {k: grid[k][i] for k, i in point.items()}
                     learner = make_learner(
                         key, budget=largest, cfg=cfg, sizes=sizes, lr=hp["lr"], **_store_hp(hp)
                     )
-                    m, *_ = run_seeds(
+                    run = run_seeds(
                         learner, sizes, val_seeds, data, cfg=cfg, joint=key.endswith("_joint"),
                         evaluate_on="validation", mesh=mesh,
                     )  # fmt: skip
-                    scores.append(float(final_accuracy(m).mean()))
+                    if np.any(collapsed_seeds(key, run.majority, run.recall)):
+                        # Counted, and never chosen: a collapsed candidate scores NaN.
+                        failures.append({**hp, **status_summary(run.counts)})
+                        scores.append(float("nan"))
+                    else:
+                        scores.append(float(final_accuracy(run.matrix).mean()))
                 scores = scores or [float("nan")]
                 table = np.asarray(scores).reshape([len(v) for v in grid.values()])
                 hp, score = select_on_validation(table, grid)
@@ -338,17 +411,20 @@ def run_continual(cfg, *, progress: bool = True) -> dict:
                         for p, s in zip(points, scores)
                     ],
                     "budget": largest if name in MEMORY_METHODS else None,
+                    "collapsed_candidates": failures,
                 }
             hp = selected[key]
             bar.set_description(f"{name} M={budget}" if budget else name)
             learner = make_learner(
                 name, lr=hp["lr"], budget=budget or 1, cfg=cfg, sizes=sizes, **_store_hp(hp)
             )
-            matrix, curve, majority, compile_s, run_s = run_seeds(
+            run = run_seeds(
                 learner, sizes, test_seeds, data, cfg=cfg, joint=name.endswith("_joint"),
                 evaluate_on="test", mesh=mesh,
             )  # fmt: skip
+            matrix, curve, majority = run.matrix, run.curve, run.majority
             final = final_accuracy(matrix)
+            collapsed = collapsed_seeds(name, majority, run.recall)
             raw[(name, budget)] = final
             mean, ci, n = mean_ci95(final)
             net = make_network(jax.random.key(0), sizes)
@@ -365,10 +441,13 @@ def run_continual(cfg, *, progress: bool = True) -> dict:
                     "matrix_mean": matrix.mean(axis=0).tolist(),
                     "matrix_per_seed": matrix.tolist(),
                     "majority_fraction_per_seed": majority.tolist(),
-                    "collapsed_seeds": int(np.sum(majority > COLLAPSED)),
+                    "class_recall_per_seed": run.recall.tolist(),
+                    "collapsed_per_seed": collapsed.tolist(),
+                    "collapsed_seeds": int(np.sum(collapsed)),
+                    **status_summary(run.counts),
                     "curve_mean": curve.mean(axis=0).tolist(),
-                    "compile_s": compile_s,
-                    "run_s": run_s,
+                    "compile_s": run.compile_s,
+                    "run_s": run.run_s,
                     "lr": hp["lr"],
                     "tol": getattr(learner, "tol", None),
                     "alpha": getattr(learner, "alpha", None) if "priority" in name else None,

@@ -20,11 +20,11 @@ import jax.numpy as jnp
 import optax
 from jax import lax
 
-from .. import apply_param_grads
+from .. import RESULTS
+from .._learning import _apply as checked_apply
 from ..astro import (
     Astrocytes,
     RejectWhenFull,
-    apply_gated_grads,
     discard,
     footprint_bytes,
     make_regions,
@@ -100,7 +100,10 @@ class AbstractContinualLearner(eqx.Module):
 
     @abc.abstractmethod
     def step(self, state, x, y, *, key):
-        """One iteration on the batch `(x, y)` (one-hot `y`) of the current context."""
+        """One iteration on the batch `(x, y)` (one-hot `y`) of the current context:
+        returns `(state, status)`, `status` the [`pcastro.RESULTS`][] code of the
+        iteration's inference and update (the worst of them), which the protocol
+        counts."""
 
     def network(self, state):
         """The network a training state holds (what is evaluated on the test images)."""
@@ -125,10 +128,10 @@ class FineTune(AbstractContinualLearner):
 
     def step(self, state, x, y, *, key):
         """One iteration on the batch `(x, y)` of the current context."""
-        net, opt_state = self.rule.update(
+        net, opt_state, status = self.rule.update(
             state.net, state.opt_state, x, y, optimizer=self.optimizer(state.net)
         )
-        return Plain(net, opt_state)
+        return Plain(net, opt_state), status
 
 
 def _cross_entropy(net, x, y):
@@ -197,7 +200,7 @@ class ExperienceReplay(AbstractContinualLearner):
         if self.prioritised:
             loss = _cross_entropy(state.net, rx, ry)
             priority = priority.at[idx].set(jnp.where(jnp.any(filled), loss + 1e-3, 1.0))
-        net, opt_state = self.rule.update(
+        net, opt_state, status = self.rule.update(
             state.net,
             state.opt_state,
             jnp.concatenate([x, rx]),
@@ -214,7 +217,7 @@ class ExperienceReplay(AbstractContinualLearner):
             state.y.at[slots].set(y, mode="drop"),
             priority.at[slots].set(newest, mode="drop"),
             state.seen + x.shape[0],
-        )
+        ), status
 
     def memory_bytes(self, net) -> int:
         """Bytes of the method's memory."""
@@ -291,31 +294,28 @@ class AstrocyteStore(AbstractContinualLearner):
         slots = jax.random.categorical(k_draw, logits, shape=(self.replay_batch,))
         recalled = recall(store, slots, net=net, fresh=True, check=False)
         rx, ry = recalled.x[0], recalled.x[-1] * jnp.any(occupied)
-        relaxed = self.rule.relax(net, jnp.concatenate([x, rx]), jnp.concatenate([y, ry]))
+        relaxed, solved = self.rule.relax(net, jnp.concatenate([x, rx]), jnp.concatenate([y, ry]))
         measured = region_energies(relaxed, regions)
         replayed = measured[batch:] if self.refresh else store.region_energy[slots]
         optimizer = self.optimizer(net)
-        if self.astrocytes is None:
-            net, opt_state = apply_param_grads(
-                net, state.opt_state, relaxed, optimizer=optimizer, throw=False
-            )
-        else:
-            net, opt_state = apply_gated_grads(
-                net,
-                state.opt_state,
-                relaxed,
-                optimizer=optimizer,
-                region_energy=jnp.concatenate([measured[:batch], replayed]),
-                ne=self.ne,
-                throw=False,
-            )
+        extra = {}
+        if self.astrocytes is not None:
+            # As `apply_gated_grads` does, with the update's status kept for the count.
+            region_energy = jnp.concatenate([measured[:batch], replayed])
+            extra = dict(region_energy=region_energy, ne=jnp.asarray(self.ne))
+            optimizer = optax.with_extra_args_support(optimizer)
+        net, opt_state, updated = checked_apply(
+            net, state.opt_state, relaxed, optimizer=optimizer, **extra
+        )
+        # As `train_step(throw=False)`: the update is applied and its status counted.
+        status = jnp.where(solved != RESULTS.successful, solved, updated)
         if self.refresh:
             store = _rewrite(store, slots, relaxed, measured, batch, self.rule.steps)
         if self.tol > 0:
             learned = jnp.all(measured[batch:] < self.tol, axis=1) & jnp.any(occupied)
             store = discard(store, jnp.zeros(self.capacity, bool).at[slots].max(learned))
         store = _keep(store, relaxed, measured, batch, state.seen, k_keep, k_victim, self.rule)
-        return Stored(net, opt_state, store, state.seen + batch)
+        return Stored(net, opt_state, store, state.seen + batch), status
 
     def memory_bytes(self, net) -> int:
         """Bytes of the method's memory."""

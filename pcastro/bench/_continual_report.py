@@ -63,6 +63,8 @@ def result_table(payload: dict) -> str:
             "final acc": f"{r['mean']:.3f} ± {r['ci95']:.3f}",
             "n": r["n"],
             "collapsed": r.get("collapsed_seeds", ""),
+            "flagged": r.get("flagged_seeds", ""),
+            "failed solves": sum(r["failed_per_seed"]) if "failed_per_seed" in r else "",
             "compile s": f"{r['compile_s']:.0f}",
             "run s": f"{r['run_s']:.0f}",
         }

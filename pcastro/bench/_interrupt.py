@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from .._sharding import make_mesh
 from ..data import load_dataset, sample_episodes
 from ._conditions import CONDITIONS, make_conditions
-from ._config import hidden_units
+from ._config import hidden_units, make_solver
 from ._learners import PC, Backprop, PCRule, accuracy, make_model
 from ._records import result_row, select_on_validation, timed, tune
 from ._report import original_labels, payload
@@ -103,7 +103,7 @@ def run_interrupt(cfg, *, progress: bool = True) -> dict:
     features = ds.x_train.shape[1]
     sizes = (features, hidden_units(cfg, features), 10)
     k_tune, k_a, k_b, k_init = jax.random.split(jax.random.key(cfg.seed), 4)
-    rule = PCRule(steps=cfg.inference_steps, dt=cfg.dt)
+    rule = PCRule(steps=cfg.inference_steps, solver=make_solver(cfg))
     # Learning rate and update count per update rule, from learning curves on 10-way
     # validation episodes of the training split; at least two updates so that A can be
     # interrupted part-way.

@@ -16,7 +16,17 @@ import numpy as np
 import optax
 from jax import lax
 
-from .. import CrossEntropy, Euler, Network, infer, init_state, mlp, train_step
+from .. import (
+    RESULTS,
+    AbstractSolver,
+    AdaptiveEuler,
+    CrossEntropy,
+    Network,
+    infer,
+    init_state,
+    mlp,
+    train_step,
+)
 from ..astro import (
     Astrocytes,
     apply_gated_grads,
@@ -53,42 +63,44 @@ class AbstractRule(eqx.Module):
 
     @abc.abstractmethod
     def update(self, net, opt_state, x, y, *, optimizer, throw: bool = False):
-        """Returns `(net, opt_state)` after one update on `(x, y)`."""
+        """Returns `(net, opt_state, status)` after one update on `(x, y)`; `status` is a
+        [`pcastro.RESULTS`][] code, for the protocols to count (never to drop)."""
 
 
 class PCRule(AbstractRule):
-    """Predictive coding: `steps` Euler steps of inference, then one local update.
-    `unroll` compiles the steps without a loop (faster for convolutions on CPU)."""
+    """Predictive coding: `steps` steps of inference with `solver` (by default the
+    curvature-following [`pcastro.AdaptiveEuler`][]), then one local update. `unroll`
+    compiles the steps without a loop (faster for convolutions on CPU)."""
 
     steps: int = eqx.field(static=True)
-    dt: float = eqx.field(static=True)
+    solver: AbstractSolver = AdaptiveEuler()
     unroll: bool = eqx.field(static=True, default=False)
 
     def update(self, net, opt_state, x, y, *, optimizer, throw: bool = False):
-        net, opt_state, _ = train_step(
+        net, opt_state, info = train_step(
             net,
             opt_state,
             x,
             y,
             optimizer=optimizer,
-            solver=Euler(dt=self.dt),
+            solver=self.solver,
             steps=self.steps,
             throw=throw,
             unroll=self.unroll,
         )
-        return net, opt_state
+        return net, opt_state, info.status
 
     def relax(self, net, x, y):
-        """The inferred states with `x` and `y` clamped."""
+        """The inferred states with `x` and `y` clamped, and the solve's status."""
         solution = infer(
             net,
             init_state(net, x, y),
-            solver=Euler(dt=self.dt),
+            solver=self.solver,
             steps=self.steps,
             throw=False,
             unroll=self.unroll,
         )
-        return solution.state
+        return solution.state, solution.status
 
 
 class BackpropRule(AbstractRule):
@@ -96,7 +108,7 @@ class BackpropRule(AbstractRule):
 
     def update(self, net, opt_state, x, y, *, optimizer, throw: bool = False):
         net, opt_state, _ = backprop_step(net, opt_state, x, y, optimizer=optimizer)
-        return net, opt_state
+        return net, opt_state, jnp.asarray(RESULTS.successful)
 
 
 def pretrain(rule: AbstractRule, net, x, y, *, epochs: int, seed: int, batch: int = 64):
@@ -105,7 +117,7 @@ def pretrain(rule: AbstractRule, net, x, y, *, epochs: int, seed: int, batch: in
     optimizer = optax.adam(1e-3)
     opt_state = optimizer.init(params_of(net))
     step = eqx.filter_jit(
-        lambda n, s, bx, by: rule.update(n, s, bx, by, optimizer=optimizer, throw=True)
+        lambda n, s, bx, by: rule.update(n, s, bx, by, optimizer=optimizer, throw=True)[:2]
     )
     rng = np.random.default_rng(seed)
     for _ in range(epochs):
@@ -123,7 +135,7 @@ def _predict(net, x):
 
 def gated_update(rule: PCRule, net, opt_state, x, y, *, optimizer, regions, ne):
     """One PC update through an astrocyte-gated optimiser, fed the batch's `E_r` and NE."""
-    relaxed = rule.relax(net, x, y)
+    relaxed, _ = rule.relax(net, x, y)  # its status is that of the update that follows
     return apply_gated_grads(
         net,
         opt_state,
@@ -276,7 +288,9 @@ class PC(_AbstractGradientLearner):
     def step(self, state, x, y, *, key):
         optimizer = self.optimizer(state.lr, state.net)
         if self.astrocytes is None:
-            net, opt_state = self.rule.update(state.net, state.opt_state, x, y, optimizer=optimizer)
+            net, opt_state, _ = self.rule.update(
+                state.net, state.opt_state, x, y, optimizer=optimizer
+            )
         else:
             net, opt_state = gated_update(
                 self.rule,
@@ -304,7 +318,7 @@ class Backprop(_AbstractGradientLearner):
 
     def step(self, state, x, y, *, key):
         optimizer = self.optimizer(state.lr, state.net)
-        net, opt_state = self.rule.update(state.net, state.opt_state, x, y, optimizer=optimizer)
+        net, opt_state, _ = self.rule.update(state.net, state.opt_state, x, y, optimizer=optimizer)
         return Trained(net, state.lr, opt_state), key
 
 
@@ -341,7 +355,7 @@ class BackpropReplay(_AbstractGradientLearner):
         x = jnp.concatenate([x, state.buffer_x[idx]])
         y = jnp.concatenate([y, state.buffer_y[idx]])
         optimizer = self.optimizer(state.lr, state.net)
-        net, opt_state = self.rule.update(state.net, state.opt_state, x, y, optimizer=optimizer)
+        net, opt_state, _ = self.rule.update(state.net, state.opt_state, x, y, optimizer=optimizer)
         return eqx.tree_at(lambda s: (s.net, s.opt_state), state, (net, opt_state)), key
 
 
@@ -401,7 +415,7 @@ class PCAstro(AbstractLearner):
 
         (net, opt_state), _ = lax.scan(present, (net, state.opt_state), (x, y))
         store = make_store(net, regions, capacity=x.shape[0])
-        store, _ = snapshot(store, self.rule.relax(net, x, y), step=self.rule.steps)
+        store, _ = snapshot(store, self.rule.relax(net, x, y)[0], step=self.rule.steps)
         net, opt_state, _, _ = consolidate(
             net,
             opt_state,
@@ -412,7 +426,7 @@ class PCAstro(AbstractLearner):
             rounds=hp["rounds"],
             tol=self.tol,
             fresh=False,
-            solver=Euler(dt=self.rule.dt),
+            solver=self.rule.solver,
         )
         return Trained(net, state.lr, opt_state)
 

@@ -21,7 +21,7 @@ import numpy as np
 from .. import CrossEntropy, Network, Node, Reshape, convnet
 from ..data import sample_episodes
 from ..data._omniglot import find_omniglot, load_characters, load_official_runs
-from ._config import hidden_units
+from ._config import hidden_units, make_solver
 from ._learners import PC, Backprop, BackpropRule, PCRule, PixelNN, accuracy, make_model, pretrain
 from ._readouts import pc_local_learners, readout_learners
 from ._records import result_row, run_test_episodes, tune
@@ -65,7 +65,7 @@ def make_body(cfg, key, features: int, classes: int):
 
 def omniglot_learners(cfg, features: int):
     # Convolutions inside `lax.scan` are several times slower on CPU: unroll inference.
-    rule = PCRule(steps=cfg.inference_steps, dt=cfg.dt, unroll=cfg.body == "conv")
+    rule = PCRule(steps=cfg.inference_steps, solver=make_solver(cfg), unroll=cfg.body == "conv")
     updates = tuple(range(1, cfg.max_updates + 1))
     rules = {"pc": rule, "bp": BackpropRule()}
     learners = [

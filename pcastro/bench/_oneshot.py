@@ -8,7 +8,7 @@ from tqdm.auto import tqdm
 from .._sharding import make_mesh
 from ..data import load_dataset
 from ._compare import paired_differences
-from ._config import OneShotConfig, hidden_units
+from ._config import OneShotConfig, hidden_units, make_solver
 from ._learners import (
     PC,
     AbstractLearner,
@@ -55,7 +55,7 @@ BASELINES = ("pixel_nn", "class_mean")
 def make_learners(cfg: OneShotConfig, *, features: int = 64) -> list[AbstractLearner]:
     """The learners `cfg` asks for, with the grids they are tuned over, in report order
     (`features`: input features, which set the default hidden width)."""
-    rule = PCRule(steps=cfg.inference_steps, dt=cfg.dt)
+    rule = PCRule(steps=cfg.inference_steps, solver=make_solver(cfg))
     scratch = cfg.protocol == "scratch"
     # Scratch: full-batch update counts, all read off one learning curve; transfer: updates
     # on each novel example as it arrives.

@@ -442,10 +442,12 @@ class PCLocal(_AbstractGradientLearner):
             opt_state = optax.tree_utils.tree_set(state.opt_state, plastic_rows=rows)
             state = eqx.tree_at(lambda s: s.opt_state, state, opt_state)
         if self.astrocytes is None:
-            net, opt_state = self.rule.update(state.net, state.opt_state, x, y, optimizer=optimizer)
+            net, opt_state, _ = self.rule.update(
+                state.net, state.opt_state, x, y, optimizer=optimizer
+            )
         else:
             # Relaxed once, here, only where the gate needs the region energies.
-            relaxed = self.rule.relax(state.net, x, y)
+            relaxed, _ = self.rule.relax(state.net, x, y)
             net, opt_state = apply_gated_grads(
                 state.net,
                 state.opt_state,

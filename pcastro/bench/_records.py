@@ -33,8 +33,10 @@ def select_on_validation(scores, grid: Mapping[str, Sequence]) -> tuple[dict[str
             f"`scores` has shape {scores.shape} but the grid {list(grid)} has shape {shape}; "
             "give one axis per hyperparameter, in the order of `grid`."
         )
-    # np.argmax returns the first maximum of the flattened (row-major) table.
-    index = np.unravel_index(int(np.argmax(scores)), shape)
+    # np.argmax returns the first maximum of the flattened (row-major) table; a NaN score
+    # (a candidate that collapsed or could not be scored) is never chosen over a number.
+    filled = np.where(np.isnan(scores), -np.inf, scores)
+    index = np.unravel_index(int(np.argmax(filled)), shape)
     chosen = {name: _plain(values[i]) for (name, values), i in zip(grid.items(), index)}
     return chosen, float(scores[index])
 

@@ -12,7 +12,6 @@ import jax.numpy as jnp
 from jax import lax
 from jax.typing import ArrayLike
 
-from .. import Euler
 from ..astro import consolidate, make_regions, make_store, snapshot
 from ._learners import AbstractLearner, Trained
 
@@ -75,7 +74,7 @@ class Consolidate(AbstractResume):
     def remember(self, store, learner, state, x, y, *, step, capacity):
         if store is None:
             store = make_store(state.net, make_regions(state.net), capacity=capacity)
-        return snapshot(store, learner.rule.relax(state.net, x, y), step=step)[0]
+        return snapshot(store, learner.rule.relax(state.net, x, y)[0], step=step)[0]
 
     def resume(self, learner, state, store, a, b, *, rounds, key):
         net, opt_state, _, _ = consolidate(
@@ -88,7 +87,7 @@ class Consolidate(AbstractResume):
             rounds=rounds,
             tol=self.tol,
             fresh=self.fresh,
-            solver=Euler(dt=learner.rule.dt),
+            solver=learner.rule.solver,
         )
         return Trained(net, state.lr, opt_state)
 

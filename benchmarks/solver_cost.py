@@ -1,0 +1,108 @@
+"""Cost of the curvature-following solver against plain Euler, per training step.
+
+    python benchmarks/solver_cost.py --sizes 784,400,400,10 --batch 256 --steps 3,20 \
+        --repeats 20 --json benchmarks/results/solver_cost_cpu.json
+
+In one process, after warm-up, the median wall time of a PC training step
+(`pcastro.train_step`: T inference steps, one Adam update) with `pcastro.Euler(dt=0.1)`
+and with `pcastro.AdaptiveEuler()` (the default), on the same network, batch and data;
+compile times apart. The steps are timed in alternation, so that drifts of a shared
+machine fall on both alike.
+"""
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import equinox as eqx  # noqa: E402
+import jax  # noqa: E402
+import optax  # noqa: E402
+from _common import block, environment, write_json  # noqa: E402
+
+import pcastro as pc  # noqa: E402
+
+
+def make_step(net, optimizer, *, solver, steps):
+    params, static = eqx.partition(net, eqx.is_inexact_array)
+
+    def step(params, opt_state, x, y):
+        model, opt_state, _ = pc.train_step(
+            eqx.combine(params, static),
+            opt_state,
+            x,
+            y,
+            optimizer=optimizer,
+            solver=solver,
+            steps=steps,
+            throw=False,
+        )
+        return eqx.filter(model, eqx.is_inexact_array), opt_state, x, y
+
+    return jax.jit(step)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="784,400,400,10")
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--steps", default="3,20")
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    key = jax.random.key(0)
+    kx, ky, kn = jax.random.split(key, 3)
+    x = jax.random.uniform(kx, (args.batch, sizes[0]))
+    y = jax.nn.one_hot(jax.random.randint(ky, (args.batch,), 0, sizes[-1]), sizes[-1])
+    net = pc.mlp(sizes, key=kn, activation=jax.nn.relu, output_energy=pc.CrossEntropy())
+    optimizer = optax.adam(1e-3)
+    solvers = {"euler": pc.Euler(dt=0.1), "adaptive": pc.AdaptiveEuler()}
+    rows = []
+    for steps in (int(s) for s in args.steps.split(",")):
+        fns, states, compile_s, times = {}, {}, {}, {name: [] for name in solvers}
+        for name, solver in solvers.items():
+            fns[name] = make_step(net, optimizer, solver=solver, steps=steps)
+            params = eqx.filter(net, eqx.is_inexact_array)
+            state = (params, optimizer.init(params), x, y)
+            t0 = time.perf_counter()
+            state = block(fns[name](*state))
+            compile_s[name] = time.perf_counter() - t0
+            states[name] = block(fns[name](*state))
+        for _ in range(args.repeats):
+            for name in solvers:
+                t0 = time.perf_counter()
+                states[name] = block(fns[name](*states[name]))
+                times[name].append(time.perf_counter() - t0)
+        med = {name: statistics.median(t) for name, t in times.items()}
+        row = {
+            "steps": steps,
+            "median_ms": {n: 1e3 * v for n, v in med.items()},
+            "compile_s": compile_s,
+            "ratio_adaptive_over_euler": med["adaptive"] / med["euler"],
+            "times_ms": {n: [1e3 * v for v in t] for n, t in times.items()},
+        }
+        rows.append(row)
+        print(
+            f"T={steps:3d}  Euler {row['median_ms']['euler']:.2f} ms  AdaptiveEuler "
+            f"{row['median_ms']['adaptive']:.2f} ms  ratio {row['ratio_adaptive_over_euler']:.3f}"
+            f"  (compile {compile_s['euler']:.1f} s / {compile_s['adaptive']:.1f} s)"
+        )
+    payload = {
+        **environment(),
+        "sizes": sizes,
+        "batch": args.batch,
+        "repeats": args.repeats,
+        "solvers": {n: repr(s) for n, s in solvers.items()},
+        "rows": rows,
+    }
+    if args.json:
+        write_json(args.json, payload)
+    return payload
+
+
+if __name__ == "__main__":
+    main()
