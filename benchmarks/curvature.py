@@ -91,7 +91,9 @@ def main(argv=None):
         print(f"after {it} updates: lambda_max {point['lambda_max']:.1f}")
         for r in point["solves"]:
             cos = " / ".join(f"{c:.3f}" for c in r["cosine_with_backprop"])
-            print(f"  T={r['steps']:2d} {r['solver']:24s} {r['status']:12s} {r['energy']:.4f} {cos}")
+            print(
+                f"  T={r['steps']:2d} {r['solver']:24s} {r['status']:12s} {r['energy']:.4f} {cos}"
+            )
     payload = {**environment(), "seed": args.seed, "updates": points}
     if args.json:
         write_json(args.json, payload)

@@ -329,7 +329,9 @@ class AdaptiveEuler(AbstractStateSolver):
         s = solver_state
         better = within_noise(energy, s.energy) & jnp.isfinite(energy)
         settled = _select(better, states, s.accepted)
-        return settled, eqx.tree_at(lambda t: t.rejected, s, s.rejected + jnp.sum(~better, dtype=s.rejected.dtype))
+        return settled, eqx.tree_at(
+            lambda t: t.rejected, s, s.rejected + jnp.sum(~better, dtype=s.rejected.dtype)
+        )
 
 
 class OptaxSolver(AbstractStateSolver):
