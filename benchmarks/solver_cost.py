@@ -4,8 +4,9 @@
         --repeats 20 --json benchmarks/results/solver_cost_cpu.json
 
 In one process, after warm-up, the median wall time of a PC training step
-(`pcastro.train_step`: T inference steps, one Adam update) with `pcastro.Euler(dt=0.1)`
-and with `pcastro.AdaptiveEuler()` (the default), on the same network, batch and data;
+(`pcastro.train_step`: T inference steps, one Adam update) with `pcastro.Euler(dt=0.1)`,
+`pcastro.AdaptiveEuler()` (the default) and `AdaptiveEuler(backtrack=True)`, on the same
+network, batch and data;
 compile times apart. The steps are timed in alternation, so that drifts of a shared
 machine fall on both alike.
 """
@@ -60,7 +61,11 @@ def main(argv=None):
     y = jax.nn.one_hot(jax.random.randint(ky, (args.batch,), 0, sizes[-1]), sizes[-1])
     net = pc.mlp(sizes, key=kn, activation=jax.nn.relu, output_energy=pc.CrossEntropy())
     optimizer = optax.adam(1e-3)
-    solvers = {"euler": pc.Euler(dt=0.1), "adaptive": pc.AdaptiveEuler()}
+    solvers = {
+        "euler": pc.Euler(dt=0.1),
+        "adaptive": pc.AdaptiveEuler(),
+        "adaptive_backtrack": pc.AdaptiveEuler(backtrack=True),
+    }
     rows = []
     for steps in (int(s) for s in args.steps.split(",")):
         fns, states, compile_s, times = {}, {}, {}, {name: [] for name in solvers}
@@ -82,14 +87,16 @@ def main(argv=None):
             "steps": steps,
             "median_ms": {n: 1e3 * v for n, v in med.items()},
             "compile_s": compile_s,
-            "ratio_adaptive_over_euler": med["adaptive"] / med["euler"],
+            "ratio_to_euler": {n: v / med["euler"] for n, v in med.items()},
             "times_ms": {n: [1e3 * v for v in t] for n, t in times.items()},
         }
         rows.append(row)
         print(
-            f"T={steps:3d}  Euler {row['median_ms']['euler']:.2f} ms  AdaptiveEuler "
-            f"{row['median_ms']['adaptive']:.2f} ms  ratio {row['ratio_adaptive_over_euler']:.3f}"
-            f"  (compile {compile_s['euler']:.1f} s / {compile_s['adaptive']:.1f} s)"
+            f"T={steps:3d}  "
+            + "  ".join(
+                f"{n} {row['median_ms'][n]:.2f} ms (x{row['ratio_to_euler'][n]:.3f})"
+                for n in solvers
+            )
         )
     payload = {
         **environment(),

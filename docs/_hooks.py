@@ -234,7 +234,30 @@ def _scaling(prefix: str) -> str:
     return "\n".join(lines)
 
 
+def _solver_cost(prefix: str) -> str:
+    d = json.loads((RESULTS / "solver_cost_cpu.json").read_text())
+    names = list(d["solvers"])
+    lines = [
+        "| T | " + " | ".join(f"`{d['solvers'][n]}`" for n in names) + " |",
+        "|---" * (len(names) + 1) + "|",
+    ]
+    for r in d["rows"]:
+        cells = [
+            f"{r['median_ms'][n]:.2f} ms" + ("" if n == "euler" else
+                                             f" (+{100 * (r['ratio_to_euler'][n] - 1):.0f}%)")
+            for n in names
+        ]  # fmt: skip
+        lines.append(f"| {r['steps']} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        f"*`{d['command']}`, {d['date']} on `{d['device']}` ({d['cpu_count']} CPUs), median of "
+        f"{d['repeats']} alternating repeats, batch {d['batch']}, sizes {d['sizes']}.*",
+    ]
+    return "\n".join(lines)
+
+
 _TABLES = {
+    "solver_cost": _solver_cost,
     "throughput": _throughput,
     "compare_libraries": _compare,
     "time_to_accuracy": _time_to_accuracy,

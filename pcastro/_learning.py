@@ -9,7 +9,7 @@ import optax
 
 from ._custom_types import Array, ArrayLike
 from ._free_energy import node_terms, summed_inputs
-from ._inference import RESULTS, AbstractSolver, Euler, Solution, infer
+from ._inference import RESULTS, AbstractSolver, AdaptiveEuler, Solution, infer
 from ._inference._driver import _as_float, _as_int
 from ._inference._results import attach_errors, raise_if_failed
 from ._network import Network
@@ -163,7 +163,7 @@ def train_step(
     y: ArrayLike,
     *,
     optimizer: optax.GradientTransformation,
-    solver: AbstractSolver = Euler(dt=0.1),
+    solver: AbstractSolver = AdaptiveEuler(),
     steps: SupportsIndex = 20,
     tol: SupportsFloat | None = None,
     trace: bool = False,

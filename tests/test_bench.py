@@ -24,7 +24,8 @@ from pcastro.bench import (
 )
 from pcastro.bench._conditions import CONDITIONS, make_conditions
 from pcastro.bench._config import add_config_options, config_from_args, field_docs
-from pcastro.bench._learners import PCRule, make_model
+from pcastro.bench._learners import PCRule, default_astrocytes, make_model
+from pcastro.bench._records import failures
 from pcastro.cli import main
 from pcastro.data import load_dataset, sample_episode
 
@@ -192,3 +193,19 @@ def test_unknown_method_lists_the_valid_names(command, known, valid, capsys):
     assert code == 2
     err = capsys.readouterr().err
     assert "Unknown methods ['nope']" in err and valid in err
+
+
+@pytest.mark.parametrize("astrocytes", [None, default_astrocytes()], ids=["plain", "gated"])
+def test_a_learners_failed_updates_are_counted_not_dropped(getkey, astrocytes):
+    ds = load_dataset("digits")
+    x, y = ds.x_train[:8], ds.y_train[:8]
+    net = make_model(getkey(), (64, 16, 10))
+    # A step far past the stability limit: every solve oscillates or diverges.
+    wild = PC(rule=PCRule(steps=3, solver=pc.Euler(dt=5.0)), lrs=(1e-2,), updates=(2,),
+              astrocytes=astrocytes)  # fmt: skip
+    safe = PC(rule=PCRule(steps=3), lrs=(1e-2,), updates=(2,), astrocytes=astrocytes)
+    for learner, failed in ((wild, 2 * len(x)), (safe, 0)):
+        state = learner.start(net, 1e-2)
+        state = learner.learn(state, x, y, {"lr": 1e-2, "updates": 2}, key=getkey(),
+                              one_at_a_time=True)  # fmt: skip
+        assert int(failures(state)) == failed

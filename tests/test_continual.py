@@ -182,3 +182,12 @@ def test_config_refuses_an_eval_interval_that_does_not_divide_the_iterations():
         ContinualConfig(priority_alphas=(-1.0,))
     with pytest.raises(ValueError, match="--gate-floors"):
         ContinualConfig(gate_floors=(1.5,))
+
+
+def test_the_solver_option_names_a_strategy_object():
+    from pcastro.bench._config import make_solver
+
+    assert make_solver(ContinualConfig()) == pc.AdaptiveEuler()
+    assert make_solver(ContinualConfig(solver="euler", dt=0.05)) == pc.Euler(dt=0.05)
+    with pytest.raises(ValueError, match="`--solver` must be one of adaptive, euler"):
+        ContinualConfig(solver="rk4")

@@ -78,9 +78,12 @@ def test_slow_leak_errors_follow_the_integration_rule(f64, getkey):
 def test_leaky_inference_resumes_exactly(f64, getkey):
     net, x, y = _setup(getkey, tau_e=3.0)
     state = pc.init_state(net, x, y)
-    straight = pc.infer(net, state, steps=8).state
-    half = pc.infer(net, state, steps=3).state
-    resumed = pc.infer(net, half, steps=5).state
+    # A solver without running state resumes from the states alone (AdaptiveEuler needs
+    # its `solver_state` back, tested in test_solvers.py).
+    euler = pc.Euler(dt=0.1)
+    straight = pc.infer(net, state, solver=euler, steps=8).state
+    half = pc.infer(net, state, solver=euler, steps=3).state
+    resumed = pc.infer(net, half, solver=euler, steps=5).state
     for i in (1, 2):
         np.testing.assert_allclose(resumed.x[i], straight.x[i], atol=1e-12)
         np.testing.assert_allclose(resumed.e[i], straight.e[i], atol=1e-12)

@@ -1,3 +1,5 @@
+from functools import partial
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -172,9 +174,13 @@ def test_pc_and_backprop_learn_digits_to_95_percent(getkey):
     net0 = pc.mlp([64, 128, 10], key=getkey(), output_energy=pc.CrossEntropy())
     opt = optax.adam(1e-3)
 
+    # Pinned to the solver this threshold was set with; the default AdaptiveEuler relaxes
+    # to the PC equilibrium instead (paired over 5 seeds: -0.002 +- 0.003 against it).
     @eqx.filter_jit
-    def pc_step(net, opt_state, x, y):
-        net, opt_state, _ = pc.train_step(net, opt_state, x, y, optimizer=opt, steps=10)
+    def pc_step(net, opt_state, x, y, solver=pc.Euler(dt=0.1)):
+        net, opt_state, _ = pc.train_step(
+            net, opt_state, x, y, optimizer=opt, steps=10, solver=solver
+        )
         return net, opt_state
 
     @eqx.filter_jit
@@ -184,8 +190,15 @@ def test_pc_and_backprop_learn_digits_to_95_percent(getkey):
 
     pc_net = _fit(pc_step, net0, opt, xtr, ytr, epochs=10, batch=32)
     bp_net = _fit(bp_step, net0, opt, xtr, ytr, epochs=10, batch=32)
+    adaptive_step = eqx.filter_jit(partial(pc_step, solver=pc.AdaptiveEuler()))
+    adaptive_net = _fit(adaptive_step, net0, opt, xtr, ytr, epochs=10, batch=32)
     pc_acc = float(pc.accuracy(pc_net, xte, yte))
     bp_acc = float(pc.accuracy(bp_net, xte, yte))
-    print(f"PC test accuracy {pc_acc:.4f}, backprop {bp_acc:.4f}")
+    adaptive_acc = float(pc.accuracy(adaptive_net, xte, yte))
+    print(
+        f"PC test accuracy {pc_acc:.4f} (AdaptiveEuler {adaptive_acc:.4f}), backprop {bp_acc:.4f}"
+    )
     assert pc_acc >= 0.95
     assert bp_acc >= 0.95
+    # 360 test images: 0.015 is about five of them.
+    assert adaptive_acc >= pc_acc - 0.015

@@ -10,7 +10,8 @@ from .._network import Network
 from .._state import PCState, amortised_nodes, free_nodes
 
 
-def _assemble(xs, free, free_xs) -> list:
+def assemble(xs, free, free_xs) -> list:
+    """Every node's states, with the free nodes' taken from `free_xs`."""
     out = list(xs)
     for i, x in zip(free, free_xs):
         out[i] = x
@@ -101,6 +102,29 @@ def held(vs, keep):
     return tuple(v if m is None else v * m for v, m in zip(vs, keep))
 
 
+def energy_curvature(net, xs, free, amortised, keep, *, iterations, key, pres=None, start=None):
+    """`lambda_max` of the Hessian of the energy in the free nodes `free` of the batch of
+    states `xs`, per example (`pres`: summed inputs held fixed, as the driver hoists them;
+    `keep`: 1 on the free units of partially clamped nodes). The power iteration starts
+    from `start`, by default from the gradient."""
+
+    def grad(fx):
+        def total(fx):
+            return node_terms(net, assemble(xs, free, fx), skip=amortised, pres=pres)[0]
+
+        return held(jax.grad(total)(fx), keep)
+
+    x0 = tuple(xs[i] for i in free)
+    k_start, k_noise = jax.random.split(key)
+    start = grad(x0) if start is None else held(start(k_start, x0), keep)
+    return power_iteration(grad, x0, start, iterations, k_noise)
+
+
+def _random_start(key, x0):
+    keys = jax.random.split(key, len(x0))
+    return tuple(jax.random.normal(k, x.shape, x.dtype) for k, x in zip(keys, x0))
+
+
 @eqx.filter_jit
 def _max_curvature(net, state, iterations, key):
     free = free_nodes(net, state.clamps)
@@ -109,17 +133,8 @@ def _max_curvature(net, state, iterations, key):
             "Every node of the state is clamped, so the energy has no free states and no "
             "curvature; free at least one node (`pcastro.init_state(net, x)`)."
         )
-    amortised = amortised_nodes(net, state.clamps)
     keep = tuple(None if state.masks[i] is None else 1.0 - state.masks[i] for i in free)
-
-    def grad(fx):
-        def total(fx):
-            return node_terms(net, _assemble(state.x, free, fx), skip=amortised)[0]
-
-        return held(jax.grad(total)(fx), keep)
-
-    x0 = tuple(state.x[i] for i in free)
-    k_start, k_noise = jax.random.split(key)
-    keys = jax.random.split(k_start, len(x0))
-    start = held(tuple(jax.random.normal(k, x.shape, x.dtype) for k, x in zip(keys, x0)), keep)
-    return power_iteration(grad, x0, start, iterations, k_noise)
+    amortised = amortised_nodes(net, state.clamps)
+    return energy_curvature(
+        net, state.x, free, amortised, keep, iterations=iterations, key=key, start=_random_start
+    )

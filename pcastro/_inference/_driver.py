@@ -21,9 +21,9 @@ from .._state import (
     errors,
     free_nodes,
 )
-from ._curvature import held, power_iteration
+from ._curvature import assemble, energy_curvature
 from ._results import RESULTS, raise_if_failed
-from ._solvers import AbstractSolver, Euler, within_noise
+from ._solvers import AbstractSolver, AdaptiveEuler, within_noise
 
 
 class Solution(eqx.Module):
@@ -71,13 +71,6 @@ def _allowed_rise(solver: AbstractSolver, first: Array) -> Array:
 def _per_example(energies: dict, batch: int, dtype) -> Array:
     """Each example's energy summed over the nodes, shape `(batch,)`."""
     return sum(energies.values(), jnp.zeros((batch,), dtype))
-
-
-def _assemble(xs, free, free_xs) -> list:
-    out = list(xs)
-    for i, x in zip(free, free_xs):
-        out[i] = x
-    return out
 
 
 def _check_inputs(
@@ -189,7 +182,7 @@ def infer(
     net: Network,
     state: PCState,
     *,
-    solver: AbstractSolver = Euler(dt=0.1),
+    solver: AbstractSolver = AdaptiveEuler(),
     steps: SupportsIndex = 20,
     tol: SupportsFloat | None = None,
     fixed_predictions: bool = False,
@@ -217,8 +210,10 @@ def infer(
 
     - `net`: the [`pcastro.Network`][].
     - `state`: a batched [`pcastro.PCState`][] from [`pcastro.init_state`][].
-    - `solver`: a solver object: [`pcastro.Euler`][], [`pcastro.OptaxSolver`][] or
-      [`pcastro.IncrementalPC`][] (which also updates the weights every step).
+    - `solver`: a solver object: [`pcastro.AdaptiveEuler`][] (the default: its step
+      follows the measured curvature of the energy), [`pcastro.Euler`][] (a fixed step),
+      [`pcastro.OptaxSolver`][] or [`pcastro.IncrementalPC`][] (which also updates the
+      weights every step).
     - `steps`: the number of steps, or the maximum number with `tol`.
     - `tol`: gradient tolerance for early stopping, or None for exactly `steps` steps.
     - `fixed_predictions`: hold every prediction at its value in `state` (the
@@ -335,7 +330,7 @@ def _infer(
         def grad_fn(free_xs, leaky, p, first):
             def drive(fx, p):
                 model = eqx.combine(p, static) if solver.learns else net
-                xs = _assemble(state.x, free, fx)
+                xs = assemble(state.x, free, fx)
                 g, energies, new = node_terms(
                     model, xs, skip=amortised, pres=hoisted, leaky=leaky, integrate=~first
                 )
@@ -366,8 +361,11 @@ def _infer(
             p, inner = solver.update_params(pg, p, inner)
         return (new_xs, leaky, inner, p, k + 1, each, rose), jnp.sum(each) / batch, _rms(g, keep)
 
-    if solver_state is None and solver.monotone:
-        curvature = _probe_curvature(net, state, solver, free, amortised, hoisted, keep)
+    if solver_state is None and solver.measures_curvature:
+        # Nothing free, nothing to measure (and nothing will move).
+        curvature = (
+            _probe_curvature(net, state, solver, free, amortised, hoisted, keep) if free else None
+        )
         solver_state = solver.init(free_x0, params, opt_state, curvature=curvature)
     elif solver_state is None:
         solver_state = solver.init(free_x0, params, opt_state)
@@ -416,7 +414,7 @@ def _infer(
         net = eqx.combine(p, static)
     if solver.monotone:
         # The final trial has not been compared yet: each example keeps its best point.
-        trial = _assemble(state.x, free, free_xs)
+        trial = assemble(state.x, free, free_xs)
         _, trial_energies, _ = node_terms(net, trial, skip=amortised, pres=hoisted)
         free_xs, solver_state = solver.settle(
             free_xs, _per_example(trial_energies, batch, net.dtype), solver_state
@@ -460,28 +458,25 @@ def _infer(
 
 
 def _probe_curvature(net, state, solver, free, amortised, hoisted, keep) -> Array:
-    """`lambda_max` of the energy's Hessian in the free states at the start, for each of
-    the first `solver.probes` examples: a gradient and `solver.iterations`
-    Hessian-vector products on those rows only."""
+    """`lambda_max` at the start of the solve, for each of the first `solver.probes`
+    examples: a gradient and `solver.iterations` Hessian-vector products on those rows."""
     m = min(solver.probes, state.batch_size)
-    xs = [x[:m] for x in state.x]
-    pres = {i: v[:m] for i, v in hoisted.items()}
-    keep = tuple(None if k is None else k[:m] for k in keep)
-
-    def grad(fx):
-        def total(fx):
-            return node_terms(net, _assemble(xs, free, fx), skip=amortised, pres=pres)[0]
-
-        return held(jax.grad(total)(fx), keep)
-
-    x0 = tuple(xs[i] for i in free)
-    return power_iteration(grad, x0, grad(x0), solver.iterations, jax.random.key(0))
+    return energy_curvature(
+        net,
+        [x[:m] for x in state.x],
+        free,
+        amortised,
+        tuple(None if k is None else k[:m] for k in keep),
+        iterations=solver.iterations,
+        key=jax.random.key(0),
+        pres={i: v[:m] for i, v in hoisted.items()},
+    )
 
 
 def _finalise(net, state, free, amortised, free_xs, leaky) -> PCState:
     """The relaxed state: free states put back, free cross-entropy nodes at their softmax,
     error neurons read at the returned states."""
-    xs = _assemble(state.x, free, free_xs)
+    xs = assemble(state.x, free, free_xs)
     for i in amortised:
         node = net.nodes[i - 1]
         xs[i] = jax.vmap(node.predict)([xs[p] for p in node.parents])
@@ -501,15 +496,13 @@ def _fixed_prediction_grad(net: Network, state: PCState, free, amortised):
     pre0 = summed_inputs(net, state.x, skip=amortised)
 
     def pres_of(fx):
-        return summed_inputs(net, _assemble(state.x, free, fx), skip=amortised)
+        return summed_inputs(net, assemble(state.x, free, fx), skip=amortised)
 
     _, pre_vjp = jax.vjp(pres_of, tuple(state.x[i] for i in free))
 
     def grad_fn(free_xs, leaky, p, first):
         def drive(fx, pres):
-            g, energies, _ = node_terms(
-                net, _assemble(state.x, free, fx), skip=amortised, pres=pres
-            )
+            g, energies, _ = node_terms(net, assemble(state.x, free, fx), skip=amortised, pres=pres)
             return g, _per_example(energies, state.batch_size, net.dtype)
 
         (_, each), (g_own, g_pre) = jax.value_and_grad(drive, argnums=(0, 1), has_aux=True)(

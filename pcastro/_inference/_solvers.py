@@ -43,6 +43,10 @@ class AbstractSolver(eqx.Module):
       current states (`step(..., energy=...)`), may reject a trial point, and picks the
       states to return with `settle`. The driver then skips the per-step `oscillated`
       check, which would count its rejected trials.
+    - `measures_curvature` (class attribute): whether the driver measures `lambda_max`
+      of the energy at the start of a solve (on the solver's first `probes` examples,
+      with `iterations` Hessian-vector products) and hands it to
+      `init(..., curvature=...)`.
     - `init(states, params, opt_state)`: the running state at the start of a solve.
     - `step(grads, states, solver_state)`: one move of the free states given `dF/dx`.
     - `update_params(grads, params, solver_state)`: the parameter-update hook, given the
@@ -56,6 +60,7 @@ class AbstractSolver(eqx.Module):
     learns: ClassVar[bool]
     descends: ClassVar[bool] = False
     monotone: ClassVar[bool] = False
+    measures_curvature: ClassVar[bool] = False
 
     @abc.abstractmethod
     def init(self, states: States, params: Any, opt_state: Any) -> Any:
@@ -131,14 +136,14 @@ class Euler(AbstractStateSolver):
         return new, None
 
 
-def _per_example(mask: Array, like: Array) -> Array:
-    """A `(batch,)` mask broadcast against a `(batch, ...)` state."""
+def _along_batch(mask: Array, like: Array) -> Array:
+    """A `(batch,)` array broadcast against a `(batch, ...)` state."""
     return mask.reshape(mask.shape + (1,) * (like.ndim - 1))
 
 
 def _select(mask: Array, a: States, b: States) -> States:
     """Per example, `a` where `mask` else `b`."""
-    return jax.tree_util.tree_map(lambda u, v: jnp.where(_per_example(mask, u), u, v), a, b)
+    return jax.tree_util.tree_map(lambda u, v: jnp.where(_along_batch(mask, u), u, v), a, b)
 
 
 def within_noise(energy: Array, reference: Array) -> Array:
@@ -154,7 +159,8 @@ class AdaptiveEulerState(eqx.Module):
 
     **Fields:**
 
-    - `accepted`: the last accepted free states (the best point so far).
+    - `accepted`: the last accepted free states, the best point so far (empty without
+      `backtrack`).
     - `slope`: `||dF/dx||^2` at `accepted`, per example, shape `(batch,)`.
     - `energy`: each example's energy at `accepted`, shape `(batch,)` (`inf` before the
       first point is seen).
@@ -166,7 +172,7 @@ class AdaptiveEulerState(eqx.Module):
     - `rejected`: how many trial points were rejected so far, summed over the batch.
     """
 
-    accepted: States
+    accepted: States | tuple[()]
     slope: Float[Array, " batch"]
     energy: Float[Array, " batch"]
     dt: Float[Array, " batch"]
@@ -176,41 +182,44 @@ class AdaptiveEulerState(eqx.Module):
 
 
 class AdaptiveEuler(AbstractStateSolver):
-    r"""Euler steps sized by the measured curvature of the energy, with every step that
-    would raise an example's energy taken back: the default solver of
+    r"""Euler steps sized by the measured curvature of the energy: the default solver of
     [`pcastro.infer`][] and [`pcastro.train_step`][].
 
     Plain Euler, `x <- x - dt * dF/dx`, is stable only while `dt * lambda_max < 2`,
     `lambda_max` the largest eigenvalue of the Hessian of `F` in the free states, and
     `lambda_max` grows as a network trains (about 2.5 at initialisation, 40-190 on a
     trained 784-400-400-10 MLP), so a fixed step that works at the start overshoots
-    later and the weight gradients point the wrong way. This solver
+    later and the weight gradients point the wrong way. This solver estimates
+    `lambda_max` at the start of every solve, by `iterations` steps of power iteration on
+    Hessian-vector products over the first `probes` examples of the batch (started from
+    their gradient), and steps with
 
-    1. estimates `lambda_max` at the start of every solve, by `iterations` steps of power
-       iteration on Hessian-vector products over the first `probes` examples of the
-       batch (started from their gradient, which at a feedforward start lies along the
-       stiffest directions), and steps with `dt = min(dt_max, safety / lambda_max)`:
-       with `safety = 1` the stiffest mode is removed in one step and no mode changes
-       sign, so each error decays towards equilibrium without overshooting;
-    2. accepts a trial point `x_acc - dt * g_acc` only if its energy is no higher than at
-       the last accepted point `x_acc` (per example: the examples of a batch are
-       independent, the Hessian being block-diagonal over them). A rejected trial is
-       taken back and the step set to the minimiser of the quadratic through the two
-       energies and the slope `-||g_acc||^2` along the step,
-       `t* = ||g_acc||^2 dt^2 / (2 (F_trial - F_acc + dt ||g_acc||^2))`, kept within
-       `[0.1 dt, 0.5 dt]`; after an accepted trial the step doubles back towards the
-       bound. The returned states are each example's best point, so the energy of no
-       example ever ends above its start.
+    `dt = min(dt_max, safety / lambda_max)`.
 
-    Every gradient evaluation is one step, as for [`pcastro.Euler`][]; a rejected trial
-    costs a step. The estimate costs one gradient and `iterations` Hessian-vector
-    products on `probes` examples per solve (a few percent of a 3-step solve at batch
-    256). `Solution.solver_state` holds the estimate (`curvature`) and how many trials
-    were rejected (`rejected`).
+    With `safety = 1` the stiffest mode is removed in one step and no mode changes sign,
+    so each error decays towards equilibrium without overshooting; an estimate up to
+    twice too small is still stable. Every step is then checked as for
+    [`pcastro.Euler`][]: an example whose energy rises on a step (one whose curvature is
+    more than twice the probed examples') is reported as
+    [`pcastro.RESULTS`][]`.oscillated`. The estimate costs one gradient and `iterations`
+    Hessian-vector products on `probes` examples per solve.
 
-    Needs instant error neurons (no `tau_e`: a leaky error neuron's dynamics is not a
-    descent on `F`), states that move alone (not inside [`pcastro.IncrementalPC`][],
-    whose weights change between the points compared), and not `fixed_predictions`.
+    With `backtrack=True` the solver also guarantees that no example's energy rises:
+    a trial point `x_acc - dt * g_acc` is accepted only if its energy is no higher than
+    at the last accepted point `x_acc` (per example: the Hessian is block-diagonal over
+    the examples of a batch). A rejected trial is taken back and the step set to the
+    minimiser of the quadratic through the two energies and the slope `-||g_acc||^2`,
+    `t* = ||g_acc||^2 dt^2 / (2 (F_trial - F_acc + dt ||g_acc||^2))`, kept within
+    `[0.1 dt, 0.5 dt]`; after an accepted trial the step doubles back towards the bound.
+    Each example returns its best point. This keeps a copy of the states and costs
+    about 20% per step on CPU (`benchmarks/solver_cost.py`); on the networks measured
+    it never rejected a step, which is why it is not the default. It needs instant
+    error neurons (no `tau_e`) and not `fixed_predictions`, whose dynamics is not a
+    descent on `F`.
+
+    `Solution.solver_state` holds the estimate (`curvature`), the step (`dt`) and, with
+    `backtrack`, how many trials were rejected (`rejected`). Not for use inside
+    [`pcastro.IncrementalPC`][], whose weights change during the solve.
 
     **Arguments:**
 
@@ -220,6 +229,7 @@ class AdaptiveEuler(AbstractStateSolver):
       move).
     - `probes`: how many examples of the batch the curvature is measured on.
     - `iterations`: Hessian-vector products of the power iteration.
+    - `backtrack`: take back every step that raises an example's energy.
 
     ??? cite "References"
 
@@ -243,9 +253,14 @@ class AdaptiveEuler(AbstractStateSolver):
     dt_max: float = 1.0
     probes: int = eqx.field(static=True, default=4)
     iterations: int = eqx.field(static=True, default=5)
+    backtrack: bool = eqx.field(static=True, default=False)
 
     descends: ClassVar[bool] = True
-    monotone: ClassVar[bool] = True
+    measures_curvature: ClassVar[bool] = True
+
+    @property
+    def monotone(self) -> bool:
+        return self.backtrack
 
     def __check_init__(self):
         for name, upper in (("safety", 2.0), ("dt_max", math.inf)):
@@ -268,14 +283,15 @@ class AdaptiveEuler(AbstractStateSolver):
     def init(self, states, params, opt_state, *, curvature=None):
         """The running state; `curvature` is the `lambda_max` estimate of each probed
         example (the driver measures it), None to start at `dt_max`."""
-        batch = states[0].shape[0]
-        dtype = states[0].dtype
+        # With no free states there is nothing to move: an empty batch of steps.
+        batch = states[0].shape[0] if states else 0
+        dtype = states[0].dtype if states else jnp.float32
         lam = jnp.asarray(0.0, dtype) if curvature is None else jnp.max(curvature)
         # A non-finite or non-positive estimate (a flat or broken energy) leaves dt_max.
         bound = jnp.where(lam > 0, self.safety / jnp.where(lam > 0, lam, 1.0), self.dt_max)
         bound = jnp.full((batch,), jnp.minimum(bound, self.dt_max), dtype)
         return AdaptiveEulerState(
-            accepted=states,
+            accepted=states if self.backtrack else (),
             slope=jnp.zeros((batch,), dtype),
             energy=jnp.full((batch,), jnp.inf, dtype),
             dt=bound,
@@ -284,8 +300,13 @@ class AdaptiveEuler(AbstractStateSolver):
             rejected=jnp.zeros((), jnp.int32),
         )
 
-    def step(self, grads, states, solver_state, *, energy):
+    def step(self, grads, states, solver_state, *, energy=None):
         s = solver_state
+        if not self.backtrack or not states:
+            step = jax.tree_util.tree_map(
+                lambda x, g: x - _along_batch(s.dt, x).astype(x.dtype) * g, states, grads
+            )
+            return step, s
         first = jnp.isinf(s.energy)
         accept = within_noise(energy, s.energy) & jnp.isfinite(energy)
         # The quadratic along the last step through F_acc (slope -G) and F_trial.
@@ -300,11 +321,11 @@ class AdaptiveEuler(AbstractStateSolver):
         back = jnp.where(accept, 0.0, dt / s.dt)
 
         def move(x, acc, g):
-            ok = _per_example(accept, x)
+            ok = _along_batch(accept, x)
             return jnp.where(
                 ok,
-                x - _per_example(dt, x).astype(x.dtype) * g,
-                acc + _per_example(back, x).astype(x.dtype) * (x - acc),
+                x - _along_batch(dt, x).astype(x.dtype) * g,
+                acc + _along_batch(back, x).astype(x.dtype) * (x - acc),
             )
 
         trial = jax.tree_util.tree_map(move, states, s.accepted, grads)
@@ -327,6 +348,8 @@ class AdaptiveEuler(AbstractStateSolver):
         worse than the last accepted point, else that point; and the solver state with
         a rejected final trial counted."""
         s = solver_state
+        if not states:
+            return states, s
         better = within_noise(energy, s.energy) & jnp.isfinite(energy)
         settled = _select(better, states, s.accepted)
         return settled, eqx.tree_at(
@@ -394,7 +417,7 @@ class IncrementalPC(AbstractSolver):
 
     def __check_init__(self):
         _check_optimizer(self.optimizer, "IncrementalPC")
-        if getattr(self.state_solver, "monotone", False):
+        if getattr(self.state_solver, "measures_curvature", False):
             raise TypeError(
                 "`IncrementalPC(state_solver=...)` cannot be a solver that compares energies "
                 "between steps, such as `AdaptiveEuler`: the weights change between the points "

@@ -8,7 +8,7 @@ import optax
 from jax import lax
 
 from .._custom_types import Array, ArrayLike, Float, Int
-from .._inference import RESULTS, AbstractSolver, Euler, infer
+from .._inference import RESULTS, AbstractSolver, AdaptiveEuler, infer
 from .._learning import checked_update, param_grads, raise_on_params
 from .._network import Network
 from .._state import PCState, errors
@@ -55,7 +55,7 @@ def consolidate(
     rounds: int = 1,
     tol: ArrayLike,
     fresh: bool = False,
-    solver: AbstractSolver = Euler(dt=0.1),  # noqa: B008 (immutable)
+    solver: AbstractSolver = AdaptiveEuler(),  # noqa: B008 (immutable)
     throw: bool = True,
 ) -> tuple[Network, Any, Store, ConsolidationReport]:
     """Replay stored stimuli by priority with gated learning; discard the learned ones.

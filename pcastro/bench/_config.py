@@ -284,7 +284,7 @@ def _check_solver(cfg) -> None:
     if cfg.solver not in SOLVERS:
         raise ValueError(
             f"`--solver` must be one of {', '.join(SOLVERS)}, got {cfg.solver!r}; `adaptive` "
-            "follows the curvature of the energy and cannot diverge."
+            "sets its step from the measured curvature of the energy at every solve."
         )
 
 

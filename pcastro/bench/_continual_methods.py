@@ -20,8 +20,6 @@ import jax.numpy as jnp
 import optax
 from jax import lax
 
-from .. import RESULTS
-from .._learning import _apply as checked_apply
 from ..astro import (
     Astrocytes,
     RejectWhenFull,
@@ -35,7 +33,7 @@ from ..astro import (
     scale_by_astrocytes,
     snapshot,
 )
-from ._learners import AbstractRule, PCRule, params_of
+from ._learners import AbstractRule, PCRule, local_update, params_of
 
 
 class Plain(eqx.Module):
@@ -300,15 +298,11 @@ class AstrocyteStore(AbstractContinualLearner):
         optimizer = self.optimizer(net)
         extra = {}
         if self.astrocytes is not None:
-            # As `apply_gated_grads` does, with the update's status kept for the count.
-            region_energy = jnp.concatenate([measured[:batch], replayed])
-            extra = dict(region_energy=region_energy, ne=jnp.asarray(self.ne))
-            optimizer = optax.with_extra_args_support(optimizer)
-        net, opt_state, updated = checked_apply(
-            net, state.opt_state, relaxed, optimizer=optimizer, **extra
-        )
+            extra = dict(region_energy=jnp.concatenate([measured[:batch], replayed]), ne=self.ne)
         # As `train_step(throw=False)`: the update is applied and its status counted.
-        status = jnp.where(solved != RESULTS.successful, solved, updated)
+        net, opt_state, status = local_update(
+            net, state.opt_state, relaxed, solved, optimizer=optimizer, **extra
+        )
         if self.refresh:
             store = _rewrite(store, slots, relaxed, measured, batch, self.rule.steps)
         if self.tol > 0:

@@ -27,9 +27,9 @@ from .. import (
     mlp,
     train_step,
 )
+from .._learning import _apply as checked_apply
 from ..astro import (
     Astrocytes,
-    apply_gated_grads,
     consolidate,
     make_regions,
     make_store,
@@ -134,12 +134,14 @@ def _predict(net, x):
 
 
 def gated_update(rule: PCRule, net, opt_state, x, y, *, optimizer, regions, ne):
-    """One PC update through an astrocyte-gated optimiser, fed the batch's `E_r` and NE."""
-    relaxed, _ = rule.relax(net, x, y)  # its status is that of the update that follows
-    return apply_gated_grads(
+    """One PC update through an astrocyte-gated optimiser, fed the batch's `E_r` and NE:
+    `(net, opt_state, status)`."""
+    relaxed, solved = rule.relax(net, x, y)
+    return local_update(
         net,
         opt_state,
         relaxed,
+        solved,
         optimizer=optimizer,
         region_energy=region_energies(relaxed, regions),
         ne=ne,
@@ -150,11 +152,33 @@ def gated_update(rule: PCRule, net, opt_state, x, y, *, optimizer, regions, ne):
 
 
 class Trained(eqx.Module):
-    """The state of a parametric learner: its network, learning rate and optimiser state."""
+    """The state of a parametric learner: its network, learning rate and optimiser state,
+    and how many of its updates so far failed (a diverged, oscillated or non-finite solve,
+    or an update that failed its check; `None` where not counted)."""
 
     net: Network
     lr: Any
     opt_state: Any
+    failed: Any = None
+
+
+def counted(state: Trained, status) -> Any:
+    """`state.failed` with one more failure if `status` is not successful."""
+    if state.failed is None:
+        return None
+    return state.failed + (status != RESULTS.successful).astype(state.failed.dtype)
+
+
+def local_update(net, opt_state, relaxed, solved, *, optimizer, **extra):
+    """One local weight update at the inferred states `relaxed` (with the status `solved`
+    of their inference): `(net, opt_state, status)`, the status the worse of the two.
+    `extra` (region energies and NE) reach an astrocyte-gated optimiser, as
+    `apply_gated_grads` passes them."""
+    if extra:
+        optimizer = optax.with_extra_args_support(optimizer)
+        extra = {k: jnp.asarray(v) for k, v in extra.items()}
+    net, opt_state, updated = checked_apply(net, opt_state, relaxed, optimizer=optimizer, **extra)
+    return net, opt_state, jnp.where(solved != RESULTS.successful, solved, updated)
 
 
 class Memory(eqx.Module):
@@ -229,7 +253,8 @@ class _AbstractGradientLearner(AbstractLearner):
         return {"lr": self.lrs, "updates": self.updates}
 
     def start(self, net, lr, *, base=None):
-        return Trained(net, lr, self.optimizer(lr, net).init(params_of(net)))
+        opt_state = self.optimizer(lr, net).init(params_of(net))
+        return Trained(net, lr, opt_state, jnp.zeros((), jnp.int32))
 
     def learn(self, state, x, y, hp, *, key, one_at_a_time=False):
         if not one_at_a_time:
@@ -288,11 +313,11 @@ class PC(_AbstractGradientLearner):
     def step(self, state, x, y, *, key):
         optimizer = self.optimizer(state.lr, state.net)
         if self.astrocytes is None:
-            net, opt_state, _ = self.rule.update(
+            net, opt_state, status = self.rule.update(
                 state.net, state.opt_state, x, y, optimizer=optimizer
             )
         else:
-            net, opt_state = gated_update(
+            net, opt_state, status = gated_update(
                 self.rule,
                 state.net,
                 state.opt_state,
@@ -302,7 +327,7 @@ class PC(_AbstractGradientLearner):
                 regions=make_regions(state.net),
                 ne=self.ne,
             )
-        return Trained(net, state.lr, opt_state), key
+        return Trained(net, state.lr, opt_state, counted(state, status)), key
 
 
 class Backprop(_AbstractGradientLearner):
@@ -318,8 +343,10 @@ class Backprop(_AbstractGradientLearner):
 
     def step(self, state, x, y, *, key):
         optimizer = self.optimizer(state.lr, state.net)
-        net, opt_state, _ = self.rule.update(state.net, state.opt_state, x, y, optimizer=optimizer)
-        return Trained(net, state.lr, opt_state), key
+        net, opt_state, status = self.rule.update(
+            state.net, state.opt_state, x, y, optimizer=optimizer
+        )
+        return Trained(net, state.lr, opt_state, counted(state, status)), key
 
 
 class BackpropReplay(_AbstractGradientLearner):
@@ -392,7 +419,8 @@ class PCAstro(AbstractLearner):
         return optax.chain(optax.adam(lr), scale_by_astrocytes(self.astrocytes, regions))
 
     def start(self, net, lr, *, base=None):
-        return Trained(net, lr, self.optimizer(lr, net).init(params_of(net)))
+        opt_state = self.optimizer(lr, net).init(params_of(net))
+        return Trained(net, lr, opt_state, jnp.zeros((), jnp.int32))
 
     def learn(self, state, x, y, hp, *, key, one_at_a_time=False):
         # Astrocytes learn one salient stimulus at a time, whatever the protocol allows.
@@ -400,8 +428,8 @@ class PCAstro(AbstractLearner):
         optimizer = self.optimizer(state.lr, net)
 
         def present(carry, item):
-            net, opt_state = carry
-            net, opt_state = gated_update(
+            net, opt_state, failed = carry
+            net, opt_state, status = gated_update(
                 self.rule,
                 net,
                 opt_state,
@@ -411,9 +439,10 @@ class PCAstro(AbstractLearner):
                 regions=regions,
                 ne=self.ne,
             )
-            return (net, opt_state), None
+            return (net, opt_state, failed + (status != RESULTS.successful)), None
 
-        (net, opt_state), _ = lax.scan(present, (net, state.opt_state), (x, y))
+        carry = (net, state.opt_state, state.failed)
+        (net, opt_state, failed), _ = lax.scan(present, carry, (x, y))
         store = make_store(net, regions, capacity=x.shape[0])
         store, _ = snapshot(store, self.rule.relax(net, x, y)[0], step=self.rule.steps)
         net, opt_state, _, _ = consolidate(
@@ -428,7 +457,7 @@ class PCAstro(AbstractLearner):
             fresh=False,
             solver=self.rule.solver,
         )
-        return Trained(net, state.lr, opt_state)
+        return Trained(net, state.lr, opt_state, failed)
 
     def predict(self, state, x):
         return _predict(state.net, x)

@@ -24,7 +24,7 @@ from ..data._omniglot import find_omniglot, load_characters, load_official_runs
 from ._config import hidden_units, make_solver
 from ._learners import PC, Backprop, BackpropRule, PCRule, PixelNN, accuracy, make_model, pretrain
 from ._readouts import pc_local_learners, readout_learners
-from ._records import result_row, run_test_episodes, tune
+from ._records import failures, result_row, run_test_episodes, tune
 
 TASKS = ("official_runs_20way", "random_5way", "random_20way")
 
@@ -192,7 +192,7 @@ def run_omniglot(cfg, bar, *, mesh) -> tuple[list[dict], dict]:
                 key, sx, sy, qx, qy = episode
                 state = learner.start(episode_net(key, sy.shape[0]), lr)
                 state = learner.learn(state, sx, sy, {**statics, "lr": lr}, key=key)
-                return accuracy(learner, state, qx, qy)
+                return accuracy(learner, state, qx, qy), failures(state)
 
             bar.set_description(f"{learner.name}: {task}")
             acc, timing[f"{learner.name}/{task}"] = run_test_episodes(

@@ -31,7 +31,6 @@ from jax import lax
 
 from ..astro import (
     Astrocytes,
-    apply_gated_grads,
     make_regions,
     region_energies,
     scale_by_astrocytes,
@@ -42,7 +41,9 @@ from ._learners import (
     PCRule,
     Trained,
     _AbstractGradientLearner,
+    counted,
     default_astrocytes,
+    local_update,
 )
 
 NOVEL_BIASES = (0.0, -0.05, 0.05, -0.1, 0.1, -0.2, 0.2, -0.4, 0.4)
@@ -442,22 +443,22 @@ class PCLocal(_AbstractGradientLearner):
             opt_state = optax.tree_utils.tree_set(state.opt_state, plastic_rows=rows)
             state = eqx.tree_at(lambda s: s.opt_state, state, opt_state)
         if self.astrocytes is None:
-            net, opt_state, _ = self.rule.update(
+            net, opt_state, status = self.rule.update(
                 state.net, state.opt_state, x, y, optimizer=optimizer
             )
         else:
             # Relaxed once, here, only where the gate needs the region energies.
-            relaxed, _ = self.rule.relax(state.net, x, y)
-            net, opt_state = apply_gated_grads(
+            relaxed, solved = self.rule.relax(state.net, x, y)
+            net, opt_state, status = local_update(
                 state.net,
                 state.opt_state,
                 relaxed,
+                solved,
                 optimizer=optimizer,
                 region_energy=region_energies(relaxed, self.regions(state.net)),
                 ne=self.ne,
-                throw=False,
             )
-        return Trained(net, state.lr, opt_state), key
+        return Trained(net, state.lr, opt_state, counted(state, status)), key
 
 
 class _PlasticRows(NamedTuple):

@@ -5,6 +5,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
@@ -105,13 +106,24 @@ def timed(fn, *args, in_axes: tuple, mesh: Mesh | None = None):
     return out, Timing(t1 - t0, time.perf_counter() - t1, split.size, split.devices)
 
 
+def failures(state):
+    """How many of a learner's updates failed (a [`pcastro.RESULTS`][] failure of the
+    solve or the update), 0 for a learner that makes none."""
+    failed = getattr(state, "failed", None)
+    return jnp.zeros((), jnp.int32) if failed is None else failed
+
+
 def run_test_episodes(learner, fn, episodes, hp: dict, *, mesh: Mesh | None = None):
-    """`fn(episode, lr)` over the test `episodes` at the selected learning rate (0 for a
-    learner without one), compiled apart and split over the devices of `mesh`: returns
-    `(outputs as NumPy, timing record)`."""
+    """`fn(episode, lr) -> (scores, failed updates)` over the test `episodes` at the
+    selected learning rate (0 for a learner without one), compiled apart and split over
+    the devices of `mesh`: returns `(scores as NumPy, timing record)`; the timing record
+    also holds `failed_updates`, the failed updates summed over the episodes, and
+    `failed_episodes`, the episodes with at least one (counted, never dropped)."""
     lr = np.float32(hp.get("lr", 0.0))
-    out, t = timed(over_episodes(learner, fn), episodes, lr, in_axes=(0, None), mesh=mesh)
-    return np.asarray(out), t.record()
+    (out, failed), t = timed(over_episodes(learner, fn), episodes, lr, in_axes=(0, None), mesh=mesh)
+    failed = np.asarray(failed)
+    record = t.record(failed_updates=int(failed.sum()), failed_episodes=int((failed > 0).sum()))
+    return np.asarray(out), record
 
 
 def over_episodes(learner, fn):

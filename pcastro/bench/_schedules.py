@@ -89,7 +89,7 @@ class Consolidate(AbstractResume):
             fresh=self.fresh,
             solver=learner.rule.solver,
         )
-        return Trained(net, state.lr, opt_state)
+        return Trained(net, state.lr, opt_state, state.failed)
 
 
 class AbstractSchedule(eqx.Module):

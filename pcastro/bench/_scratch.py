@@ -10,7 +10,7 @@ import jax
 from ..data import sample_episodes
 from ._config import hidden_units
 from ._learners import AbstractLearner, accuracy, make_model
-from ._records import result_row, run_test_episodes, tune
+from ._records import failures, result_row, run_test_episodes, tune
 
 
 def run_scratch(cfg, ds, learners: list[AbstractLearner], bar, *, mesh) -> tuple[list[dict], dict]:
@@ -53,7 +53,7 @@ def run_scratch(cfg, ds, learners: list[AbstractLearner], bar, *, mesh) -> tuple
             key, sx, sy, qx, qy = episode
             state = learner.start(make_model(key, sizes), lr)
             state = learner.learn(state, sx, sy, {**hp, "lr": lr}, key=key)
-            return accuracy(learner, state, qx, qy)
+            return accuracy(learner, state, qx, qy), failures(state)
 
         bar.set_description(f"{learner.name}: test episodes")
         acc, timing[learner.name] = run_test_episodes(

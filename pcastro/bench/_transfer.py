@@ -16,7 +16,7 @@ import numpy as np
 from ..data import base_novel_split, sample_episodes
 from ._config import hidden_units
 from ._learners import AbstractLearner, accuracy, make_model, pretrain
-from ._records import result_row, run_test_episodes, sweep_grid, tune
+from ._records import failures, result_row, run_test_episodes, sweep_grid, tune
 from ._report import original_labels
 
 BASE = (0, 1, 2, 3, 4)
@@ -103,7 +103,7 @@ def run_transfer(cfg, ds, learners: list[AbstractLearner], bar, *, mesh) -> tupl
             net_, base_ = _unfoldable(net, base_test)
             state = learner.start(net_, lr, base=fit)
             state = learner.learn(state, sx, sy, {**hp, "lr": lr}, key=key, one_at_a_time=True)
-            return scores(state, qx, qy, base_)
+            return scores(state, qx, qy, base_), failures(state)
 
         bar.set_description(f"{learner.name}: test episodes")
         out, timing[learner.name] = run_test_episodes(
