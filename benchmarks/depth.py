@@ -5,7 +5,8 @@
 The network is the μPC paper's (Innocenti, Achour & Buckley, NeurIPS 2025): a ReLU
 residual MLP of width 128 with an identity skip around every hidden layer but the first
 (`pcastro.residual_mlp`), a Gaussian (squared-error) output on one-hot labels, batch 64,
-inference for as many Euler steps as the network has layers, Adam on the weights. Methods,
+inference for as many Euler steps as the network has layers (`--solver adaptive`: the
+steps of `pcastro.AdaptiveEuler`, no step size to tune), Adam on the weights. Methods,
 each on the same modules, the same initial weights and the same batches:
 
 - `pc_mupc`: PC with the μPC parametrisation (`pcastro.MuPC`);
@@ -90,7 +91,10 @@ def train(method, depth, hp, data, *, width, iters, batch, eval_every, seed):
     opt = optax.adam(hp["lr"])
     opt_state = opt.init(eqx.filter(net, eqx.is_inexact_array))
     targets = np.eye(10, dtype=np.float32)[y_train]
-    solver = pc.Euler(dt=hp.get("dt_per_batch", 0.5) / batch)
+    if hp.get("solver") == "adaptive":  # the step from the measured curvature
+        solver = pc.AdaptiveEuler()
+    else:
+        solver = pc.Euler(dt=hp.get("dt_per_batch", 0.5) / batch)
 
     @eqx.filter_jit
     def run_chunk(net, opt_state, xb, yb):
@@ -157,6 +161,8 @@ def train(method, depth, hp, data, *, width, iters, batch, eval_every, seed):
 def tune(method, depth, data, args):
     kind = METHODS[method][0]
     grid = GRID[kind]
+    if kind == "pc" and args.solver == "adaptive":  # no step size to tune
+        grid = {"lr": grid["lr"], "solver": ["adaptive"]}
     scores = []
     for values in itertools.product(*grid.values()):
         hp = dict(zip(grid, values))
@@ -308,6 +314,12 @@ def main(argv=None):
         type=int,
         default=64,
         help="depths at or above this run one seed (CPU budget)",
+    )
+    p.add_argument(
+        "--solver",
+        default="euler",
+        choices=["euler", "adaptive"],
+        help="PC inference: Euler with the tuned step (the recorded runs) or AdaptiveEuler",
     )
     p.add_argument("--val", type=int, default=5000, help="validation images for tuning")
     p.add_argument("--tune-iters", type=int, default=200)

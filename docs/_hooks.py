@@ -256,7 +256,38 @@ def _solver_cost(prefix: str) -> str:
     return "\n".join(lines)
 
 
+def _curvature(prefix: str) -> str:
+    d = json.loads((RESULTS / "curvature_mnist.json").read_text())
+    lines = [
+        "| backprop updates | λ_max (largest over the batch) | median "
+        "| largest stable Euler step |",
+        "|---|---|---|---|",
+    ]
+    for updates, p in d["updates"].items():
+        lines.append(
+            f"| {int(updates):,} | {p['lambda_max']:.1f} | {p['lambda_median']:.1f} "
+            f"| {2 / p['lambda_max']:.3f} |"
+        )
+    lines += [
+        "",
+        "| backprop updates | T | solver | status | mean energy "
+        "| cosine with backprop, per layer |",
+        "|---|---|---|---|---|---|",
+    ]
+    for updates, p in d["updates"].items():
+        for r in p["solves"]:
+            cos = " / ".join(f"{c:.3f}" for c in r["cosine_with_backprop"])
+            status = r["status"] if r["status"] == "successful" else f"**{r['status']}**"
+            lines.append(
+                f"| {int(updates):,} | {r['steps']} | `{r['solver']}` | {status} "
+                f"| {r['energy']:.4g} | {cos} |"
+            )
+    lines += ["", f"*`{d['command']}`, {d['date']} on `{d['device']}`, seed {d['seed']}.*"]
+    return "\n".join(lines)
+
+
 _TABLES = {
+    "curvature": _curvature,
     "solver_cost": _solver_cost,
     "throughput": _throughput,
     "compare_libraries": _compare,

@@ -18,9 +18,10 @@ class RESULTS(enum.IntEnum):
     - `nonfinite_update`: a weight update produced NaN or inf parameters.
     - `update_too_large`: one weight update moved the parameters by more than their own
       norm.
-    - `oscillated`: the energy of some example rose on some step of a solver meant to
-      descend on every step (plain [`pcastro.Euler`][]), though it may have ended lower
-      than it started: the step overshoots (`dt * lambda_max > 2`).
+    - `oscillated`: the energy of some example rose by more than 0.1% on some step of a
+      solver meant to descend on every step ([`pcastro.Euler`][],
+      [`pcastro.AdaptiveEuler`][]), though it may have ended lower than it started: the
+      step overshoots (`dt * lambda_max > 2`).
     """
 
     def __new__(cls, code: int, message: str):
