@@ -1,14 +1,15 @@
 """How the energy's curvature grows with training, and what it does to each solver.
 
-    python benchmarks/curvature.py --data-dir ../shared/data/mnist \
-        --json benchmarks/results/curvature_mnist.json
+    python benchmarks/curvature.py --data-dir DATA --json benchmarks/results/curvature_mnist.json
 
 Trains the continual benchmark's network (784-400-400-10 ReLU, cross-entropy output) with
 backprop (Adam 1e-3, batch 128) and, at initialisation and after 200 and 2,000 updates,
 measures on one batch of 256 training images: `lambda_max` of the Hessian of the energy in
 the free states (`pcastro.max_curvature`, 50 power iterations), and for `Euler(dt=0.02)`,
 `Euler(dt=0.1)` and `AdaptiveEuler()` at T = 3 and 20 steps the status, the mean energy
-and the cosine between PC's local weight gradient and backprop's, layer by layer.
+and the cosine between PC's local weight gradient and backprop's, layer by layer. Also
+`lambda_max` and the step `AdaptiveEuler` picks at more points of training, plotted as
+`dt * lambda_max` (stable below 2) beside the JSON.
 """
 
 import argparse
@@ -40,6 +41,39 @@ def cosines(net, state, x, y) -> list[float]:
         for a, b in zip(pc_grads, jax.tree_util.tree_leaves(bp))
         if a.ndim == 2
     ]
+
+
+TRACKED = (0, 50, 100, 200, 500, 1000, 1500, 2000)
+
+
+def track(net, x, y) -> dict:
+    """`lambda_max` over the batch and the step `AdaptiveEuler` chooses there."""
+    state = pc.init_state(net, x, y)
+    lam = float(pc.max_curvature(net, state, iterations=50).max())
+    sol = pc.infer(net, state, solver=pc.AdaptiveEuler(), steps=1, throw=False)
+    return {"lambda_max": lam, "adaptive_dt": float(sol.solver_state.dt[0])}
+
+
+def plot(tracked: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    updates = [int(k) for k in tracked]
+    lam = np.asarray([v["lambda_max"] for v in tracked.values()])
+    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    for dt in (0.3, 0.1, 0.02):
+        ax.plot(updates, dt * lam, marker="o", label=f"Euler(dt={dt})")
+    adaptive = np.asarray([v["adaptive_dt"] for v in tracked.values()]) * lam
+    ax.plot(updates, adaptive, marker="s", color="k", label="AdaptiveEuler()")
+    ax.axhline(2.0, color="red", ls="--", lw=1)
+    ax.text(updates[-1], 2.05, "unstable above", color="red", ha="right", va="bottom", fontsize=8)
+    ax.set(xlabel="backprop updates", ylabel="dt * lambda_max", yscale="log")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def measure(net, x, y) -> dict:
@@ -82,11 +116,14 @@ def main(argv=None):
     opt_state = opt.init(eqx.filter(net, eqx.is_inexact_array))
     step = eqx.filter_jit(lambda n, s, a, b: backprop_step(n, s, a, b, optimizer=opt)[:2])
     points = {0: measure(net, px, py)}
+    tracked = {0: track(net, px, py)}
     for it in range(1, 2001):
         idx = rng.integers(0, len(x), 128)
         net, opt_state = step(net, opt_state, jnp.asarray(x[idx]), jnp.asarray(y[idx]))
         if it in (200, 2000):
             points[it] = measure(net, px, py)
+        if it in TRACKED:
+            tracked[it] = track(net, px, py)
     for it, point in points.items():
         print(f"after {it} updates: lambda_max {point['lambda_max']:.1f}")
         for r in point["solves"]:
@@ -94,9 +131,10 @@ def main(argv=None):
             print(
                 f"  T={r['steps']:2d} {r['solver']:24s} {r['status']:12s} {r['energy']:.4f} {cos}"
             )
-    payload = {**environment(), "seed": args.seed, "updates": points}
+    payload = {**environment(), "seed": args.seed, "updates": points, "tracked": tracked}
     if args.json:
         write_json(args.json, payload)
+        plot(tracked, Path(args.json).with_suffix(".png"))
     return payload
 
 

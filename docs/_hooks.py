@@ -282,7 +282,13 @@ def _curvature(prefix: str) -> str:
                 f"| {int(updates):,} | {r['steps']} | `{r['solver']}` | {status} "
                 f"| {r['energy']:.4g} | {cos} |"
             )
-    lines += ["", f"*`{d['command']}`, {d['date']} on `{d['device']}`, seed {d['seed']}.*"]
+    lines += [
+        "",
+        f"![dt * lambda_max over training]({prefix}benchmarks/results/curvature_mnist.png)",
+        "",
+        f"*`{d['command']}`, {d['date']} on `{d['device']}`, seed {d['seed']}; the figure "
+        "plots `dt * lambda_max` at more points of the same training (`tracked`).*",
+    ]
     return "\n".join(lines)
 
 
