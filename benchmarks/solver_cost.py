@@ -19,31 +19,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import equinox as eqx  # noqa: E402
 import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
 import optax  # noqa: E402
 from _common import block, environment, write_json  # noqa: E402
+from throughput import pcastro_step  # noqa: E402
 
 import pcastro as pc  # noqa: E402
-
-
-def make_step(net, optimizer, *, solver, steps):
-    params, static = eqx.partition(net, eqx.is_inexact_array)
-
-    def step(params, opt_state, x, y):
-        model, opt_state, _ = pc.train_step(
-            eqx.combine(params, static),
-            opt_state,
-            x,
-            y,
-            optimizer=optimizer,
-            solver=solver,
-            steps=steps,
-            throw=False,
-        )
-        return eqx.filter(model, eqx.is_inexact_array), opt_state, x, y
-
-    return jax.jit(step)
 
 
 def main(argv=None):
@@ -70,8 +52,10 @@ def main(argv=None):
     for steps in (int(s) for s in args.steps.split(",")):
         fns, states, compile_s, times = {}, {}, {}, {name: [] for name in solvers}
         for name, solver in solvers.items():
-            fns[name] = make_step(net, optimizer, solver=solver, steps=steps)
-            params = eqx.filter(net, eqx.is_inexact_array)
+            fns[name], params = pcastro_step(
+                net, optimizer, steps=steps, solver=solver, throw=False
+            )
+            params = jax.tree_util.tree_map(jnp.copy, params)  # the step donates them
             state = (params, optimizer.init(params), x, y)
             t0 = time.perf_counter()
             state = block(fns[name](*state))

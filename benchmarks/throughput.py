@@ -37,13 +37,15 @@ def _net_from_params(params, sizes):
     return net
 
 
-def pcastro_step(net, optimizer, *, steps, dt):
+def pcastro_step(net, optimizer, *, steps, solver, throw=True):
+    """A jitted PC training step `(params, opt_state, x, y) -> (params, opt_state, x, y)`
+    that donates its params and optimiser state, and the initial params."""
     params, static = eqx.partition(net, eqx.is_inexact_array)
 
     def step(params, opt_state, x, y):
         model = eqx.combine(params, static)
         model, opt_state, _ = pc.train_step(
-            model, opt_state, x, y, optimizer=optimizer, solver=pc.Euler(dt=dt), steps=steps
+            model, opt_state, x, y, optimizer=optimizer, solver=solver, steps=steps, throw=throw
         )
         return eqx.filter(model, eqx.is_inexact_array), opt_state, x, y
 
@@ -84,7 +86,7 @@ def measure(sizes, *, batch, steps, repeats, inner, dt=0.1, dtype="float32", see
     net = _net_from_params(init_params(kp, sizes, dtype), sizes)
     order = [
         ("lean", lambda: (make_step(opt, steps=steps, dt=dt), init_params(kp, sizes, dtype))),
-        ("pc", lambda: pcastro_step(net, opt, steps=steps, dt=dt)),
+        ("pc", lambda: pcastro_step(net, opt, steps=steps, solver=pc.Euler(dt=dt))),
         ("bp", lambda: backprop(_net_from_params(init_params(kp, sizes, dtype), sizes), opt)),
     ]
     # Compile each step apart, then time them round-robin so that machine drift hits all
