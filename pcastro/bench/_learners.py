@@ -444,7 +444,10 @@ class PCAstro(AbstractLearner):
         carry = (net, state.opt_state, state.failed)
         (net, opt_state, failed), _ = lax.scan(present, carry, (x, y))
         store = make_store(net, regions, capacity=x.shape[0])
-        store, _ = snapshot(store, self.rule.relax(net, x, y)[0], step=self.rule.steps)
+        relaxed, solved = self.rule.relax(net, x, y)
+        failed = failed + (solved != RESULTS.successful)
+        store, _ = snapshot(store, relaxed, step=self.rule.steps)
+        # consolidate raises on a failed update (throw=True): nothing is learned silently.
         net, opt_state, _, _ = consolidate(
             net,
             opt_state,
