@@ -53,7 +53,7 @@ PRESETS = {
 BASE = {"width": 256, "depth": 2, "batch": 256, "steps": 20, "networks": 1, "devices": 1}
 
 
-def _steps(point, dtype):
+def _steps(point, dtype, solver):
     sizes = [784] + [point["width"]] * point["depth"] + [10]
     keys = jax.random.split(jax.random.key(0), point["networks"])
     nets = eqx.filter_vmap(lambda k: pc.mlp(sizes, key=k, dtype=dtype))(keys)
@@ -71,7 +71,7 @@ def _steps(point, dtype):
 
     def pc_one(p, s, x, y):
         net, s, _ = pc.train_step(
-            eqx.combine(p, static), s, x, y, optimizer=opt, steps=point["steps"]
+            eqx.combine(p, static), s, x, y, optimizer=opt, steps=point["steps"], solver=solver
         )
         return eqx.filter(net, eqx.is_inexact_array), s
 
@@ -94,7 +94,7 @@ def _flops(point) -> float:
     return 2.0 * n * macs * (3 * t + 3)
 
 
-def run(preset, *, sweeps, repeats, dtype, max_seconds):
+def run(preset, *, sweeps, repeats, dtype, max_seconds, solver):
     rows = []
     for sweep in sweeps:
         for value in preset[sweep]:
@@ -103,7 +103,7 @@ def run(preset, *, sweeps, repeats, dtype, max_seconds):
                 continue
             point = dict(BASE, **{sweep: value})
             t0 = time.perf_counter()
-            pc_step, bp_step, params, opt_state = _steps(point, dtype)
+            pc_step, bp_step, params, opt_state = _steps(point, dtype, solver)
             copy = lambda t: jax.tree_util.tree_map(jnp.copy, t)
             pc_c, pc_s, _, _ = time_calls(pc_step, (copy(params), copy(opt_state)), repeats=repeats)
             bp_c, bp_s, _, _ = time_calls(bp_step, (copy(params), copy(opt_state)), repeats=repeats)
@@ -176,8 +176,17 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--max-seconds", type=float, default=120.0)
+    parser.add_argument(
+        "--solver",
+        choices=("euler", "adaptive"),
+        default="euler",
+        help="state solver of the PC step: Euler at --dt (the default, so the sweep times the"
+        " step alone) or AdaptiveEuler (the library default, which adds a curvature probe)",
+    )
+    parser.add_argument("--dt", type=float, default=0.1, help="Euler's step (--solver euler)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
+    solver = pc.Euler(dt=args.dt) if args.solver == "euler" else pc.AdaptiveEuler()
     preset = dict(PRESETS[args.preset])
     if args.widths:
         preset["width"] = [int(w) for w in args.widths.split(",")]
@@ -187,6 +196,7 @@ def main(argv=None):
         repeats=args.repeats,
         dtype=jnp.dtype(args.dtype),
         max_seconds=args.max_seconds,
+        solver=solver,
     )
     fitted = slopes(rows)
     for k, v in sorted(fitted.items()):
