@@ -227,7 +227,7 @@ def consolidation(data) -> None:
     runs = {
         "gate, NE = 1": (gated, 1.0),
         "gate, NE = 0": (gated, 0.0),
-        "plain replay (no gate)": (plain, 0.0),
+        "plain replay (no gate)": (plain, None),
     }
     fig, ax = plt.subplots(figsize=(5.0, 3.0))
     for label, (optimizer, ne) in runs.items():

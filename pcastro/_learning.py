@@ -94,6 +94,52 @@ def _check_opt_state(net: Network, opt_state: Any, optimizer) -> None:
         )
 
 
+def has_gate(opt_state: Any) -> bool:
+    """Whether an optimiser state holds an astrocyte gate's calcium
+    ([`pcastro.astro.AstrocyteGateState`][]), i.e. whether its optimiser listens to NE.
+
+    **Arguments:**
+
+    - `opt_state`: any Optax state, e.g. of a chain.
+
+    **Returns:**
+
+    True when a [`pcastro.astro.scale_by_astrocytes`][] gate is in the chain.
+    """
+    from .astro._gate import AstrocyteGateState  # the astrocytes build on this module
+
+    leaves = jax.tree_util.tree_leaves(
+        opt_state, is_leaf=lambda s: isinstance(s, AstrocyteGateState)
+    )
+    return any(isinstance(leaf, AstrocyteGateState) for leaf in leaves)
+
+
+def check_gate_arguments(opt_state: Any, ne: Any, where: str) -> None:
+    """NE goes exactly where a gate listens: required with a gate, refused without one.
+
+    A gate fed no NE keeps its calcium at zero and, with `g0 = 0`, shuts every synapse:
+    the network would learn nothing, silently. NE passed to an optimiser without a gate
+    would change nothing, just as silently.
+    """
+    gated = has_gate(opt_state)
+    if gated and ne is None:
+        raise ValueError(
+            f"The optimiser of `{where}` contains an astrocyte gate "
+            "(`pcastro.astro.scale_by_astrocytes`), which needs norepinephrine at every "
+            "update: without it the calcium stays at 0 and a gate with `g0 = 0` stops all "
+            "learning. Pass `ne=` (0.0 for none): `pcastro.train_step(..., ne=1.0)`, "
+            "`pcastro.astro.apply_gated_grads(..., region_energy=..., ne=...)` or "
+            "`pcastro.astro.consolidate(..., ne=...)`."
+        )
+    if not gated and ne is not None:
+        raise ValueError(
+            f"`{where}` got `ne` (norepinephrine), but its optimiser contains no astrocyte "
+            "gate to listen to it, so NE would change nothing. Chain one after the "
+            "optimiser, `optax.chain(optax.adam(1e-3), pcastro.astro.scale_by_astrocytes("
+            "astrocytes, regions))`, or leave `ne` out."
+        )
+
+
 def apply_param_grads(
     net: Network,
     opt_state: Any,
@@ -107,8 +153,9 @@ def apply_param_grads(
 
     `theta <- theta + optimizer(dF/dtheta)`, the gradients being those of
     [`pcastro.param_grads`][] at the given states. `extra_args` reach an optimiser that
-    takes them (an `optax.GradientTransformationExtraArgs`, such as a chain with the
-    astrocyte gate).
+    takes them (an `optax.GradientTransformationExtraArgs`). An optimiser with the
+    astrocyte gate needs NE and the region energies: use
+    [`pcastro.astro.apply_gated_grads`][] (or [`pcastro.train_step`][] with `ne=`).
 
     **Arguments:**
 
@@ -128,7 +175,8 @@ def apply_param_grads(
 
     With `throw=True`, a runtime error when the update is non-finite or larger than the
     parameters (see [`pcastro.RESULTS`][]); [`pcastro.train_step`][] reports the same
-    as a status.
+    as a status. `ValueError` when the optimiser holds an astrocyte gate and
+    `extra_args` carry no `ne`, or carry `ne` without a gate.
     """
     net, opt_state, status = _apply(
         net, opt_state, state, optimizer=optimizer, **(extra_args or {})
@@ -139,6 +187,9 @@ def apply_param_grads(
 @eqx.filter_jit
 def _apply(net, opt_state, state, *, optimizer, **extra):
     _check_opt_state(net, opt_state, optimizer)
+    check_gate_arguments(opt_state, extra.get("ne"), "apply_param_grads")
+    if extra:
+        optimizer = optax.with_extra_args_support(optimizer)
     params, static = eqx.partition(net, eqx.is_inexact_array)
     updates, opt_state = optimizer.update(param_grads(net, state), opt_state, params, **extra)
     params, status = checked_update(params, updates)
@@ -169,6 +220,7 @@ def train_step(
     trace: bool = False,
     throw: bool = True,
     unroll: bool = False,
+    ne: ArrayLike | None = None,
 ) -> tuple[Network, Any, Solution]:
     r"""One predictive-coding training step: infer with `x` and `y` clamped, then learn.
 
@@ -195,12 +247,31 @@ def train_step(
     - `optimizer`: any Optax transformation, e.g. `optax.adam(1e-3)` or an astrocyte gate
       chained after it (for `IncrementalPC`, the solver's own optimiser is used).
     - `solver`, `steps`, `tol`, `trace`, `throw`, `unroll`: as for [`pcastro.infer`][].
+    - `ne`: norepinephrine for an astrocyte gate in `optimizer`
+      ([`pcastro.astro.scale_by_astrocytes`][]), scalar or one value per region. Required
+      when the optimiser has a gate (0.0 for none) and refused when it has none; the gate
+      reads the region energies `E_r` of the relaxed states. With `IncrementalPC` the
+      gate's calcium is held during inference and `ne` is refused.
 
     **Returns:**
 
     `(net, opt_state, info)`: `info` is the [`pcastro.Solution`][] of the inference, its
     `energy` the mean energy per example at the relaxed states, before the update.
+
+    **Raises:**
+
+    As [`pcastro.infer`][]; with `throw=True` a runtime error when the update fails its
+    check; `ValueError` when `ne` is missing for a gate or given without one.
     """
+    if getattr(solver, "learns", False):
+        if ne is not None:
+            raise ValueError(
+                f"{type(solver).__name__} updates the weights inside inference, where no NE "
+                "reaches an astrocyte gate (its calcium is held); leave `ne` out and set the "
+                "calcium with `optax.tree_utils.tree_set(opt_state, calcium=...)`."
+            )
+    else:
+        check_gate_arguments(opt_state, ne, "train_step")
     return _train_step(
         net,
         opt_state,
@@ -213,11 +284,12 @@ def train_step(
         trace=trace,
         throw=throw,
         unroll=unroll,
+        ne=None if ne is None else jnp.asarray(ne),
     )
 
 
 @eqx.filter_jit
-def _train_step(net, opt_state, x, y, *, optimizer, solver, steps, tol, trace, throw, unroll):
+def _train_step(net, opt_state, x, y, *, optimizer, solver, steps, tol, trace, throw, unroll, ne):
     if solver.learns:
         if optimizer != solver.optimizer:
             raise ValueError(
@@ -247,7 +319,11 @@ def _train_step(net, opt_state, x, y, *, optimizer, solver, steps, tol, trace, t
         )
         update_status = checked_update(params, change)[1]
     else:
-        new, opt_state, update_status = _apply(net, opt_state, sol.state, optimizer=optimizer)
+        # A gate reads the region energies of the relaxed states (`inferred`) and NE.
+        extra = {} if ne is None else {"inferred": sol.state, "ne": ne}
+        new, opt_state, update_status = _apply(
+            net, opt_state, sol.state, optimizer=optimizer, **extra
+        )
     status = jnp.where(sol.status != RESULTS.successful, sol.status, update_status)
     sol = eqx.tree_at(lambda s: s.status, sol, raise_if_failed(status, throw=throw))
     return new, opt_state, sol

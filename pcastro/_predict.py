@@ -5,6 +5,7 @@ import jax.numpy as jnp
 
 from ._custom_types import Array, ArrayLike, Float
 from ._network import Network
+from ._state import checked_labels
 
 
 def predict(net: Network, x: ArrayLike) -> Array:
@@ -41,7 +42,8 @@ def accuracy(net: Network, x: ArrayLike, labels: ArrayLike) -> Float[Array, ""]:
 
     **Raises:**
 
-    `ValueError` when the labels do not have one of those shapes.
+    `ValueError` when the labels do not have one of those shapes, or an integer label
+    lies outside `[0, classes)` (the same check as [`pcastro.init_state`][]).
     """
     labels = jnp.asarray(labels)
     scores = predict(net, x)
@@ -52,4 +54,6 @@ def accuracy(net: Network, x: ArrayLike, labels: ArrayLike) -> Float[Array, ""]:
             f"`labels` has shape {labels.shape} and dtype {labels.dtype}; pass integer labels "
             f"of shape ({scores.shape[0]},) or one-hot targets of shape {scores.shape}."
         )
+    elif scores.ndim == 2:
+        labels = checked_labels(labels, scores.shape[-1])
     return jnp.mean(jnp.argmax(scores, axis=-1) == labels)

@@ -5,6 +5,7 @@ import enum
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ._checks import check_values
 from ._custom_types import Array, ArrayLike
@@ -94,18 +95,22 @@ class PCState(eqx.Module):
         return self.x[0].shape[0]
 
 
+def checked_labels(y: Array, classes: int) -> Array:
+    """Integer labels `y`, refused unless every one lies in `[0, classes)`."""
+    return check_values(
+        y,
+        lambda xp, v: (v < 0) | (v >= classes),
+        f"Integer labels must lie in [0, {classes}) for a top node of {classes} units; "
+        "relabel the classes to 0..n-1 or widen the output layer.",
+    )
+
+
 def _as_target(net: Network, y: ArrayLike) -> Array:
     top_shape = net.shapes[-1]
     y = jnp.asarray(y)
     if jnp.issubdtype(y.dtype, jnp.integer) and y.ndim == 1 and len(top_shape) == 1:
         classes = top_shape[0]
-        y = check_values(
-            y,
-            lambda xp, v: (v < 0) | (v >= classes),
-            f"Integer labels must lie in [0, {classes}) for a top node of {classes} units; "
-            "relabel the classes to 0..n-1 or widen the output layer.",
-        )
-        return jax.nn.one_hot(y, classes, dtype=net.dtype)
+        return jax.nn.one_hot(checked_labels(y, classes), classes, dtype=net.dtype)
     if y.shape[1:] != top_shape:
         raise ValueError(
             f"The target `y` has shape {y.shape}, but the top node (node "
@@ -122,6 +127,38 @@ def _check_batch(name: str, node: int, arr: Array, shape: tuple[int, ...]) -> No
             f"{', '.join(map(str, shape))}); add a leading batch axis (use `x[None]` for "
             "one example) or reshape the data to match the network."
         )
+
+
+def _finite_data(name: str, data: Array, mask: Array | None) -> Array:
+    """Refuse NaN or inf in the clamped (observed) entries of the data, naming the examples.
+
+    Non-finite data would pass inference with a successful status (its errors are NaN
+    from the start) and be caught only at the weight update, whose check blames the
+    learning rate. Unobserved entries (mask 0) are not read and may hold anything.
+    """
+    if isinstance(data, jax.core.Tracer) or isinstance(mask, jax.core.Tracer):
+        bad = ~jnp.isfinite(data) if mask is None else ~jnp.isfinite(data) & (mask > 0)
+        return eqx.error_if(
+            data,
+            jnp.any(bad),
+            f"The data `{name}` holds NaN or inf in an observed entry: PC cannot infer or "
+            "learn from it. Clean or drop those examples (e.g. `np.nan_to_num`), or mask "
+            "the missing entries out with `x_mask`/`y_mask`.",
+        )
+    values = np.asarray(data)
+    bad = ~np.isfinite(values)
+    if mask is not None:
+        bad &= np.asarray(mask) > 0
+    if bad.any():
+        examples = np.flatnonzero(bad.reshape(bad.shape[0], -1).any(axis=1))
+        shown = ", ".join(map(str, examples[:5])) + (", ..." if len(examples) > 5 else "")
+        raise ValueError(
+            f"The data `{name}` holds NaN or inf in {len(examples)} example(s) (batch "
+            f"index {shown}): PC cannot infer or learn from them. Clean or drop those "
+            "examples (e.g. `np.nan_to_num`), or mask the missing entries out with "
+            "`x_mask`/`y_mask`."
+        )
+    return data
 
 
 def init_state(
@@ -213,6 +250,9 @@ def init_state(
         if y is None:
             raise ValueError("`y_mask` needs the partially observed target `y`.")
         y_mask = _as_mask("y_mask", y_mask, y.shape, net.dtype)
+
+    x = None if x is None else _finite_data("x", x, x_mask)
+    y = None if y is None else _finite_data("y", y, y_mask)
 
     def clamp_of(data, mask):
         if data is None:

@@ -14,6 +14,15 @@ def _subcommand(sub, name: str, config_cls, *, default_out: str, **parser_kwargs
     p = sub.add_parser(name, **parser_kwargs)
     add_config_options(p, config_cls)
     p.add_argument("--out", default=None, help=f"output folder (default {default_out})")
+    _common_options(p)
+
+
+def _common_options(p) -> None:
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the results of an earlier run in the output folder (refused otherwise)",
+    )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
@@ -29,7 +38,7 @@ def _prepare(args, config_cls, out_pattern: str):
         )
     cfg = config_from_args(config_cls, args)
     out = Path(args.out or out_pattern.format(**vars(cfg)))
-    check_output_dir(out)  # before the work, so that finished work is never lost
+    check_output_dir(out, overwrite=args.overwrite)  # before the work: none is ever lost
     return cfg, out
 
 
@@ -197,7 +206,7 @@ def _continual_parser(sub) -> None:
     p.add_argument(
         "--out", default=None, help="output folder (default runs/continual-DATASET-sSEED)"
     )
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    _common_options(p)
 
 
 def _run_continual(args) -> int:
@@ -208,7 +217,7 @@ def _run_continual(args) -> int:
 
     cfg = config_from_args(ContinualConfig, args)
     out = Path(args.out or f"runs/continual-{cfg.dataset}-s{cfg.seed}")
-    check_output_dir(out)  # before the work, so that finished work is never lost
+    check_output_dir(out, overwrite=args.overwrite)  # before the work: none is ever lost
     payload = run_continual(cfg, progress=not args.no_progress)
     print(
         f"\nsplit-{cfg.dataset} class-incremental: {cfg.iterations} iterations per context, "

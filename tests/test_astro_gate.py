@@ -37,7 +37,15 @@ def _gated_step(net, opt_state, x, y, ne, *, optimizer, regions):
 
 
 def _learn(net, optimizer, regions, x, y, ne, *, updates=3):
+    """`updates` gated updates under NE `ne`; with a plain optimiser, plain PC updates
+    (`ne` unused: no gate listens)."""
     opt_state = optimizer.init(_params(net))
+    if not astro.has_gate(opt_state):
+        for _ in range(updates):
+            net, opt_state = pc.apply_param_grads(
+                net, opt_state, _relax(net, x, y), optimizer=optimizer
+            )
+        return net, opt_state
     for _ in range(updates):
         net, opt_state = _gated_step(
             net, opt_state, x, y, jnp.asarray(ne, jnp.float32), optimizer=optimizer, regions=regions
@@ -358,3 +366,72 @@ def test_inside_incremental_pc_the_gate_holds_its_calcium(getkey):
             a = net.nodes[i].modules[0].weight
             b = sol.network.nodes[i].modules[0].weight
             assert moved != np.array_equal(a, b)
+
+
+def test_train_step_with_a_gate_needs_ne_and_then_learns(getkey):
+    # The silent failure this guards: a gate chained into `train_step` got no NE, kept its
+    # calcium at 0, and with g0 = 0 left the network bit for bit unchanged.
+    net = pc.mlp([4, 6, 3], key=getkey())
+    regions = astro.make_regions(net)
+    x, y = _data(getkey)
+    opt = optax.chain(optax.adam(1e-2), astro.scale_by_astrocytes(astro.Astrocytes(), regions))
+    opt_state = opt.init(_params(net))
+    with pytest.raises(ValueError, match="contains an astrocyte gate.*Pass `ne=`"):
+        pc.train_step(net, opt_state, x, y, optimizer=opt, steps=3)
+    with pytest.raises(ValueError, match="contains an astrocyte gate"):
+        pc.apply_param_grads(net, opt_state, _relax(net, x, y), optimizer=opt)
+    new, new_state, info = pc.train_step(net, opt_state, x, y, optimizer=opt, steps=3, ne=1.0)
+    assert int(info.status) == 0
+    calcium = optax.tree_utils.tree_get(new_state, "calcium")
+    assert np.all(np.asarray(calcium) > 0)
+    assert not np.array_equal(_leaves(new)[0], _leaves(net)[0])
+    # The gate read the relaxed states' own region energies: the same as feeding them.
+    state = pc.infer(net, pc.init_state(net, x, y), steps=3).state
+    fed, fed_state = astro.apply_gated_grads(
+        net, opt_state, state, optimizer=opt, region_energy=astro.region_energies(state, regions),
+        ne=1.0,
+    )  # fmt: skip
+    np.testing.assert_allclose(
+        np.asarray(optax.tree_utils.tree_get(fed_state, "calcium")), np.asarray(calcium),
+        rtol=1e-6,
+    )  # fmt: skip
+
+
+def test_ne_without_a_gate_is_refused(getkey):
+    net = pc.mlp([4, 6, 3], key=getkey())
+    regions = astro.make_regions(net)
+    x, y = _data(getkey)
+    opt = optax.adam(1e-2)
+    opt_state = opt.init(_params(net))
+    with pytest.raises(ValueError, match="no astrocyte gate to listen"):
+        pc.train_step(net, opt_state, x, y, optimizer=opt, steps=3, ne=1.0)
+    state = _relax(net, x, y)
+    with pytest.raises(ValueError, match="`apply_gated_grads` got `ne`.*no astrocyte gate"):
+        astro.apply_gated_grads(
+            net, opt_state, state, optimizer=opt,
+            region_energy=astro.region_energies(state, regions), ne=1.0,
+        )  # fmt: skip
+    store = astro.make_store(net, regions, capacity=2)
+    store, _ = astro.snapshot(store, state, step=3)
+    with pytest.raises(ValueError, match="`consolidate` got `ne`"):
+        astro.consolidate(net, opt_state, store, optimizer=opt, ne=1.0, tol=0.1, steps=2)
+    gated = optax.chain(opt, astro.scale_by_astrocytes(astro.Astrocytes(), regions))
+    with pytest.raises(ValueError, match="optimiser of `consolidate` contains an astrocyte"):
+        astro.consolidate(net, gated.init(_params(net)), store, optimizer=gated, tol=0.1, steps=2)
+    # The gate itself: NE without energies (or the reverse) cannot advance the calcium.
+    gate = astro.scale_by_astrocytes(astro.Astrocytes(), regions)
+    with pytest.raises(ValueError, match="needs both the region energies"):
+        gate.update(_params(net), gate.init(_params(net)), ne=1.0)
+
+
+@pytest.mark.parametrize("tol", [float("nan"), -1.0])
+def test_consolidate_refuses_a_tolerance_that_discards_nothing(getkey, tol):
+    net = pc.mlp([4, 6, 3], key=getkey())
+    regions = astro.make_regions(net)
+    x, y = _data(getkey)
+    store, _ = astro.snapshot(astro.make_store(net, regions, capacity=2), _relax(net, x, y), step=3)
+    opt = optax.adam(1e-2)
+    with pytest.raises(
+        ValueError, match=r"must be a number >= 0.*Pass 0 to replay without discarding"
+    ):
+        astro.consolidate(net, opt.init(_params(net)), store, optimizer=opt, tol=tol, steps=2)

@@ -49,6 +49,13 @@ def _store_setup():
     return net, state, astro.make_store(net, astro.make_regions(net), capacity=4)
 
 
+# A gate that is always fully open (g0 = 1): the update is plain SGD's.
+_OPEN_GATE_SGD = optax.chain(
+    optax.sgd(1e4),
+    astro.scale_by_astrocytes(astro.Astrocytes(g0=1.0), astro.make_regions(_net())),
+)
+
+
 def _gate_update(ne=0.0, energy=None):
     net = _net()
     regions = astro.make_regions(net)
@@ -88,10 +95,11 @@ CASES = {
     "apply_gated_grads with a huge rate": (
         lambda: astro.apply_gated_grads(
             _net(),
-            optax.sgd(1e4).init(_params(_net())),
+            _OPEN_GATE_SGD.init(_params(_net())),
             pc.infer(_net(), pc.init_state(_net(), *_data())).state,
-            optimizer=optax.sgd(1e4),
+            optimizer=_OPEN_GATE_SGD,
             region_energy=jnp.ones((2,)),
+            ne=0.0,
         ),
         eqx.EquinoxRuntimeError,
         "far too large",
@@ -143,6 +151,17 @@ CASES = {
         lambda: pc.accuracy(_net(), _data()[0], np.zeros((4, 2), "i4")),
         ValueError,
         "pass integer labels of shape",
+    ),
+    # accuracy returned 0.0 for these while init_state refused them: same check, same message
+    "labels out of range in accuracy": (
+        lambda: pc.accuracy(_net(), _data()[0], _data()[1] + 100),
+        ValueError,
+        r"Integer labels must lie in \[0, 3\) for a top node of 3 units",
+    ),
+    "negative labels in accuracy": (
+        lambda: pc.accuracy(_net(), _data()[0], _data()[1] - 1),
+        ValueError,
+        r"Integer labels must lie in \[0, 3\)",
     ),
     "mis-shaped x_mask": (
         lambda: pc.init_state(_net(), _data()[0], x_mask=np.ones(5)),
@@ -317,3 +336,40 @@ def test_generated_bad_shapes_name_the_argument(wrong, batch, argument):
         match = r"The target `y` has shape"
     with pytest.raises(ValueError, match=match):
         pc.init_state(net, x, y)
+
+
+def test_non_finite_data_is_named_where_it_is_first_seen():
+    # Before: an inf pixel passed inference with status 0 and was caught only at the
+    # weight update, whose message blamed the learning rate.
+    x, y = _data()
+    x[2, 5] = np.inf
+    with pytest.raises(
+        ValueError, match=r"`x` holds NaN or inf in 1 example\(s\) \(batch index 2\)"
+    ):
+        pc.init_state(_net(), x, y)
+    with pytest.raises(Exception, match="The data `x` holds NaN or inf"):
+        _train(x, y, optax.sgd(0.1))
+    # A missing entry masked out is not read, so it may hold anything.
+    mask = np.ones_like(x)
+    mask[2, 5] = 0.0
+    pc.init_state(_net(), x, y, x_mask=mask)
+    target = np.eye(3, dtype="f4")[y]
+    target[0, 1] = np.nan
+    with pytest.raises(ValueError, match=r"`y` holds NaN or inf .*batch index 0"):
+        pc.init_state(_net(), x=None, y=target)
+
+
+def test_non_finite_store_slots_are_named():
+    net, state, store = _store_setup()
+    store, _ = astro.snapshot(store, state, step=3)
+    poisoned = eqx.tree_at(lambda s: s.x[1], store, store.x[1].at[2, 0].set(jnp.nan))
+    with pytest.raises(ValueError, match=r"Store slot\(s\) \[2\] hold NaN or inf"):
+        astro.recall(poisoned, 2, net=net)
+    astro.recall(poisoned, 1, net=net)  # the other slots stay usable
+    opt = optax.sgd(0.1)
+    with pytest.raises(ValueError, match=r"Store slot\(s\) \[2\] hold NaN or inf.*discard"):
+        astro.consolidate(net, opt.init(_params(net)), poisoned, optimizer=opt, tol=0.1, steps=2)
+    bad = eqx.tree_at(lambda s: s.x[1], state, state.x[1].at[0, 0].set(jnp.inf))
+    bad = pc.PCState(x=bad.x, e=pc.errors(net, bad), masks=bad.masks, clamps=bad.clamps)
+    with pytest.raises(Exception, match="A snapshot of states holding NaN or inf"):
+        astro.snapshot(astro.make_store(net, astro.make_regions(net), capacity=4), bad)

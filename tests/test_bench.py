@@ -209,3 +209,16 @@ def test_a_learners_failed_updates_are_counted_not_dropped(getkey, astrocytes):
         state = learner.learn(state, x, y, {"lr": 1e-2, "updates": 2}, key=getkey(),
                               one_at_a_time=True)  # fmt: skip
         assert int(failures(state)) == failed
+
+
+def test_the_progress_bar_says_when_it_compiles(capsys):
+    # Before: the bar froze for minutes while a method compiled, with a misleading ETA.
+    from pcastro.bench._records import progress_bar, timed
+
+    with progress_bar(1, enabled=True) as bar:
+        bar.set_description("demo")
+        timed(jax.vmap(lambda v: v * 2), jnp.ones((4, 3)), in_axes=(0,))
+    shown = capsys.readouterr().err
+    assert "demo: 0/1 done [00:00, compiling]" in shown
+    assert "running (compiled in" in shown
+    assert "<" not in shown and "it/s" not in shown  # no remaining-time estimate, no rate

@@ -1,6 +1,7 @@
 """The `pcastro` command end to end on tiny configurations, and its error messages."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -48,6 +49,9 @@ def test_oneshot_scratch_end_to_end(tmp_path, capsys):
     }
     assert (tmp_path / "results.png").stat().st_size > 0
     assert "episodes/s" in capsys.readouterr().out
+    # The resolved configuration, not `hidden: null, methods: []`.
+    assert payload["config"]["hidden"] == 128  # digits: 64 features
+    assert set(payload["config"]["methods"]) == methods
 
 
 def test_oneshot_transfer_end_to_end(tmp_path):
@@ -143,3 +147,36 @@ def test_help_lists_every_option(command, capsys):
         main([command, "--help"])
     assert exit_info.value.code == 0
     assert "--seed " in capsys.readouterr().out
+
+
+def test_a_second_run_into_the_same_folder_is_refused_before_any_work(tmp_path, capsys):
+    # The silent failure this guards: a 2-episode smoke test replaced a real run's results.
+    earlier = {"date": "2026-12-01 10:00:00 UTC", "command": "pcastro oneshot", "results": [1]}
+    (tmp_path / "results.json").write_text(json.dumps(earlier))
+    code = main(["oneshot", *TINY, "--max-updates", "2", "--out", str(tmp_path)])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "already holds the results of an earlier run" in err
+    assert "2026-12-01 10:00:00 UTC" in err and "--overwrite" in err
+    assert json.loads((tmp_path / "results.json").read_text()) == earlier  # untouched
+    for command in ("interrupt", "continual"):
+        assert main([command, "--no-progress", "--out", str(tmp_path)]) == 2
+        assert "--overwrite" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "match"),
+    [
+        (["continual", "--budgets", ""], "`--budgets` needs at least one value"),
+        (["continual", "--hidden", ""], "`--hidden` needs at least one value"),
+        (["continual", "--budgets", "100000000"], r"exceed the \d+ training images"),
+        (["continual", "--val-fraction", "0.001"], "leaving it without validation images"),
+        (["oneshot", "--conv-channels", ""], "`--conv-channels` needs at least one value"),
+        (["oneshot", "--lrs", ""], "`--lrs` needs at least one value"),
+    ],
+)
+def test_bad_list_options_are_refused_naming_the_flag(tmp_path, capsys, argv, match):
+    code = main([*argv, "--no-progress", "--out", str(tmp_path / "out")])
+    assert code == 2
+    assert re.search(match, capsys.readouterr().err)
+    assert not (tmp_path / "out" / "results.json").exists()

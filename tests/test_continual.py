@@ -191,3 +191,23 @@ def test_the_solver_option_names_a_strategy_object():
     assert make_solver(ContinualConfig(solver="euler", dt=0.05)) == pc.Euler(dt=0.05)
     with pytest.raises(ValueError, match="`--solver` must be one of adaptive, euler"):
         ContinualConfig(solver="rk4")
+
+
+def test_budget_checks_name_the_flag_and_the_memory():
+    from pcastro.bench._continual import check_budgets
+
+    check_budgets((200, 1000), 4500, 784, seeds=5)
+    with pytest.raises(ValueError, match=r"`--budgets` \[5000\] exceed the 4500 training"):
+        check_budgets((200, 5000), 4500, 784)
+    with pytest.raises(ValueError, match=r"needs about .* GiB of memory and this machine has"):
+        check_budgets((1000,), 4500, 784, seeds=5, memory=2**20)
+
+
+def test_a_validation_split_that_leaves_a_class_empty_is_refused():
+    y = np.repeat(np.arange(10), 50)
+    train, val = split_validation(y, 0.1)
+    assert len(val) == 50 and len(train) == 450
+    with pytest.raises(ValueError, match="holds out 0 of the 50 training images of class 0"):
+        split_validation(y, 0.001)
+    with pytest.raises(ValueError, match="without training images"):
+        split_validation(y, 0.999)

@@ -131,3 +131,33 @@ def test_a_failed_save_leaves_the_previous_file_untouched(getkey, tmp_path):
     (tmp_path / "other.bin").write_bytes(b"hello world, not a checkpoint")
     with pytest.raises(ValueError, match="not a pcastro checkpoint"):
         astro.load(tmp_path / "other.bin", like=saved)
+
+
+def test_a_checkpoint_remembers_how_its_astrocytes_were_configured(getkey, tmp_path):
+    # Before: `ablated` and the gate's hyperparameters lived in the optimiser only, so a
+    # checkpoint of an ablated run loaded into a gated one without a word.
+    net = pc.mlp(SIZES, key=getkey())
+    params = eqx.filter(net, eqx.is_inexact_array)
+
+    def gated(**kwargs):
+        return optax.chain(
+            optax.adam(1e-2), astro.scale_by_astrocytes(astro.Astrocytes(**kwargs), REGIONS)
+        )
+
+    path = tmp_path / "ablated.pcastro"
+    astro.save(path, net, gated(ablated=True).init(params), None)
+    with pytest.raises(ValueError, match=r"Configuration mismatch .*ablated"):
+        astro.load(path, like=(net, gated(ablated=False).init(params), None))
+    _, opt_state, _ = astro.load(path, like=(net, gated(ablated=True).init(params), None))
+    assert optax.tree_utils.tree_get(opt_state, "astrocytes").ablated
+
+    # Other hyperparameters load from the file; the gate refuses a state made by others.
+    path = tmp_path / "g0.pcastro"
+    astro.save(path, net, gated(g0=0.3).init(params), None)
+    _, opt_state, _ = astro.load(path, like=(net, gated().init(params), None))
+    x = jax.random.normal(getkey(), (4, 4))
+    y = jax.random.normal(getkey(), (4, 3))
+    with pytest.raises(eqx.EquinoxRuntimeError, match="made by astrocytes with other hyper"):
+        pc.train_step(net, opt_state, x, y, optimizer=gated(), steps=2, ne=1.0)
+    new, _, info = pc.train_step(net, opt_state, x, y, optimizer=gated(g0=0.3), steps=2, ne=1.0)
+    assert int(info.status) == 0

@@ -289,3 +289,25 @@ def test_adaptive_euler_resumes_exactly_with_its_solver_state(getkey, backtrack)
     resumed = pc.infer(net, first.state, solver=solver, steps=7, solver_state=first.solver_state)
     for i in (1, 2):
         np.testing.assert_allclose(resumed.state.x[i], straight.state.x[i], rtol=1e-6, atol=1e-7)
+
+
+def test_a_solver_state_from_another_solver_is_refused_by_name(getkey):
+    # Before: `'TraceState' object has no attribute 'mu'` from inside Optax.
+    net, state = _setup(getkey)
+    momentum = pc.OptaxSolver(optax.sgd(0.05, momentum=0.9))
+    adam = pc.OptaxSolver(optax.adam(0.05))
+    first = pc.infer(net, state, solver=momentum, steps=2)
+    with pytest.raises(ValueError, match=r"`solver_state` does not fit OptaxSolver"):
+        pc.infer(net, first.state, solver=adam, steps=2, solver_state=first.solver_state)
+    with pytest.raises(ValueError, match=r"`solver_state` does not fit AdaptiveEuler"):
+        pc.infer(net, first.state, steps=2, solver_state=first.solver_state)
+    # A state for another batch size is refused too.
+    small = pc.PCState(
+        x=tuple(v[:2] for v in state.x), e=tuple(None if v is None else v[:2] for v in state.e),
+        masks=state.masks, clamps=state.clamps,
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="same solver, network and batch size"):
+        pc.infer(net, small, solver=momentum, steps=2, solver_state=first.solver_state)
+    # Its own state resumes, as before.
+    again = pc.infer(net, first.state, solver=momentum, steps=2, solver_state=first.solver_state)
+    assert int(again.status) == 0

@@ -82,6 +82,29 @@ def _per_example(energies: dict, batch: int, dtype) -> Array:
     return sum(energies.values(), jnp.zeros((batch,), dtype))
 
 
+def _check_solver_state(solver, solver_state, free_x0, params, opt_state) -> None:
+    """A clear error for a running state from another solver or another problem: it
+    would otherwise fail deep inside JAX or Optax (`'TraceState' object has no attribute
+    'mu'`)."""
+    if solver.learns and opt_state is None:
+        return  # resuming a learning solver: its optimiser state travels in `solver_state`
+    kwargs = {"curvature": None} if solver.measures_curvature else {}
+    want = eqx.filter_eval_shape(
+        lambda x0, p: solver.init(x0, p, opt_state, **kwargs), free_x0, params
+    )
+    shapes = lambda t: [(jnp.shape(v), jnp.result_type(v)) for v in jax.tree_util.tree_leaves(t)]  # noqa: E731
+    got_def = jax.tree_util.tree_structure(solver_state)
+    want_def = jax.tree_util.tree_structure(want)
+    if got_def != want_def or shapes(solver_state) != shapes(want):
+        owner = type(solver_state).__name__
+        raise ValueError(
+            f"`solver_state` does not fit {type(solver).__name__} on these states: it is a "
+            f"{owner} whose structure or shapes differ from `{type(solver).__name__}.init` on "
+            "this network and batch. Pass the `solution.solver_state` of an earlier solve "
+            "with the same solver, network and batch size, or leave it out to start afresh."
+        )
+
+
 def _check_inputs(
     net: Network, state: PCState, solver, steps, tol, fixed_predictions, unroll
 ) -> None:
@@ -378,6 +401,8 @@ def _infer(
         solver_state = solver.init(free_x0, params, opt_state, curvature=curvature)
     elif solver_state is None:
         solver_state = solver.init(free_x0, params, opt_state)
+    else:
+        _check_solver_state(solver, solver_state, free_x0, params, opt_state)
     # Fixed weights stay out of the loop carry.
     carry0 = (
         free_x0,

@@ -1,6 +1,7 @@
 """Astrocytes: regions, calcium and the plasticity gate, the store, consolidation."""
 
 from .._checkpoint import load as load, save as save  # also `pcastro.save`/`pcastro.load`
+from .._learning import has_gate as has_gate
 from ._consolidate import ConsolidationReport as ConsolidationReport, consolidate as consolidate
 from ._footprint import Footprint as Footprint, footprint_bytes as footprint_bytes
 from ._gate import (

@@ -7,13 +7,14 @@ import jax.numpy as jnp
 import optax
 from jax import lax
 
+from .._checks import check_values
 from .._custom_types import Array, ArrayLike, Float, Int
 from .._inference import RESULTS, AbstractSolver, AdaptiveEuler, infer
-from .._learning import checked_update, param_grads, raise_on_params
+from .._learning import check_gate_arguments, checked_update, param_grads, raise_on_params
 from .._network import Network
 from .._state import PCState, errors
 from ._regions import region_energies
-from ._slots import discard, overwrite, recall
+from ._slots import check_finite_slots, discard, overwrite, recall
 from ._store import Store
 
 
@@ -50,7 +51,7 @@ def consolidate(
     store: Store,
     *,
     optimizer: optax.GradientTransformation,
-    ne: ArrayLike = 0.0,
+    ne: ArrayLike | None = None,
     steps: int = 20,
     rounds: int = 1,
     tol: ArrayLike,
@@ -87,10 +88,12 @@ def consolidate(
     - `store`: the [`pcastro.astro.Store`][].
     - `optimizer`: any Optax transformation, usually containing
       [`pcastro.astro.scale_by_astrocytes`][].
-    - `ne`: norepinephrine during consolidation, scalar or per region.
+    - `ne`: norepinephrine during consolidation, scalar or per region: required when
+      `optimizer` holds a gate (0.0 for none), refused when it does not.
     - `steps`: inference steps per replay.
     - `rounds`: passes over the store.
-    - `tol`: a slot is discarded once `E_r < tol` in every region (scalar or `(R,)`).
+    - `tol`: a slot is discarded once `E_r < tol` in every region (scalar or `(R,)`,
+      `>= 0`; 0 replays without discarding).
     - `fresh`: start every replay from a fresh feedforward pass (True) or from the
       stored states (False, the default: it measured better on validation episodes of
       `pcastro interrupt` on digits and mnist5k, see `benchmarks/README.md`).
@@ -123,7 +126,17 @@ def consolidate(
     tol = jnp.asarray(tol, store.region_energy.dtype)
     if tol.shape not in ((), (num,)):
         raise ValueError(f"`tol` has shape {tol.shape}; pass a scalar or shape ({num},).")
-    ne = jnp.asarray(ne, store.region_energy.dtype)
+    tol = check_values(
+        tol,
+        lambda xp, t: ~(t >= 0),
+        "`consolidate(tol=...)` must be a number >= 0: a slot is discarded once its E_r "
+        "falls below `tol` in every region, which a NaN or negative tolerance would never "
+        "allow, silently. Pass 0 to replay without discarding, or e.g. a fraction of the "
+        "stored energies, `tol=0.5 * float(store.region_energy[store.occupied].mean())`.",
+    )
+    check_gate_arguments(opt_state, ne, "consolidate")
+    check_finite_slots(store)
+    ne = jnp.asarray(0.0 if ne is None else ne, store.region_energy.dtype)
     return _consolidate(
         net,
         opt_state,

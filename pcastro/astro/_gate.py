@@ -10,10 +10,10 @@ import optax
 
 from .._checks import check_values
 from .._custom_types import Array, ArrayLike
-from .._learning import apply_param_grads
+from .._learning import apply_param_grads, check_gate_arguments
 from .._network import Network
 from .._state import PCState
-from ._regions import Regions
+from ._regions import Regions, region_energies
 
 
 class Astrocytes(eqx.Module):
@@ -179,14 +179,20 @@ class Astrocytes(eqx.Module):
 
 
 class AstrocyteGateState(NamedTuple):
-    """State of [`pcastro.astro.scale_by_astrocytes`][]: the calcium `c_r` of every region.
+    """State of [`pcastro.astro.scale_by_astrocytes`][]: the calcium `c_r` of every region,
+    and the astrocytes that made it.
 
-    Read or set it inside any chained optimiser state with
+    Read or set the calcium inside any chained optimiser state with
     `optax.tree_utils.tree_get(opt_state, "calcium")` /
-    `optax.tree_utils.tree_set(opt_state, calcium=...)`.
+    `optax.tree_utils.tree_set(opt_state, calcium=...)`. `astrocytes` records the
+    hyperparameters (and `ablated`), so that a checkpoint ([`pcastro.save`][]) carries
+    them: loading it with differently configured astrocytes is refused
+    ([`pcastro.load`][] compares `ablated`; the gate compares the rest at its next
+    update).
     """
 
     calcium: Array
+    astrocytes: Astrocytes
 
 
 def _node_of_updates(updates: Any, regions: Regions) -> tuple:
@@ -325,6 +331,40 @@ def _check_ne(ne: ArrayLike, num_regions: int) -> Array:
     )
 
 
+def _check_same_astrocytes(recorded: Astrocytes, own: Astrocytes, calcium: Array) -> Array:
+    """The gate's state must come from astrocytes configured like the gate's own (e.g. a
+    checkpoint of an ablated run loaded into a gated one); returns `calcium`, carrying
+    the check when it runs traced."""
+    if recorded.ablated != own.ablated:
+        raise ValueError(
+            f"This optimiser state was made by astrocytes with ablated={recorded.ablated}, "
+            f"but the gate has ablated={own.ablated}; build the optimiser with the "
+            "astrocytes the state (or checkpoint) was made with."
+        )
+    names = ("tau_c", "k", "slope", "g0", "c_half", "dt", "theta", "covered")
+    differ = [
+        jnp.any(jnp.asarray(getattr(recorded, n)) != jnp.asarray(getattr(own, n)))
+        for n in names
+        if jnp.shape(getattr(recorded, n)) == jnp.shape(getattr(own, n))
+    ]
+    shapes = [n for n in names if jnp.shape(getattr(recorded, n)) != jnp.shape(getattr(own, n))]
+    message = (
+        "This optimiser state was made by astrocytes with other hyperparameters than the "
+        "gate's own (among tau_c, k, slope, g0, c_half, dt, theta, covered); build the "
+        "optimiser with the astrocytes the state (or checkpoint) was made with, e.g. "
+        "`optax.tree_utils.tree_get(opt_state, 'astrocytes')`."
+    )
+    if shapes:
+        raise ValueError(message)
+    bad = jnp.any(jnp.stack(differ))
+    if not isinstance(bad, jax.core.Tracer):
+        if bool(bad):
+            raise ValueError(message)
+        return calcium
+    # Traced (inside a jit): checked when it runs.
+    return eqx.error_if(calcium, bad, message)
+
+
 def scale_by_astrocytes(
     astrocytes: Astrocytes, regions: Regions
 ) -> optax.GradientTransformationExtraArgs:
@@ -334,9 +374,17 @@ def scale_by_astrocytes(
     Each `update(updates, state, params, *, region_energy, ne)` first advances the
     calcium one Euler step with the local energies `E_r` and norepinephrine `NE` (see
     [`pcastro.astro.Astrocytes`][]), then scales the updates of the synapses onto each
-    region by `g(c_r)`. Without `region_energy` the calcium is held and only the gate is
-    applied (this is how it runs inside [`pcastro.IncrementalPC`][], which passes no
-    extra arguments; set the calcium with `optax.tree_utils.tree_set`).
+    region by `g(c_r)`. `inferred=` (the relaxed [`pcastro.PCState`][]) may replace
+    `region_energy`; the gate then measures `E_r` itself, as [`pcastro.train_step`][]
+    with `ne=` does. With neither energies nor NE the calcium is held and only the gate
+    is applied (this is how it runs inside [`pcastro.IncrementalPC`][], which passes no
+    extra arguments; set the calcium with `optax.tree_utils.tree_set`); one without the
+    other is an error.
+
+    Every pcastro entry point checks that NE goes where a gate listens:
+    [`pcastro.train_step`][], [`pcastro.apply_param_grads`][],
+    [`pcastro.astro.apply_gated_grads`][] and [`pcastro.astro.consolidate`][] require
+    `ne` when the optimiser holds a gate and refuse it when it does not.
 
     **Where to put it.** Place the gate *after* a stateful optimiser:
     `optax.chain(optax.adam(1e-3), gate)`. Then a closed gate (`g = 0`) gives exactly
@@ -353,8 +401,8 @@ def scale_by_astrocytes(
     **Returns:**
 
     An `optax.GradientTransformationExtraArgs`; the extra arguments of `update` are
-    `region_energy` (shape `(batch, R)` averaged over the batch, or `(R,)`) and `ne`
-    (scalar or `(R,)`, default 0).
+    `region_energy` (shape `(batch, R)` averaged over the batch, or `(R,)`) or
+    `inferred`, and `ne` (scalar or `(R,)`).
 
     **Raises:**
 
@@ -391,16 +439,31 @@ def scale_by_astrocytes(
         _check_columns(params, regions)
         leaves = [x for x in jax.tree_util.tree_leaves(params) if eqx.is_inexact_array(x)]
         dtype = leaves[0].dtype if leaves else jnp.result_type(float)
-        return AstrocyteGateState(calcium=jnp.zeros((num,), dtype))
+        # Every hyperparameter as an array leaf (`ablated` stays static), so the state is
+        # arrays only, like any Optax state, and a checkpoint records them.
+        record = jax.tree_util.tree_map(lambda v: jnp.asarray(v, dtype), astrocytes)
+        record = eqx.tree_at(lambda a: a.covered, record, astrocytes.covered)
+        return AstrocyteGateState(calcium=jnp.zeros((num,), dtype), astrocytes=record)
 
-    def update_fn(updates, state, params=None, *, region_energy=None, ne=0.0, **extra_args):
+    def update_fn(
+        updates, state, params=None, *, region_energy=None, inferred=None, ne=None, **extra_args
+    ):
         del params, extra_args
-        calcium = state.calcium
+        calcium = _check_same_astrocytes(state.astrocytes, astrocytes, state.calcium)
+        if region_energy is None and inferred is not None:
+            region_energy = region_energies(inferred, regions)
+        if (region_energy is None) != (ne is None):
+            raise ValueError(
+                "The astrocyte gate needs both the region energies (`region_energy=` or "
+                "`inferred=`, the relaxed `PCState`) and norepinephrine (`ne=`, 0.0 for "
+                "none) to advance its calcium, or neither to hold it; got only "
+                + ("`ne`." if region_energy is None else "the region energies.")
+            )
         if region_energy is not None:
             energy = _batch_energy(region_energy, num).astype(calcium.dtype)
             calcium = astrocytes.step(calcium, energy, _check_ne(ne, num))
         gates = astrocytes.gate(calcium)
-        return gate_updates(updates, gates, regions), AstrocyteGateState(calcium=calcium)
+        return gate_updates(updates, gates, regions), state._replace(calcium=calcium)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
@@ -412,7 +475,7 @@ def apply_gated_grads(
     *,
     optimizer: optax.GradientTransformation,
     region_energy: ArrayLike,
-    ne: ArrayLike = 0.0,
+    ne: ArrayLike,
     throw: bool = True,
 ) -> tuple[Network, Any]:
     """Learn from inferred states through an optimiser that contains the astrocyte gate.
@@ -425,17 +488,22 @@ def apply_gated_grads(
 
     - `net`, `opt_state`: the network and `optimizer.init(eqx.filter(net, eqx.is_inexact_array))`.
     - `state`: the inferred batched states.
-    - `optimizer`: e.g. `optax.chain(optax.adam(1e-3), scale_by_astrocytes(astro, regions))`;
-      a plain optimiser (no gate) ignores `region_energy` and `ne`.
+    - `optimizer`: e.g. `optax.chain(optax.adam(1e-3), scale_by_astrocytes(astro, regions))`.
+      It must contain the gate: for a plain optimiser use [`pcastro.apply_param_grads`][].
     - `region_energy`: `E_r` driving the calcium, usually
       `region_energies(state, regions)`.
-    - `ne`: norepinephrine, scalar or per region.
+    - `ne`: norepinephrine, scalar or per region (0.0 for none).
     - `throw`: raise when the update is non-finite or larger than the parameters.
 
     **Returns:**
 
     `(net, opt_state)`.
+
+    **Raises:**
+
+    `ValueError` when `optimizer` holds no astrocyte gate (NE would change nothing).
     """
+    check_gate_arguments(opt_state, ne, "apply_gated_grads")
     return apply_param_grads(
         net,
         opt_state,

@@ -3,7 +3,9 @@
 import dataclasses
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from .._custom_types import Array, ArrayLike
@@ -26,6 +28,35 @@ def _check_state(store: Store, state: PCState) -> None:
                 f"Node {i} of the state has shape {x.shape}, but the store holds "
                 f"{a.shape[1:]} per example; use a store made for this network."
             )
+
+
+def _nonfinite_slots(store: Store, slots: Array | None = None) -> list[int]:
+    """The occupied slots (of `slots`, default all) whose stored states or `E_r` hold NaN
+    or inf; empty when the store is traced (inside a user's `jax.jit`)."""
+    arrays = (*store.x, store.region_energy, store.occupied)
+    if any(isinstance(a, jax.core.Tracer) for a in arrays):
+        return []
+    bad = ~np.isfinite(np.asarray(store.region_energy)).all(axis=1)
+    for a in store.x:
+        bad |= ~np.isfinite(np.asarray(a)).reshape(a.shape[0], -1).all(axis=1)
+    bad &= np.asarray(store.occupied)
+    if slots is not None:
+        keep = np.zeros_like(bad)
+        keep[np.asarray(slots).reshape(-1)] = True
+        bad &= keep
+    return [int(i) for i in np.flatnonzero(bad)]
+
+
+def check_finite_slots(store: Store, slots: Array | None = None) -> None:
+    """Refuse to replay stored stimuli that hold NaN or inf, naming the slots."""
+    bad = _nonfinite_slots(store, slots)
+    if bad:
+        raise ValueError(
+            f"Store slot(s) {bad} hold NaN or inf (in their states or E_r): replaying them "
+            "would turn every weight update non-finite. Discard them first, "
+            f"`store = pcastro.astro.discard(store, jnp.array({bad}))`, and check the "
+            "inference status of the batches that were snapshotted."
+        )
 
 
 def _batched(value: ArrayLike, batch: int, dtype, name: str) -> Array:
@@ -110,6 +141,13 @@ def _snapshot(store, state, energies, priority, step, policy):
     if priority is None:
         priority = jnp.sum(energies, axis=1)
     priority = _batched(priority, batch, dtype, "priority")
+    energies = eqx.error_if(
+        energies,
+        ~jnp.all(jnp.isfinite(energies)),
+        "A snapshot of states holding NaN or inf (their region energies E_r are not "
+        "finite): nothing can be learned by replaying them. Check the inference status of "
+        "the batch (`infer(...).status`) and its data before snapshotting it.",
+    )
     priority = eqx.error_if(
         priority,
         ~jnp.all(jnp.isfinite(priority)),
@@ -224,7 +262,8 @@ def recall(
 
     **Raises:**
 
-    `ValueError` when the network does not match the store; a runtime error (via
+    `ValueError` when the network does not match the store, or (with `check`) naming
+    the slots whose stored states hold NaN or inf; a runtime error (via
     `equinox.error_if`) for an out-of-range or empty slot, with `check`.
     """
     if tuple(a.shape[1:] for a in store.x) != tuple(net.shapes):
@@ -236,6 +275,8 @@ def recall(
     slots = _slot_array(slots)
     if check:
         slots = _slots(store, slots, occupied=True)
+        if not isinstance(slots, jax.core.Tracer):
+            check_finite_slots(store, slots)
     return _recall(store, jnp.atleast_1d(slots), net, fresh=fresh)
 
 

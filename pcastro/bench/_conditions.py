@@ -45,7 +45,8 @@ def make_conditions(
     def gated(*, ablated=False):
         return dataclasses.replace(pc, astrocytes=default_astrocytes(ablated=ablated), ne=ne)
 
-    def store(*, fresh=fresh, ne=ne):
+    # NE reaches only a gated learner: the ungated store conditions take none.
+    def store(*, fresh=fresh, ne=None):
         return Interrupted(resume=Consolidate(fresh=fresh, tol=tol, ne=ne))
 
     conditions = {
@@ -57,10 +58,10 @@ def make_conditions(
         "pc_replay": (pc, Interrupted(resume=InterleavedReplay())),
         "pc_store_stored": (pc, store(fresh=False)),
         "pc_store_fresh": (pc, store(fresh=True)),
-        "pc_store_ne": (gated(), store()),
+        "pc_store_ne": (gated(), store(ne=ne)),
         # A and B are still presented under NE; only consolidation runs without it.
         "pc_store_no_ne": (gated(), store(ne=0.0)),
-        "pc_astro_ablated": (gated(ablated=True), store()),
+        "pc_astro_ablated": (gated(ablated=True), store(ne=ne)),
         "pixel_nn": (PixelNN(), Joint()),
     }
     assert tuple(conditions) == CONDITIONS

@@ -225,11 +225,21 @@ def _require(cfg, names, least: int) -> None:
     """Every named int field (or each entry of a tuple field) is an int >= `least`."""
     for name in names:
         values = getattr(cfg, name)
+        if isinstance(values, tuple) and not values:
+            raise ValueError(
+                f"{_flag(name)} needs at least one value (a comma-separated list, e.g. "
+                f"{_flag(name)} {','.join(map(str, _default(cfg, name)))})."
+            )
         for v in values if isinstance(values, tuple) else (values,):
             if isinstance(v, bool) or not isinstance(v, int) or v < least:
                 raise ValueError(
                     f"{_flag(name)} must be an integer of at least {least}, got {v!r}."
                 )
+
+
+def _default(cfg, name: str):
+    """The default of the field `name` of `cfg`'s dataclass."""
+    return {f.name: f.default for f in dataclasses.fields(cfg)}[name]
 
 
 def _require_rates(cfg, names, *, upper: float) -> None:

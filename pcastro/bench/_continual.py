@@ -26,14 +26,12 @@ validation split held out from the training images (never the test images).
 """
 
 import time
-from dataclasses import asdict
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
-from tqdm.auto import tqdm
 
 from .. import RESULTS, CrossEntropy, make_mesh, mlp
 from ..astro import Astrocytes
@@ -47,8 +45,8 @@ from ._continual_methods import (
     exemplar_bytes,
 )
 from ._learners import BackpropRule, PCRule
-from ._records import select_on_validation, timed
-from ._report import payload
+from ._records import progress_bar, select_on_validation, timed
+from ._report import payload, resolved_config
 from ._stats import mean_ci95
 
 CONTEXTS = ((0, 1), (2, 3), (4, 5), (6, 7), (8, 9))
@@ -127,15 +125,60 @@ def make_learner(
 
 
 def split_validation(y, fraction: float, seed: int = 0):
-    """Indices of (train, validation) images: `fraction` of each class held out."""
+    """Indices of (train, validation) images: `fraction` of each class held out.
+
+    **Raises:**
+
+    `ValueError` when the split leaves a class without a validation or a training image:
+    hyperparameters selected on an empty split would be selected on nothing.
+    """
     rng = np.random.default_rng(seed)
     train, val = [], []
     for c in np.unique(y):
         idx = rng.permutation(np.flatnonzero(y == c))
         cut = int(round(fraction * len(idx)))
+        if not 0 < cut < len(idx):
+            least = 0.5 / min(np.bincount(np.asarray(y)[np.asarray(y) >= 0]))
+            raise ValueError(
+                f"`--val-fraction {fraction}` holds out {cut} of the {len(idx)} training "
+                f"images of class {c}, leaving it without "
+                + ("validation" if cut == 0 else "training")
+                + f" images; use a fraction between {least:.2g} and {1 - least:.2g} on this "
+                "dataset (default 0.1)."
+            )
         val.append(idx[:cut])
         train.append(idx[cut:])
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
+
+
+def check_budgets(
+    budgets, train_images: int, features: int, *, seeds: int = 1, memory=None
+) -> None:
+    """Refuse, before any work, a memory budget no run could use or hold.
+
+    A budget above the training images stores the whole set (and every larger budget
+    the same); one whose memory (raw exemplars in float32, for each method's buffer and
+    the store's slots of the same bytes, on each of the seeds run at once) exceeds what
+    this machine has would fail part-way through the run.
+    """
+    too_big = [b for b in budgets if b > train_images]
+    if too_big:
+        raise ValueError(
+            f"`--budgets` {too_big} exceed the {train_images} training images: a memory "
+            f"cannot hold more than all of them. Use budgets up to {train_images}."
+        )
+    if memory is None:
+        import os
+
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    # Raw exemplars (float32 pixels and a label) and the store's slots of the same bytes,
+    # plus the streams and copies XLA keeps beside them: 4 copies is a generous bound.
+    need = 4 * seeds * max(budgets) * (4 * features + 4)
+    if need > memory:
+        raise ValueError(
+            f"`--budgets {max(budgets)}` needs about {need / 2**30:.1f} GiB of memory and "
+            f"this machine has {memory / 2**30:.1f} GiB; use smaller budgets."
+        )
 
 
 def context_of(y):
@@ -367,6 +410,7 @@ def run_continual(cfg, *, progress: bool = True) -> dict:
         ds.x_train[train], ds.y_train[train], ds.x_test, ds.y_test,
         ds.x_train[train], ds.y_train[train], ds.x_train[val], ds.y_train[val],
     )  # fmt: skip
+    check_budgets(cfg.budgets, len(train), ds.x_train.shape[1], seeds=max(cfg.seeds, cfg.val_seeds))
     sizes = (ds.x_train.shape[1], *cfg.hidden, 10)
     names = cfg.methods or METHODS
     test_seeds = [cfg.seed + 1000 + i for i in range(cfg.seeds)]
@@ -376,7 +420,7 @@ def run_continual(cfg, *, progress: bool = True) -> dict:
     results: list[dict] = []
     raw: dict[tuple, np.ndarray] = {}
     todo = [(n, b) for n in names for b in _budgets(n, cfg)]
-    with tqdm(total=len(todo), disable=not progress, leave=False) as bar:
+    with progress_bar(len(todo), enabled=progress) as bar:
         for name, budget in todo:
             key = _tuning_key(name)
             if key not in selected:
@@ -465,7 +509,10 @@ def run_continual(cfg, *, progress: bool = True) -> dict:
         "test_images": int(len(ds.y_test)),
         "wall_s": time.perf_counter() - t_start,
     }
-    out = payload(asdict(cfg), cfg.seed, results, details, devices=mesh.size)
+    out = payload(
+        resolved_config(cfg, results, features=None), cfg.seed, results, details,
+        devices=mesh.size,
+    )  # fmt: skip
     out["paired"] = paired
     return out
 

@@ -17,20 +17,18 @@ number of updates.
 """
 
 import time
-from dataclasses import asdict
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from tqdm.auto import tqdm
 
 from .._sharding import make_mesh
 from ..data import load_dataset, sample_episodes
 from ._conditions import CONDITIONS, make_conditions
 from ._config import hidden_units, make_solver
 from ._learners import PC, Backprop, PCRule, accuracy, make_model
-from ._records import result_row, select_on_validation, timed, tune
-from ._report import original_labels, payload
+from ._records import progress_bar, result_row, select_on_validation, timed, tune
+from ._report import original_labels, payload, resolved_config
 from ._schedules import Consolidate, Interrupted
 from ._stats import mean_ci95
 
@@ -112,7 +110,7 @@ def run_interrupt(cfg, *, progress: bool = True) -> dict:
     backprop = Backprop(lrs=cfg.lrs, updates=updates)
     names = cfg.methods or CONDITIONS
     selected, chosen = {}, {}
-    with tqdm(total=3 + len(names), disable=not progress, leave=False) as bar:
+    with progress_bar(3 + len(names), enabled=progress) as bar:
         bar.set_description("tuning PC and backprop on validation episodes")
         for i, learner in enumerate((pc, backprop)):
             key = jax.random.fold_in(k_tune, i == 0)
@@ -144,7 +142,7 @@ def run_interrupt(cfg, *, progress: bool = True) -> dict:
 
             def over_tols(episode, tols, fresh=fresh):
                 def one(tol):
-                    schedule = Interrupted(resume=Consolidate(fresh=fresh, tol=tol, ne=cfg.ne))
+                    schedule = Interrupted(resume=Consolidate(fresh=fresh, tol=tol, ne=None))
                     k = _interruption(cfg, n)
                     return _episode(pc, schedule, lr=lr, n=n, k=k, sizes=sizes)(episode)
 
@@ -187,7 +185,10 @@ def run_interrupt(cfg, *, progress: bool = True) -> dict:
                     results.append(result_row(name, out[:, p, j], phase=phase, task=task))
             bar.update(1)
     details = {"selected": selected, "timing": timing, "wall_s": time.perf_counter() - t0}
-    out = payload(asdict(cfg), cfg.seed, results, details, devices=mesh.size)
+    out = payload(
+        resolved_config(cfg, results, features=features), cfg.seed, results, details,
+        devices=mesh.size,
+    )  # fmt: skip
     out["paired"] = paired_differences(results)
     return out
 

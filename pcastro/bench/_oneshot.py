@@ -1,9 +1,6 @@
 """The main job: one-shot digit learning, PC beside backprop and non-parametric baselines."""
 
 import time
-from dataclasses import asdict
-
-from tqdm.auto import tqdm
 
 from .._sharding import make_mesh
 from ..data import load_dataset
@@ -32,7 +29,8 @@ from ._readouts import (
     pc_local_learners,
     readout_learners,
 )
-from ._report import payload
+from ._records import progress_bar
+from ._report import payload, resolved_config
 from ._scratch import run_scratch
 from ._transfer import run_transfer
 
@@ -130,20 +128,22 @@ def run_oneshot(cfg: OneShotConfig, *, progress: bool = True) -> dict:
         from ._omniglot import run_omniglot
 
         t0 = time.perf_counter()
-        with tqdm(disable=not progress, leave=False) as bar:
+        with progress_bar(None, enabled=progress) as bar:
             results, details = run_omniglot(cfg, bar, mesh=mesh)
         details["wall_s"] = time.perf_counter() - t0
         details["paired"] = paired_differences(results)
-        return payload(asdict(cfg), cfg.seed, results, details, devices=mesh.size)
+        config = resolved_config(cfg, results, features=cfg.image_size**2)
+        return payload(config, cfg.seed, results, details, devices=mesh.size)
     ds = load_dataset(cfg.dataset, data_dir=cfg.data_dir)
     learners = make_learners(cfg, features=ds.x_train.shape[1])
     run = PROTOCOLS[cfg.protocol][0]
     total = 1 + sum(1 + bool(learner.grid()) for learner in learners)
     t0 = time.perf_counter()
-    with tqdm(total=total, disable=not progress, leave=False) as bar:
+    with progress_bar(total, enabled=progress) as bar:
         results, details = run(cfg, ds, learners, bar, mesh=mesh)
     details["wall_s"] = time.perf_counter() - t0
     covered = {learner.name: coverage_of(learner) for learner in learners}
     details["coverage"] = {name: mask for name, mask in covered.items() if mask is not None}
     details["paired"] = paired_differences(results)
-    return payload(asdict(cfg), cfg.seed, results, details, devices=mesh.size)
+    config = resolved_config(cfg, results, features=ds.x_train.shape[1])
+    return payload(config, cfg.seed, results, details, devices=mesh.size)

@@ -1,5 +1,7 @@
 """One validation selector, one result record and one timing record for every protocol."""
 
+import contextlib
+import contextvars
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -8,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
+from tqdm.auto import tqdm
 
 from .._sharding import make_mesh, split_leading_axis
 from ._stats import mean_ci95
@@ -88,6 +91,29 @@ def _mapped_size(args, in_axes) -> int:
     return sizes.pop()
 
 
+_BAR: contextvars.ContextVar = contextvars.ContextVar("progress_bar", default=None)
+
+
+@contextlib.contextmanager
+def progress_bar(total: int | None, *, enabled: bool):
+    """A tqdm bar that `timed` tells what it is doing ("compiling", "running"), so a
+    long compilation does not look like a frozen bar. It shows the elapsed time, not an
+    estimate of the rest: the steps take very unequal times, so tqdm's ETA misleads."""
+    fmt = "{desc}{n_fmt}/{total_fmt} done [{elapsed}{postfix}]"  # desc ends in ": "
+    with tqdm(total=total, disable=not enabled, leave=False, bar_format=fmt) as bar:
+        token = _BAR.set(bar)
+        try:
+            yield bar
+        finally:
+            _BAR.reset(token)
+
+
+def _say(text: str) -> None:
+    bar = _BAR.get()
+    if bar is not None:
+        bar.set_postfix_str(text, refresh=True)
+
+
 def timed(fn, *args, in_axes: tuple, mesh: Mesh | None = None):
     """Compile `fn` apart, then run it: returns `(output, Timing)`.
 
@@ -100,9 +126,12 @@ def timed(fn, *args, in_axes: tuple, mesh: Mesh | None = None):
     split = split_leading_axis(_mapped_size(args, in_axes), mesh or make_mesh())
     args = split.place(args, in_axes)
     t0 = time.perf_counter()
+    _say("compiling")
     compiled = jax.jit(split.spread(fn, in_axes)).lower(*args).compile()
     t1 = time.perf_counter()
+    _say(f"running (compiled in {t1 - t0:.0f} s)")
     out = jax.block_until_ready(compiled(*args))
+    _say("")
     return out, Timing(t1 - t0, time.perf_counter() - t1, split.size, split.devices)
 
 

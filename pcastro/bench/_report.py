@@ -59,6 +59,21 @@ def payload(config: dict, seed: int, results: list[dict], details: dict, *, devi
     }
 
 
+def resolved_config(cfg, results: list[dict], *, features: int | None) -> dict:
+    """`cfg` as a dict with the defaults that depend on the data filled in: the hidden
+    units actually used and the methods actually run (in `results`), so that a
+    `results.json` says what ran, not `hidden: null, methods: []`."""
+    from dataclasses import asdict
+
+    from ._config import hidden_units
+
+    config = asdict(cfg)
+    if features is not None and "hidden" in config and not isinstance(cfg.hidden, tuple):
+        config["hidden"] = hidden_units(cfg, features)
+    config["methods"] = list(dict.fromkeys(r["method"] for r in results))
+    return config
+
+
 def original_labels(episode):
     """`(support_x, support_y, query_x, query_y)` of (batched) episodes with the original
     class ids instead of the episode's `0..ways-1` labels."""
@@ -106,8 +121,22 @@ def save_json(out_dir: Path, payload: dict) -> Path:
     return path
 
 
-def check_output_dir(out_dir: Path) -> None:
-    """Fail before any work when results could not be written to `out_dir`."""
+def check_output_dir(out_dir: Path, *, overwrite: bool = False) -> None:
+    """Fail before any work when results could not be written to `out_dir`, or would
+    replace an earlier run's `results.json` without `overwrite`."""
+    earlier = out_dir / "results.json"
+    if earlier.is_file() and not overwrite:
+        try:
+            recorded = json.loads(earlier.read_text())
+            when = f"run on {recorded.get('date', 'an unknown date')}"
+            command = recorded.get("command")
+            when += f" by `{command}`" if command else ""
+        except (OSError, ValueError):
+            when = "unreadable"
+        raise ValueError(
+            f"`--out {out_dir}` already holds the results of an earlier run ({when}); "
+            "choose another `--out`, or pass `--overwrite` to replace them."
+        )
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(
             f"`--out {out_dir}` is an existing file, not a folder; choose a folder (it is "

@@ -65,11 +65,12 @@ class Consolidate(AbstractResume):
     """The store: every learned batch is snapshotted (inferred states and local errors
     `E_r`); after B the store is consolidated by priority with the learner's optimiser
     (gated, if it has astrocytes) under NE `ne`, starting from stored or `fresh` states,
-    discarding slots whose error falls below `tol`."""
+    discarding slots whose error falls below `tol`. `ne` is None for a learner without
+    astrocytes (no gate would listen to it)."""
 
     fresh: bool = eqx.field(static=True)
     tol: ArrayLike  # traced when the tolerance is tuned under vmap
-    ne: ArrayLike
+    ne: ArrayLike | None
 
     def remember(self, store, learner, state, x, y, *, step, capacity):
         if store is None:
