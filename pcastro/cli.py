@@ -21,7 +21,9 @@ def _common_options(p) -> None:
     p.add_argument(
         "--overwrite",
         action="store_true",
-        help="replace the results of an earlier run in the output folder (refused otherwise)",
+        help="replace the results of an earlier run in the output folder (otherwise an "
+        "explicit --out that holds one is refused, and a default folder that holds one is "
+        "left alone: the run goes to DEFAULT-2, DEFAULT-3, ...)",
     )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
@@ -37,9 +39,27 @@ def _prepare(args, config_cls, out_pattern: str):
             f"{', '.join(DATASETS)} (digits and mnist5k need no download)."
         )
     cfg = config_from_args(config_cls, args)
-    out = Path(args.out or out_pattern.format(**vars(cfg)))
+    out = _output_dir(args, out_pattern.format(**vars(cfg)))
     check_output_dir(out, overwrite=args.overwrite)  # before the work: none is ever lost
     return cfg, out
+
+
+def _output_dir(args, default: str) -> Path:
+    """`--out`, or the default folder; a default that holds an earlier run becomes the
+    first free `DEFAULT-2`, `DEFAULT-3`, ... (an explicit `--out` is never renamed: it is
+    refused unless `--overwrite`)."""
+    if args.out:
+        return Path(args.out)
+    out = Path(default)
+    if args.overwrite:
+        return out
+    n = 2
+    while (out / "results.json").exists():
+        out = Path(f"{default}-{n}")
+        n += 1
+    if out != Path(default):
+        print(f"{default} holds an earlier run; writing to {out}", file=sys.stderr)
+    return out
 
 
 def _oneshot_parser(sub) -> None:
@@ -216,7 +236,7 @@ def _run_continual(args) -> int:
     from .bench._report import check_output_dir, save_json
 
     cfg = config_from_args(ContinualConfig, args)
-    out = Path(args.out or f"runs/continual-{cfg.dataset}-s{cfg.seed}")
+    out = _output_dir(args, f"runs/continual-{cfg.dataset}-s{cfg.seed}")
     check_output_dir(out, overwrite=args.overwrite)  # before the work: none is ever lost
     payload = run_continual(cfg, progress=not args.no_progress)
     print(

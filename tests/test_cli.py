@@ -180,3 +180,17 @@ def test_bad_list_options_are_refused_naming_the_flag(tmp_path, capsys, argv, ma
     assert code == 2
     assert re.search(match, capsys.readouterr().err)
     assert not (tmp_path / "out" / "results.json").exists()
+
+
+def test_a_default_folder_with_an_earlier_run_is_left_alone(tmp_path, monkeypatch, capsys):
+    from pcastro.cli import _output_dir
+
+    monkeypatch.chdir(tmp_path)
+    args = type("Args", (), {"out": None, "overwrite": False})()
+    first = tmp_path / "runs" / "oneshot-digits-scratch-s0"
+    first.mkdir(parents=True)
+    (first / "results.json").write_text("{}")
+    assert _output_dir(args, "runs/oneshot-digits-scratch-s0").name == "oneshot-digits-scratch-s0-2"
+    assert "holds an earlier run; writing to" in capsys.readouterr().err
+    args.overwrite = True
+    assert _output_dir(args, "runs/oneshot-digits-scratch-s0").name == "oneshot-digits-scratch-s0"
