@@ -194,3 +194,23 @@ def test_a_default_folder_with_an_earlier_run_is_left_alone(tmp_path, monkeypatc
     assert "holds an earlier run; writing to" in capsys.readouterr().err
     args.overwrite = True
     assert _output_dir(args, "runs/oneshot-digits-scratch-s0").name == "oneshot-digits-scratch-s0"
+
+
+def test_help_and_argument_errors_do_not_import_jax():
+    # `pcastro --help` took 4.6 s, nearly all of it importing JAX; the package's names now
+    # load on first use, so help and argparse's own errors come back without it.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from pcastro.cli import main\n"
+        "for argv in (['--help'], ['oneshot', '--help'], ['continual', '--bogus']):\n"
+        "    try:\n"
+        "        main(argv)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "print('jax' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "False"

@@ -1,32 +1,68 @@
-from ._config import (
-    BenchConfig as BenchConfig,
-    InterruptConfig as InterruptConfig,
-    OneShotConfig as OneShotConfig,
-)
-from ._interrupt import run_interrupt as run_interrupt
-from ._learners import (
-    LEARNERS as LEARNERS,
-    PC as PC,
-    AbstractLearner as AbstractLearner,
-    Backprop as Backprop,
-    BackpropReplay as BackpropReplay,
-    BackpropRule as BackpropRule,
-    ClassMean as ClassMean,
-    PCAstro as PCAstro,
-    PCRule as PCRule,
-    PixelNN as PixelNN,
-)
-from ._oneshot import run_oneshot as run_oneshot
-from ._records import select_on_validation as select_on_validation
-from ._stats import mean_ci95 as mean_ci95
+"""The benchmark harness: one-shot, interruption and continual-learning protocols, their
+learners, configs and records. Names load on first use, so `pcastro --help` is quick."""
 
-# isort: split
-# Continual learning (split-MNIST class-incremental).
-from ._config import ContinualConfig as ContinualConfig
-from ._continual import run_continual as run_continual
-from ._continual_methods import (
-    AbstractContinualLearner as AbstractContinualLearner,
-    AstrocyteStore as AstrocyteStore,
-    ExperienceReplay as ExperienceReplay,
-    FineTune as FineTune,
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_exports
+
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    {
+        "._config": ("BenchConfig", "InterruptConfig", "OneShotConfig", "ContinualConfig"),
+        "._interrupt": ("run_interrupt",),
+        "._learners": (
+            "LEARNERS",
+            "PC",
+            "AbstractLearner",
+            "Backprop",
+            "BackpropReplay",
+            "BackpropRule",
+            "ClassMean",
+            "PCAstro",
+            "PCRule",
+            "PixelNN",
+        ),
+        "._oneshot": ("run_oneshot",),
+        "._records": ("select_on_validation",),
+        "._stats": ("mean_ci95",),
+        "._continual": ("run_continual",),
+        "._continual_methods": (
+            "AbstractContinualLearner",
+            "AstrocyteStore",
+            "ExperienceReplay",
+            "FineTune",
+        ),
+    },
 )
+
+if TYPE_CHECKING:  # what type checkers, editors and the API docs read
+    # Continual learning (split-MNIST class-incremental).
+    from ._config import (
+        BenchConfig as BenchConfig,
+        ContinualConfig as ContinualConfig,
+        InterruptConfig as InterruptConfig,
+        OneShotConfig as OneShotConfig,
+    )
+    from ._continual import run_continual as run_continual
+    from ._continual_methods import (
+        AbstractContinualLearner as AbstractContinualLearner,
+        AstrocyteStore as AstrocyteStore,
+        ExperienceReplay as ExperienceReplay,
+        FineTune as FineTune,
+    )
+    from ._interrupt import run_interrupt as run_interrupt
+    from ._learners import (
+        LEARNERS as LEARNERS,
+        PC as PC,
+        AbstractLearner as AbstractLearner,
+        Backprop as Backprop,
+        BackpropReplay as BackpropReplay,
+        BackpropRule as BackpropRule,
+        ClassMean as ClassMean,
+        PCAstro as PCAstro,
+        PCRule as PCRule,
+        PixelNN as PixelNN,
+    )
+    from ._oneshot import run_oneshot as run_oneshot
+    from ._records import select_on_validation as select_on_validation
+    from ._stats import mean_ci95 as mean_ci95
