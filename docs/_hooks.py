@@ -85,14 +85,20 @@ def _results_block(name: str, prefix: str) -> str:
         )
     payload = json.loads(path.read_text())
     rows = payload["results"]
-    table = _interrupt_table(rows) if "phase" in rows[0] else _oneshot_table(rows)
+    if "budget" in rows[0]:  # continual: the CLI's own table, seeds instead of episodes
+        from pcastro.bench._continual_report import result_table
+
+        table = "```text\n" + result_table(payload) + "\n```"
+    else:
+        table = _interrupt_table(rows) if "phase" in rows[0] else _oneshot_table(rows)
     out = [
         f"`{payload['command']}`",
         "",
         table,
         "",
         f"*Recorded {payload['date']} on `{payload['device']}`, seed {payload['seed']}; "
-        f"mean ± 95% confidence interval over episodes; the full record (configuration, "
+        f"mean ± 95% confidence interval over {'seeds' if 'budget' in rows[0] else 'episodes'}; "
+        f"the full record (configuration, "
         f"versions, selections on validation) is `benchmarks/results/{name}/results.json`.*",
     ]
     selections = payload.get("details", {}).get("selected") or payload.get("details", {})
@@ -101,7 +107,7 @@ def _results_block(name: str, prefix: str) -> str:
         out += ["", "Settings chosen on validation episodes (never on test):", "", notes]
     if (folder / "coverage.md").is_file():  # benchmarks/coverage.py: paired by placement
         out += ["", (folder / "coverage.md").read_text().split("\n", 2)[2]]
-    for figure in ("results.png", "frontier.png", "coverage.png"):
+    for figure in ("results.png", "frontier.png", "coverage.png", "curves.png", "final.png"):
         if (folder / figure).is_file():
             out += ["", f"![{name} {figure}]({prefix}benchmarks/results/{name}/{figure})"]
     return "\n".join(out)

@@ -67,10 +67,11 @@ def _gate_update(ne=0.0, energy=None):
 
 CASES = {
     # learning checks what it produces
-    "inf input -> non-finite update": (
+    # Was caught only at the weight update ("non-finite parameters"); now named as data.
+    "inf input -> named as the data": (
         lambda: _train(_data()[0] * np.array([np.inf] + [1] * 7, "f4"), _data()[1], optax.sgd(0.1)),
         eqx.EquinoxRuntimeError,
-        "non-finite parameters",
+        "The data `x` holds NaN or inf",
     ),
     "huge learning rate": (
         lambda: _train(*_data(), optax.sgd(1e4)),

@@ -1,7 +1,10 @@
 """The README's quickstart really runs, and its commands match CI."""
 
+import json
 import re
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,3 +39,30 @@ def test_ci_runs_the_readme_test_command():
     ci = (ROOT / ".ci" / "run").read_text()
     assert "python -m pytest" in readme
     assert re.search(r"^python -m pytest\s*$", ci, flags=re.M)
+
+
+def test_readme_astrocyte_example_runs(capsys):
+    text = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    assert len(blocks) >= 3, "README lost its astrocyte example"
+    namespace: dict = {}
+    exec(compile(blocks[0], "README.md", "exec"), namespace)  # the quickstart's net and data
+    exec(compile(blocks[2], "README.md", "exec"), namespace)
+    report, store = namespace["report"], namespace["store"]
+    energy = np.asarray(report.energy)
+    assert energy.shape == (3,) and np.all(np.isfinite(energy[~np.isnan(energy)]))
+    assert int(store.occupied.sum()) <= 64
+    assert "energy of the replayed stimuli per round" in capsys.readouterr().out
+
+
+def test_readme_headline_table_is_the_recorded_run():
+    # The README's one table is the recorded results.json, row for row (3 decimals).
+    text = (ROOT / "README.md").read_text()
+    block = re.search(r"<!-- headline: (\w+) -->\n(.*?)<!-- /headline -->", text, re.S)
+    assert block, "README lost its headline table"
+    payload = json.loads(
+        (ROOT / "benchmarks/results" / block.group(1) / "results.json").read_text()
+    )
+    recorded = {r["method"]: f"{r['mean']:.3f} ± {r['ci95']:.3f}" for r in payload["results"]}
+    shown = dict(re.findall(r"^\| (\w+) \| ([0-9.]+ ± [0-9.]+) \|$", block.group(2), re.M))
+    assert shown == recorded
