@@ -32,7 +32,7 @@ __getattr__, __dir__, __all__ = lazy_exports(
             "infer",
             "max_curvature",
         ),
-        "._learning": ("StepInfo", "apply_param_grads", "param_grads", "train_step"),
+        "._learning": ("apply_param_grads", "param_grads", "train_step"),
         "._network": ("Network", "Node", "chain", "identity", "mlp"),
         "._parametrisation": (
             "AbstractParametrisation",
@@ -81,7 +81,6 @@ if TYPE_CHECKING:  # what type checkers, editors and the API docs read
         max_curvature as max_curvature,
     )
     from ._learning import (
-        StepInfo as StepInfo,
         apply_param_grads as apply_param_grads,
         param_grads as param_grads,
         train_step as train_step,

@@ -15,9 +15,6 @@ from ._inference._results import attach_errors, raise_if_failed
 from ._network import Network
 from ._state import PCState, amortised_nodes, init_state
 
-StepInfo = Solution
-"""What [`pcastro.train_step`][] reports: the [`pcastro.Solution`][] of its inference."""
-
 
 def _drive(params, static, state: PCState, reference: PCState):
     """The drive `G` at fixed states, as a function of the parameters, per example."""

@@ -1,3 +1,4 @@
+import chex
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -121,12 +122,10 @@ def test_ablated_astrocytes_make_ne_exactly_ineffective(getkey):
         return _learn(net, opts[ablated], regions, x, y, ne)[0]
 
     quiet, aroused = run(True, 0.0), run(True, 5.0)
-    for a, b in zip(_leaves(quiet), _leaves(aroused), strict=True):
-        np.testing.assert_array_equal(a, b)
+    chex.assert_trees_all_equal(_params(quiet), _params(aroused))  # bit for bit
     # Ablated = plain PC learning with the same optimiser, bit for bit.
     plain = _learn(net, optax.adam(1e-2), regions, x, y, 0.0)[0]
-    for a, b in zip(_leaves(quiet), _leaves(plain), strict=True):
-        np.testing.assert_array_equal(a, b)
+    chex.assert_trees_all_equal(_params(quiet), _params(plain))
     # With the astrocytes present, the same NE contrast does change learning.
     present_quiet, present_aroused = run(False, 0.0), run(False, 5.0)
     assert not np.array_equal(_leaves(present_quiet)[0], _leaves(present_aroused)[0])
@@ -201,9 +200,7 @@ def test_uncovered_regions_learn_as_without_astrocytes(getkey):
     none, _ = _learn(net, gated(jnp.zeros(4, bool)), regions, x, y, 5.0)
     ablated, _ = _learn(net, gated(ablated=True), regions, x, y, 5.0)
     plain, _ = _learn(net, optax.adam(1e-2), regions, x, y, 5.0)
-    for a, b, c in zip(_leaves(none), _leaves(ablated), _leaves(plain), strict=True):
-        np.testing.assert_array_equal(a, b)
-        np.testing.assert_array_equal(a, c)
+    chex.assert_trees_all_equal(_params(none), _params(ablated), _params(plain))
 
 
 def test_coverage_masks_are_checked():

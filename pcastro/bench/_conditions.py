@@ -64,5 +64,8 @@ def make_conditions(
         "pc_astro_ablated": (gated(ablated=True), store(ne=ne)),
         "pixel_nn": (PixelNN(), Joint()),
     }
-    assert tuple(conditions) == CONDITIONS
+    if tuple(conditions) != CONDITIONS:  # a condition added in one place and not the other
+        raise RuntimeError(
+            f"make_conditions builds {tuple(conditions)}, CONDITIONS says {CONDITIONS}."
+        )
     return conditions

@@ -26,8 +26,6 @@ from ._learners import PC, Backprop, BackpropRule, PCRule, PixelNN, accuracy, ma
 from ._readouts import pc_local_learners, readout_learners
 from ._records import failures, result_row, run_test_episodes, tune
 
-TASKS = ("official_runs_20way", "random_5way", "random_20way")
-
 
 def with_new_head(net, ways: int, key):
     """`net`'s body (every node below the output, unchanged) under a new `ways`-unit

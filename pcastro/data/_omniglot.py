@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 
 _ENV_VAR = "PCASTRO_DATA"
-BACKGROUNDS = ("small1", "small2")
 _FILES = {
     "small1": "images_background_small1.zip",
     "small2": "images_background_small2.zip",
