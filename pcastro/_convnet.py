@@ -174,7 +174,7 @@ def convnet(
         if i < len(hidden):
             nodes.append(Node(module, activation=activation, tau_e=tau_e))
         else:
-            leaky = tau_e if not isinstance(output_energy, CrossEntropy) else None
+            leaky = tau_e if output_energy is None or output_energy.leaky_errors else None
             nodes.append(Node(module, activation=identity, energy=output_energy, tau_e=leaky))
         width = n_out
     return Network(nodes, input_shape=shape, dtype=dtype)

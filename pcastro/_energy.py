@@ -1,6 +1,7 @@
 """Energies of one node, written for one example."""
 
 import abc
+from typing import ClassVar
 
 import equinox as eqx
 import jax
@@ -15,7 +16,32 @@ class AbstractEnergy(eqx.Module):
 
     `pre_l` is the summed input of the node's modules before the activation; the
     prediction `mu_l` is `prediction(pre_l, activation)`.
+
+    **The contract.** A new energy is one subclass; nothing in the core names a concrete
+    energy. It implements:
+
+    - `prediction(pre, activation)`: the prediction `mu_l`; the error neuron holds
+      `e_l = x_l - mu_l` (what the astrocytes' region energies read).
+    - `__call__(x, pre, activation)`: the scalar energy of one example. Inference
+      descends its gradient in `x`; learning its gradient in the module parameters and
+      in any array field of the energy itself (a learnable precision, say), so an
+      energy's own parameters are trained by `train_step` like any weight.
+
+    and may set three class attributes (defaults in brackets):
+
+    - `amortised` (False): a free node is held at its prediction, the minimiser of the
+      energy in `x`, instead of being relaxed. Such a node must be a sink (its children's
+      errors would be ignored) and cannot be partially clamped.
+    - `owns_activation` (False): the energy applies its own non-linearity to `pre` (a
+      softmax, say), so the node's `activation` must be the identity.
+    - `leaky_errors` (False): leaky error neurons (`Node(tau_e=...)`) integrate
+      `x_l - mu_l` for this energy; only set it where that is the error the energy's
+      gradient uses.
     """
+
+    amortised: ClassVar[bool] = False
+    owns_activation: ClassVar[bool] = False
+    leaky_errors: ClassVar[bool] = False
 
     @abc.abstractmethod
     def prediction(self, pre: Array, activation) -> Array:
@@ -45,6 +71,8 @@ class Gaussian(AbstractEnergy):
         ```
     """
 
+    leaky_errors: ClassVar[bool] = True
+
     def prediction(self, pre: Array, activation) -> Array:
         return activation(pre)
 
@@ -63,6 +91,9 @@ class CrossEntropy(AbstractEnergy):
     `x_l = softmax(pre_l)` (energy zero) instead of being relaxed by gradient steps; it
     may not be partially clamped.
     """
+
+    amortised: ClassVar[bool] = True
+    owns_activation: ClassVar[bool] = True
 
     def prediction(self, pre: Array, activation) -> Array:
         return jax.nn.softmax(pre)

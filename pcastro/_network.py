@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from ._custom_types import Array
-from ._energy import AbstractEnergy, CrossEntropy, Gaussian
+from ._energy import AbstractEnergy, Gaussian
 
 
 def identity(x: Array) -> Array:
@@ -81,17 +81,20 @@ class Node(eqx.Module):
                 f"`energy` must be a pcastro energy such as `pcastro.Gaussian()` or "
                 f"`pcastro.CrossEntropy()`, got {energy!r}."
             )
-        if isinstance(energy, CrossEntropy) and activation is not identity:
+        if energy.owns_activation and activation is not identity:
             raise ValueError(
-                "A CrossEntropy node applies its own softmax: leave `activation` as the "
-                "identity (pcastro.identity)."
+                f"A {type(energy).__name__} node applies its own non-linearity (a softmax for "
+                "CrossEntropy): leave `activation` as the identity (pcastro.identity)."
             )
         if tau_e is not None and not tau_e >= 1.0:
             raise ValueError(
                 f"`tau_e` must be at least 1 (in inference steps) or None, got {tau_e}."
             )
-        if tau_e is not None and not isinstance(energy, Gaussian):
-            raise ValueError("Leaky error neurons (`tau_e`) need a Gaussian energy.")
+        if tau_e is not None and not energy.leaky_errors:
+            raise ValueError(
+                f"Leaky error neurons (`tau_e`) need an energy with `leaky_errors = True` "
+                f"(such as Gaussian); {type(energy).__name__} has none."
+            )
         self.modules = modules
         self.parents = parents
         self.activation = activation
@@ -163,10 +166,11 @@ class Network(eqx.Module):
             )
         for i, node in enumerate(resolved, start=1):
             for p in node.parents:
-                if p >= 1 and isinstance(resolved[p - 1].energy, CrossEntropy):
+                if p >= 1 and resolved[p - 1].energy.amortised:
                     raise ValueError(
-                        f"Node {p} has a CrossEntropy energy but feeds node {i}. A free "
-                        "cross-entropy node is held at its softmax, which ignores the errors "
+                        f"Node {p} has a {type(resolved[p - 1].energy).__name__} energy but "
+                        f"feeds node {i}. A free node of an amortised energy is held at its "
+                        "prediction (a softmax for cross-entropy), which ignores the errors "
                         "of its children, so it must be a sink (an output node). Give node "
                         f"{p} a Gaussian energy, or feed node {i} from another node."
                     )
@@ -234,7 +238,8 @@ def chain(
     - `activation`: activation of the hidden layers.
     - `output_activation`: activation of the top layer (identity for `CrossEntropy`).
     - `output_energy`: energy of the top layer (default Gaussian).
-    - `tau_e`: leaky error-neuron time constant for every Gaussian layer, or None.
+    - `tau_e`: leaky error-neuron time constant for every layer whose energy has leaky
+      errors (Gaussian; not cross-entropy), or None.
 
     **Returns:**
 
@@ -244,7 +249,7 @@ def chain(
     for i, module in enumerate(modules):
         top = i == len(modules) - 1
         energy = output_energy if top else None
-        leaky = tau_e if not isinstance(energy, CrossEntropy) else None
+        leaky = tau_e if energy is None or energy.leaky_errors else None
         nodes.append(
             Node(
                 module,

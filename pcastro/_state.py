@@ -9,7 +9,6 @@ import numpy as np
 
 from ._checks import check_values
 from ._custom_types import Array, ArrayLike
-from ._energy import CrossEntropy
 from ._network import Network
 
 
@@ -39,11 +38,12 @@ def known_nodes(net: Network, clamps: tuple[Clamp, ...]) -> tuple[bool, ...]:
 
 
 def amortised_nodes(net: Network, clamps: tuple[Clamp, ...]) -> tuple[int, ...]:
-    """Free cross-entropy nodes: held at their minimiser `softmax(pre)`, never relaxed."""
+    """Free nodes of an amortised energy (e.g. cross-entropy): held at their prediction,
+    the minimiser of their energy, never relaxed."""
     return tuple(
         i
         for i, node in enumerate(net.nodes, start=1)
-        if isinstance(node.energy, CrossEntropy) and clamps[i] is Clamp.FREE
+        if node.energy.amortised and clamps[i] is Clamp.FREE
     )
 
 
@@ -327,8 +327,8 @@ def errors(net: Network, state: PCState) -> tuple[Array | None, ...]:
 def check_clamps(net: Network, state: PCState) -> None:
     """Static checks on clamps that the energy cannot represent."""
     for i, node in enumerate(net.nodes, start=1):
-        if isinstance(node.energy, CrossEntropy) and state.clamps[i] is Clamp.PARTIAL:
+        if node.energy.amortised and state.clamps[i] is Clamp.PARTIAL:
             raise ValueError(
-                f"Node {i} has a CrossEntropy energy and cannot be partially clamped; "
-                "clamp the whole node or use a Gaussian energy."
+                f"Node {i} has a {type(node.energy).__name__} energy and cannot be partially "
+                "clamped; clamp the whole node or use a Gaussian energy."
             )
