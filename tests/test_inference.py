@@ -157,7 +157,13 @@ def test_tolerance_stop_and_max_steps_status(getkey):
 def test_nan_input_is_reported_with_the_fix(getkey):
     net = pc.mlp([4, 6, 3], key=getkey())
     x, y = _batch(getkey, net)
-    state = pc.init_state(net, x.at[0, 0].set(jnp.nan), y)
+    with pytest.raises(
+        ValueError, match=r"`x` holds NaN or inf in 1 example\(s\) \(batch index 0\)"
+    ):
+        pc.init_state(net, x.at[0, 0].set(jnp.nan), y)
+    # A state whose data turned NaN after init_state checked it: inference reports it.
+    state = pc.init_state(net, x, y)
+    state = eqx.tree_at(lambda s: s.x[0], state, state.x[0].at[0, 0].set(jnp.nan))
     sol = pc.infer(net, state, steps=5, throw=False)
     assert int(sol.status) == pc.RESULTS.nonfinite
     with pytest.raises(eqx.EquinoxRuntimeError, match="non-finite energy.*check the data for NaN"):

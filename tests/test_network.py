@@ -89,7 +89,7 @@ def test_bad_parents_and_options_are_explained(getkey):
     # the checker names the parameter first. Both are TypeErrors that say what is expected.
     with pytest.raises(TypeError, match=r"pcastro.Gaussian|parameter 'energy'"):
         pc.Node(lin, energy="gaussian")
-    with pytest.raises(ValueError, match="applies its own softmax"):
+    with pytest.raises(ValueError, match="applies its own non-linearity"):
         pc.Node(lin, activation=jnp.tanh, energy=pc.CrossEntropy())
     with pytest.raises(TypeError, match="wrap modules in"):
         pc.Network([lin], input_shape=(3,))
