@@ -34,6 +34,7 @@ def _check_results(path, keys):
     return payload
 
 
+@pytest.mark.slow
 def test_oneshot_scratch_end_to_end(tmp_path, capsys):
     code = main(
         ["oneshot", *TINY, "--max-updates", "3", "--astro-rounds", "1", "--out", str(tmp_path)]
@@ -54,6 +55,7 @@ def test_oneshot_scratch_end_to_end(tmp_path, capsys):
     assert set(payload["config"]["methods"]) == methods
 
 
+@pytest.mark.slow
 def test_oneshot_transfer_end_to_end(tmp_path):
     code = main(
         [
@@ -77,6 +79,7 @@ def test_oneshot_transfer_end_to_end(tmp_path):
     assert metrics == {"novel_accuracy", "base_retention", "ten_way_accuracy"}
 
 
+@pytest.mark.slow
 def test_interrupt_end_to_end(tmp_path):
     methods = "pc_no_store,pc_replay,pc_store_stored,pc_store_fresh,pc_store_ne,pc_astro_ablated"
     code = main(

@@ -31,6 +31,7 @@ TINY = [
 ]  # fmt: skip
 
 
+@pytest.mark.slow
 def test_protocol_end_to_end_and_ablated_astrocytes_equal_plain_store_replay(tmp_path):
     methods = "bp_finetune,pc_store_priority,pc_store_ablated"
     assert main(["continual", *TINY, "--methods", methods, "--out", str(tmp_path)]) == 0
@@ -69,6 +70,7 @@ def test_protocol_end_to_end_and_ablated_astrocytes_equal_plain_store_replay(tmp
             assert (tmp_path / name).exists()
 
 
+@pytest.mark.slow
 def test_priority_exponent_zero_is_uniform_store_replay_exactly(tmp_path):
     # alpha = 0 flattens every priority to 1, and without discard (tol 0) the priority
     # variant then draws the same slots as uniform store replay: the runs are equal.

@@ -5,10 +5,12 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_readme_quickstart_runs(capsys):
     text = (ROOT / "README.md").read_text()
     blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
@@ -20,6 +22,7 @@ def test_readme_quickstart_runs(capsys):
     assert acc > 0.9
 
 
+@pytest.mark.slow
 def test_readme_solver_example_runs(capsys):
     text = (ROOT / "README.md").read_text()
     blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
@@ -41,6 +44,7 @@ def test_ci_runs_the_readme_test_command():
     assert re.search(r"^python -m pytest\s*$", ci, flags=re.M)
 
 
+@pytest.mark.slow
 def test_readme_astrocyte_example_runs(capsys):
     text = (ROOT / "README.md").read_text()
     blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)

@@ -105,6 +105,7 @@ def _run(code: str, env_extra: dict, timeout: int = 300, args: tuple = ()) -> di
     return json.loads(line[len("RESULT ") :])
 
 
+@pytest.mark.slow
 def test_eight_virtual_devices_equal_one_device():
     out = _run(EIGHT_DEVICES, {"XLA_FLAGS": "--xla_force_host_platform_device_count=8"})
     assert out["devices"] == 8
@@ -234,6 +235,7 @@ def test_split_leading_axis_shards_over_eight_devices(devices_flag):
     assert out["sweep_grid_ok"]
 
 
+@pytest.mark.slow
 def test_oneshot_devices_8_equals_devices_1(devices_flag):
     eight, one = devices_flag["runs"]["8"], devices_flag["runs"]["1"]
     assert (eight["devices"], eight["config_devices"]) == (8, 8)
@@ -285,6 +287,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_two_processes_equal_one_process():
     """`jax.distributed` with two local CPU processes (gloo collectives), each reading
     half of every batch, gives the parameters of a one-process run."""
