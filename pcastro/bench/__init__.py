@@ -3,6 +3,7 @@ from ._config import (
     InterruptConfig as InterruptConfig,
     OneShotConfig as OneShotConfig,
 )
+from ._figures import plot_results as plot_results
 from ._interrupt import run_interrupt as run_interrupt
 from ._learners import (
     LEARNERS as LEARNERS,

@@ -5,7 +5,6 @@ import math
 import platform
 import sys
 import tempfile
-import textwrap
 import time
 from pathlib import Path
 
@@ -129,71 +128,4 @@ def _save_figure(fig, path: Path) -> Path:
     tmp = path.with_name(f".{path.name}.tmp")
     fig.savefig(tmp, dpi=120, format=path.suffix.lstrip(".") or "png")
     tmp.replace(path)
-    return path
-
-
-def bar_chart(path: Path, groups: dict[str, list[dict]], *, title: str, ylabel: str) -> Path:
-    """Bars with 95% CI error bars; one panel per group (e.g. per metric)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 3.6), squeeze=False)
-    for ax, (name, rows) in zip(axes[0], groups.items()):
-        labels = [r["method"] for r in rows]
-        ax.bar(
-            range(len(rows)),
-            [r["mean"] for r in rows],
-            yerr=[r["ci95"] for r in rows],
-            capsize=3,
-            color=["#3b75af" if "pc" in r["method"] else "#9a9a9a" for r in rows],
-        )
-        ax.set_xticks(range(len(rows)), labels, rotation=45, ha="right", fontsize=8)
-        ax.set_title(name, fontsize=10)
-        ax.set_ylim(0, 1)
-        ax.set_ylabel(ylabel)
-        ax.grid(axis="y", alpha=0.3)
-    # Wrapped to the figure's width so that a long title is never cut off.
-    fig.suptitle(textwrap.fill(title, width=int(14 * fig.get_figwidth())), fontsize=10)
-    fig.tight_layout()
-    _save_figure(fig, path)
-    plt.close(fig)
-    return path
-
-
-def interrupt_chart(path: Path, results: list[dict], *, title: str) -> Path:
-    """Accuracy on A and B after each phase, one group of bars per method."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    methods = list(dict.fromkeys(r["method"] for r in results))
-    phases = list(dict.fromkeys(r["phase"] for r in results))
-    lookup = {(r["method"], r["phase"], r["task"]): r for r in results}
-    fig, axes = plt.subplots(1, 2, figsize=(12, 3.8), sharey=True)
-    width = 0.8 / len(phases)
-    for ax, task in zip(axes, ("A", "B")):
-        for j, phase in enumerate(phases):
-            rows = [lookup[(m, phase, task)] for m in methods]
-            ax.bar(
-                np.arange(len(methods)) + j * width,
-                [r["mean"] for r in rows],
-                width,
-                yerr=[r["ci95"] for r in rows],
-                capsize=2,
-                label=f"after {phase}",
-            )
-        ax.set_xticks(np.arange(len(methods)) + width, methods, rotation=50, ha="right", fontsize=8)
-        ax.set_title(f"accuracy on task {task}", fontsize=10)
-        ax.set_ylim(0, 1)
-        ax.grid(axis="y", alpha=0.3)
-    axes[0].legend(fontsize=8)
-    # Wrapped to the figure's width so that a long title is never cut off.
-    fig.suptitle(textwrap.fill(title, width=int(14 * fig.get_figwidth())), fontsize=10)
-    fig.tight_layout()
-    _save_figure(fig, path)
-    plt.close(fig)
     return path
