@@ -53,7 +53,7 @@ def _oneshot_parser(sub) -> None:
 
 def _run_oneshot(args) -> int:
     from .bench import OneShotConfig, plot_results, run_oneshot
-    from .bench._report import format_table, save_json
+    from .bench._report import format_selection, format_table, save_json
 
     cfg, out = _prepare(args, OneShotConfig, "runs/oneshot-{dataset}-{protocol}-s{seed}")
     payload = run_oneshot(cfg, progress=not args.no_progress)
@@ -73,7 +73,7 @@ def _run_oneshot(args) -> int:
     )
     print(format_table(rows, ["method", "metric", "mean", "ci95", "n", "episodes/s"]))
     for method, sel in payload["details"]["selected"].items():
-        print(f"  {method}: selected on validation episodes {sel}")
+        print(f"  {method}: selected on validation episodes {format_selection(sel)}")
     _print_paired(payload["details"].get("paired", []))
     path = save_json(out, payload)
     pngs = " and ".join(map(str, plot_results(path)))
@@ -117,7 +117,7 @@ def _interrupt_parser(sub) -> None:
 
 def _run_interrupt(args) -> int:
     from .bench import InterruptConfig, plot_results, run_interrupt
-    from .bench._report import format_table, save_json
+    from .bench._report import format_selection, format_table, save_json
 
     cfg, out = _prepare(args, InterruptConfig, "runs/interrupt-{dataset}-s{seed}")
     payload = run_interrupt(cfg, progress=not args.no_progress)
@@ -133,7 +133,7 @@ def _run_interrupt(args) -> int:
     )
     print(format_table(list(table.values()), columns))
     for name, sel in payload["details"]["selected"].items():
-        print(f"  {name}: selected on validation episodes {sel}")
+        print(f"  {name}: selected on validation episodes {format_selection(sel)}")
     print(
         "\npaired differences after the final phase (same episodes), mean±95% CI; "
         "* = the CI excludes 0"

@@ -1,4 +1,5 @@
-"""The benchmark figures: paired differences drawn, one colour per method in every figure."""
+"""The benchmark figures and printouts: paired differences drawn, one colour per method in
+every figure, selections printed rounded and flagged at the edge of their grid."""
 
 import json
 
@@ -6,7 +7,7 @@ import numpy as np
 import pytest
 from matplotlib.colors import to_hex
 
-from pcastro.bench import _continual_report as continual_report, plot_results
+from pcastro.bench import _continual_report as continual_report, plot_results, select_on_validation
 from pcastro.bench._compare import paired_differences
 from pcastro.bench._conditions import CONDITIONS
 from pcastro.bench._continual import METHODS as CONTINUAL_METHODS
@@ -20,7 +21,8 @@ from pcastro.bench._figures import (
 )
 from pcastro.bench._oneshot import PROTOCOLS
 from pcastro.bench._readouts import DIAGNOSTICS, READOUTS
-from pcastro.bench._records import result_row
+from pcastro.bench._records import grid_edges, result_row
+from pcastro.bench._report import format_selection
 
 METHODS = ("pc", "pc_astro", "imprint@pc", "imprint@bp", "pixel_nn")
 MEANS = {"pc": 0.44, "pc_astro": 0.45, "imprint@pc": 0.43, "imprint@bp": 0.435, "pixel_nn": 0.42}
@@ -212,3 +214,34 @@ def test_every_named_method_has_its_own_colour():
     assert len(set(colours)) == len(colours)
     # Unknown names get a fixed colour too.
     assert method_colour("pc_sgd_cover_random25-0") == method_colour("pc_sgd_cover_random25-0")
+
+
+# ---- printed selections and the edge of the grid ----------------------------------------------
+
+
+def test_a_selection_prints_rounded():
+    text = format_selection({"lr": 0.01, "updates": 6, "val_acc": 0.6866666078567505})
+    assert text == "lr=0.01, updates=6, val_acc=0.687"
+    text = format_selection({"lr": np.float32(3e-4), "candidates": [{}, {}, {}]})
+    assert text == "lr=0.0003, candidates: 3"
+
+
+def test_a_choice_at_the_edge_of_its_grid_is_flagged():
+    grid = {"lr": (1e-3, 1e-2, 1e-1), "updates": (1, 3, 10), "init": ("a", "b")}
+    scores = np.zeros((3, 3, 2))
+    scores[0, 1, 1] = 1.0  # smallest lr, middle update count
+    chosen, _ = select_on_validation(scores, grid)
+    assert grid_edges(chosen, grid) == ["lr"]
+    assert format_selection({**chosen, "at_edge": ["lr"]}) == (
+        "lr=0.001 (edge of grid), updates=3, init=b"
+    )
+    scores[:] = 0.0
+    scores[1, 1, 0] = 1.0  # interior on every numeric axis
+    chosen, _ = select_on_validation(scores, grid)
+    assert grid_edges(chosen, grid) == []
+    assert "edge" not in format_selection({**chosen, "at_edge": []})
+    # The largest value is an edge too, wherever it sits in the grid's order.
+    assert grid_edges({"bias": 0.4}, {"bias": (0.0, -0.4, 0.4, 0.2)}) == ["bias"]
+    assert grid_edges({"bias": 0.0}, {"bias": (0.0, -0.4, 0.4, 0.2)}) == []
+    # No edge on a single value, or on booleans.
+    assert grid_edges({"lr": 0.1, "fresh": True}, {"lr": (0.1,), "fresh": (False, True)}) == []

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ._report import _save_figure, format_table
+from ._records import grid_edges
+from ._report import _save_figure, format_selection, format_table
 
 # Published split-MNIST class-IL accuracies (final, averaged over contexts), each with
 # its source and how far it was checked; see benchmarks/README.md for the protocol
@@ -53,6 +54,16 @@ def merge_parts(parts: list[dict]) -> dict:
     return merged
 
 
+def _with_edges(selection: dict) -> dict:
+    """A selection with `at_edge`; one recorded before `at_edge` was kept gets it from
+    its candidates, which are every point of the grid."""
+    if "at_edge" in selection or not selection.get("candidates"):
+        return selection
+    names = [k for k in selection["candidates"][0] if k != "val_final_acc"]
+    grid = {k: list(dict.fromkeys(c[k] for c in selection["candidates"])) for k in names}
+    return {**selection, "at_edge": grid_edges(selection, grid)}
+
+
 def result_table(payload: dict) -> str:
     rows = [
         {
@@ -71,6 +82,12 @@ def result_table(payload: dict) -> str:
         for r in payload["results"]
     ]
     text = format_table(rows, list(rows[0]))
+    selected = payload.get("details", {}).get("selected") or {}
+    if selected:
+        text += "\n\nselected on validation (edge of grid: the best setting may lie outside it)\n"
+        text += "\n".join(
+            f"  {name}: {format_selection(_with_edges(sel))}" for name, sel in selected.items()
+        )
     paired = payload.get("paired") or []
     if paired:
         prow = [

@@ -8,6 +8,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 
 def environment(seed: int) -> dict:
     """The versions, device kind, command and seed recorded with every result."""
@@ -69,10 +71,10 @@ def original_labels(episode):
 
 
 def format_table(rows: list[dict], columns: list[str]) -> str:
-    """A plain-text table of `rows` (dicts) with the given columns."""
+    """A plain-text table of `rows` (dicts) with the given columns; floats to 3 decimals."""
 
     def fmt(v):
-        if isinstance(v, float):
+        if isinstance(v, (float, np.floating)):
             return f"{v:.3f}"
         return str(v)
 
@@ -82,6 +84,27 @@ def format_table(rows: list[dict], columns: list[str]) -> str:
     lines.append("  ".join("-" * w for w in widths))
     lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
     return "\n".join(lines)
+
+
+def format_selection(selection: dict) -> str:
+    """A selection on validation as printed: `name=value` pairs, floats to 3 significant
+    digits, a value at the edge of its grid (`at_edge`) marked `(edge of grid)`, and
+    lists (the candidates, kept in full in `results.json`) summarised by their length.
+
+    `{'lr': 0.01, 'updates': 6, 'val_acc': 0.68666, 'at_edge': ['lr']}` prints as
+    `lr=0.01 (edge of grid), updates=6, val_acc=0.687`.
+    """
+    edges = set(selection.get("at_edge", ()))
+    parts = []
+    for name, value in selection.items():
+        if name == "at_edge":
+            continue
+        if isinstance(value, (list, tuple)):
+            parts.append(f"{name}: {len(value)}")
+            continue
+        text = f"{value:.3g}" if isinstance(value, (float, np.floating)) else str(value)
+        parts.append(f"{name}={text}" + " (edge of grid)" * (name in edges))
+    return ", ".join(parts)
 
 
 def _strict(value):
