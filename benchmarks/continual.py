@@ -60,15 +60,15 @@ def main(argv=None) -> int:
         if args.which == "paper":
             methods = ("bp_finetune", "bp_joint", "bp_er")
             cfg = ContinualConfig(**paper, seeds=3, methods=methods, lrs=(1e-3,))
-            out, title = RESULTS / "continual_mnist_paper", "split-MNIST class-IL"
+            out = RESULTS / "continual_mnist_paper"
         else:
             methods = ("pc_finetune", "pc_joint", "pc_er", "pc_store_uniform",
                        "pc_store_priority", "pc_store_gate")  # fmt: skip
             cfg = ContinualConfig(**paper, seeds=5, methods=methods, pc_lrs=(1e-3,))
-            out, title = RESULTS / "continual_mnist_paper_pc", "split-MNIST class-IL, PC"
+            out = RESULTS / "continual_mnist_paper_pc"
         payload = run_continual(cfg, progress=False)
         save_json(out, payload)
-        write_outputs(out, payload, title=f"{title}, 2,000 iterations per context")
+        write_outputs(out, payload)
         return 0
     if args.which == "paper-adaptive":
         return paper_adaptive(args.seeds)
@@ -92,7 +92,7 @@ def main(argv=None) -> int:
     parts = sorted((out / "parts").glob("*/results.json"))
     payload = merge_parts([json.loads(p.read_text()) for p in parts])
     save_json(out, payload)
-    write_outputs(out, payload, title="split-MNIST class-IL (10 seeds)")
+    write_outputs(out, payload)
     return 0
 
 
@@ -120,7 +120,7 @@ def paper_adaptive(seeds: int) -> int:
     parts = sorted((out / "parts").glob("*/results.json"))
     payload = merge_parts([json.loads(p.read_text()) for p in parts])
     save_json(out, payload)
-    write_outputs(out, payload, title="split-MNIST class-IL, PC with AdaptiveEuler")
+    write_outputs(out, payload)
     return 0
 
 

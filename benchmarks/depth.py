@@ -26,6 +26,7 @@ import itertools
 import json
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -206,39 +207,69 @@ def summarise(runs, methods, depths):
     return table
 
 
+def ran(runs, depth) -> tuple[list[int], int]:
+    """The iterations the runs at `depth` actually ran (the last point of each curve, one
+    entry per distinct count) and how many seeds ran there."""
+    at = [r for r in runs if r["depth"] == depth]
+    return sorted({r["curve"][-1][0] for r in at}), len({r["seed"] for r in at})
+
+
 def plot(payload, path):
+    """`depth.png`: final test accuracy against depth, then the curves of the first seed
+    at each depth; every title from the runs themselves (iterations, seeds)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     depths = payload["depths"]
-    fig, axes = plt.subplots(1, len(depths) + 1, figsize=(4 * (len(depths) + 1), 3.4))
+    runs = payload["runs"]
+    fig, axes = plt.subplots(
+        1, len(depths) + 1, figsize=(4 * (len(depths) + 1) + 1, 3.9), layout="constrained",
+        width_ratios=[1.3] + [1] * len(depths),
+    )  # fmt: skip
     for m in payload["methods"]:
         means = [row[m]["mean"] if m in row else np.nan for row in payload["table"]]
         cis = [row[m]["ci95"] if m in row else 0 for row in payload["table"]]
         axes[0].errorbar(depths, means, yerr=np.nan_to_num(cis), marker="o", label=m, capsize=3)
+    counts = {d: ran(runs, d) for d in depths}
+    # The iterations most depths ran, and the depths that ran other counts.
+    usual = Counter(tuple(its) for its, _ in counts.values()).most_common(1)[0][0]
+    other = [f"depth {d}: {'/'.join(map(str, its))}" for d, (its, _) in counts.items()
+             if tuple(its) != usual]  # fmt: skip
+    when = f"after {'/'.join(map(str, usual))} iterations" + (
+        f" ({', '.join(other)})" if other else ""
+    )
     axes[0].set(
         xscale="log",
-        xlabel="depth (weight layers)",
-        ylabel="test accuracy",
-        title=f"after {payload['iters']} iterations",
+        xlabel="depth (weight layers), seeds",
+        ylabel="test accuracy (mean, 95% CI over seeds)",
         ylim=(0, 1),
     )
-    axes[0].set_xticks(depths, [str(d) for d in depths])
+    axes[0].set_title(f"final test accuracy\n{when}", fontsize=10)
+    labels = [f"{d}\n{n} seed{'s' * (n > 1)}" for d, (_, n) in counts.items()]
+    axes[0].set_xticks(depths, labels)
+    axes[0].minorticks_off()
+    axes[0].tick_params(labelsize=8)
     axes[0].legend(fontsize=8)
     for ax, depth in zip(axes[1:], depths):
+        seed = min(r["seed"] for r in runs if r["depth"] == depth)
         for m in payload["methods"]:
-            for r in payload["runs"]:
-                if (
-                    r["method"] == m
-                    and r["depth"] == depth
-                    and r["seed"] == min(q["seed"] for q in payload["runs"])
-                ):
+            for r in runs:
+                if r["method"] == m and r["depth"] == depth and r["seed"] == seed:
                     it, acc = zip(*r["curve"])
                     ax.plot(it, acc, label=m)
-        ax.set(xlabel="iteration", title=f"depth {depth}", ylim=(0, 1))
-    fig.tight_layout()
+        its, _ = counts[depth]
+        ax.set(
+            xlabel="iteration",
+            title=f"depth {depth}: seed {seed}, {'/'.join(map(str, its))} iterations",
+            ylim=(0, 1),
+        )
+    fig.suptitle(
+        f"residual MLPs of width {payload['width']} on {payload['dataset']}, batch "
+        f"{payload['batch']}: PC and backprop, μPC and standard parametrisation",
+        fontsize=10,
+    )
     tmp = Path(path).with_suffix(".tmp.png")
     fig.savefig(tmp, dpi=110)
     tmp.replace(path)

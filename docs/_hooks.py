@@ -118,14 +118,16 @@ def _selections(details) -> str:
         return ""
     lines = []
     for method, chosen in details.items():
-        if (
-            isinstance(chosen, dict)
-            and chosen
-            and all(isinstance(v, (int, float, str, bool)) for v in chosen.values())
-        ):
+        if not isinstance(chosen, dict):
+            continue
+        # `at_edge`: the hyperparameters chosen at the smallest or largest value of their grid.
+        edges = set(chosen.get("at_edge", ()))
+        values = {k: v for k, v in chosen.items() if k != "at_edge"}
+        if values and all(isinstance(v, (int, float, str, bool)) for v in values.values()):
             shown = ", ".join(
-                f"{k} = {v:.3g}" if isinstance(v, float) else f"{k} = {v}"
-                for k, v in chosen.items()
+                (f"{k} = {v:.3g}" if isinstance(v, float) else f"{k} = {v}")
+                + (" (edge of grid)" if k in edges else "")
+                for k, v in values.items()
             )
             lines.append(f"- `{method}`: {shown}")
     return "\n".join(lines)

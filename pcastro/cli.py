@@ -81,8 +81,8 @@ def _oneshot_parser(sub) -> None:
 
 
 def _run_oneshot(args) -> int:
-    from .bench import OneShotConfig, run_oneshot
-    from .bench._report import bar_chart, format_table, save_json
+    from .bench import OneShotConfig, plot_results, run_oneshot
+    from .bench._report import format_selection, format_table, save_json
 
     cfg, out = _prepare(args, OneShotConfig, "runs/oneshot-{dataset}-{protocol}-s{seed}")
     payload = run_oneshot(cfg, progress=not args.no_progress)
@@ -102,31 +102,11 @@ def _run_oneshot(args) -> int:
     )
     print(format_table(rows, ["method", "metric", "mean", "ci95", "n", "episodes/s"]))
     for method, sel in payload["details"]["selected"].items():
-        print(f"  {method}: selected on validation episodes {sel}")
+        print(f"  {method}: selected on validation episodes {format_selection(sel)}")
     _print_paired(payload["details"].get("paired", []))
     path = save_json(out, payload)
-    groups: dict[str, list[dict]] = {}
-    for r in payload["results"]:
-        groups.setdefault(r["metric"], []).append(r)
-    png = bar_chart(
-        out / "results.png",
-        groups,
-        title=f"{cfg.protocol} one-shot, {cfg.dataset}, {cfg.ways}-way {cfg.shots}-shot "
-        f"(mean, 95% CI over {cfg.episodes} episodes)",
-        ylabel="accuracy",
-    )
-    if payload["details"].get("frontier"):
-        from .bench._compare import frontier_chart
-
-        fpng = frontier_chart(
-            out / "frontier.png",
-            payload["details"]["frontier"],
-            title=f"{cfg.protocol} one-shot, {cfg.dataset}: every grid point on the first "
-            f"{min(cfg.frontier_episodes, cfg.episodes)} test episodes (mean), frontier per "
-            "method, star = chosen on validation",
-        )
-        print(f"wrote {fpng}")
-    print(f"wrote {path} and {png} (total {payload['details']['wall_s']:.0f} s)")
+    pngs = " and ".join(map(str, plot_results(path)))
+    print(f"wrote {path} and {pngs} (total {payload['details']['wall_s']:.0f} s)")
     return 0
 
 
@@ -165,8 +145,8 @@ def _interrupt_parser(sub) -> None:
 
 
 def _run_interrupt(args) -> int:
-    from .bench import InterruptConfig, run_interrupt
-    from .bench._report import format_table, interrupt_chart, save_json
+    from .bench import InterruptConfig, plot_results, run_interrupt
+    from .bench._report import format_selection, format_table, save_json
 
     cfg, out = _prepare(args, InterruptConfig, "runs/interrupt-{dataset}-s{seed}")
     payload = run_interrupt(cfg, progress=not args.no_progress)
@@ -182,7 +162,7 @@ def _run_interrupt(args) -> int:
     )
     print(format_table(list(table.values()), columns))
     for name, sel in payload["details"]["selected"].items():
-        print(f"  {name}: selected on validation episodes {sel}")
+        print(f"  {name}: selected on validation episodes {format_selection(sel)}")
     print(
         "\npaired differences after the final phase (same episodes), mean±95% CI; "
         "* = the CI excludes 0"
@@ -197,11 +177,7 @@ def _run_interrupt(args) -> int:
     ]
     print(format_table(paired, ["condition − control", "task", "diff"]))
     path = save_json(out, payload)
-    png = interrupt_chart(
-        out / "results.png",
-        payload["results"],
-        title=(f"interrupted learning, {cfg.dataset}, {cfg.episodes} episodes (mean, 95% CI)"),
-    )
+    (png,) = plot_results(path)
     print(f"wrote {path} and {png} (total {payload['details']['wall_s']:.0f} s)")
     return 0
 
@@ -245,7 +221,7 @@ def _run_continual(args) -> int:
     )
     print(result_table(payload))
     path = save_json(out, payload)
-    write_outputs(out, payload, title=f"split-{cfg.dataset} class-IL, {cfg.seeds} seeds")
+    write_outputs(out, payload)
     print(f"wrote {path} and figures in {out} (total {payload['details']['wall_s']:.0f} s)")
     return 0
 

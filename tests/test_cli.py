@@ -36,9 +36,9 @@ def _check_results(path, keys):
 
 @pytest.mark.slow
 def test_oneshot_scratch_end_to_end(tmp_path, capsys):
-    code = main(
-        ["oneshot", *TINY, "--max-updates", "3", "--astro-rounds", "1", "--out", str(tmp_path)]
-    )
+    # Two learning rates: whichever is chosen lies at an edge of the grid.
+    args = ["--max-updates", "3", "--astro-rounds", "1", "--lrs", "0.01,0.03"]
+    code = main(["oneshot", *TINY, *args, "--out", str(tmp_path)])
     assert code == 0
     payload = _check_results(tmp_path / "results.json", ["method", "metric", "mean", "ci95", "n"])
     methods = {r["method"] for r in payload["results"]}
@@ -49,7 +49,19 @@ def test_oneshot_scratch_end_to_end(tmp_path, capsys):
         "head_ft",
     }
     assert (tmp_path / "results.png").stat().st_size > 0
-    assert "episodes/s" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "episodes/s" in out
+    # A selection at the edge of its grid is flagged in results.json and in the printout;
+    # an interior one is not (scratch: every novel bias ties, and 0, mid-grid, wins).
+    selected = payload["details"]["selected"]
+    assert "lr" in selected["pc"]["at_edge"]
+    assert selected["proto_cos"]["novel_bias"] == 0.0 and selected["proto_cos"]["at_edge"] == []
+    lines = {line.split(":")[0].strip(): line for line in out.splitlines() if "selected on" in line}
+    assert f"lr={selected['pc']['lr']:.3g} (edge of grid)" in lines["pc"]
+    assert "novel_bias=0" in lines["proto_cos"] and "edge" not in lines["proto_cos"]
+    # Printed rounded (results.json keeps full precision).
+    printed = lines["pc"].split("val_acc=")[1].split(",")[0]
+    assert printed == f"{selected['pc']['val_acc']:.3g}"
     # The resolved configuration, not `hidden: null, methods: []`.
     assert payload["config"]["hidden"] == 128  # digits: 64 features
     assert set(payload["config"]["methods"]) == methods

@@ -55,6 +55,8 @@ def test_protocol_end_to_end_and_ablated_astrocytes_equal_plain_store_replay(tmp
         assert r["iterations_per_seed"] == [len(CONTEXTS) * 30] * 2
         failed = sum(np.asarray(v) for v in r["status_counts_per_seed"].values())
         assert failed.tolist() == r["failed_per_seed"]
+    # Every grid here has one value: nothing is chosen at the edge of a grid.
+    assert all(sel["at_edge"] == [] for sel in payload["details"]["selected"].values())
     # The first context is learned; contexts not yet seen are not.
     first = np.asarray(rows["bp_finetune"]["matrix_mean"])[0]
     assert first[0] > 0.9 and np.all(first[1:] == 0)

@@ -9,6 +9,7 @@ __getattr__, __dir__, __all__ = lazy_exports(
     __name__,
     {
         "._config": ("BenchConfig", "InterruptConfig", "OneShotConfig", "ContinualConfig"),
+        "._figures": ("plot_results",),
         "._interrupt": ("run_interrupt",),
         "._learners": (
             "LEARNERS",
@@ -50,6 +51,7 @@ if TYPE_CHECKING:  # what type checkers, editors and the API docs read
         ExperienceReplay as ExperienceReplay,
         FineTune as FineTune,
     )
+    from ._figures import plot_results as plot_results
     from ._interrupt import run_interrupt as run_interrupt
     from ._learners import (
         LEARNERS as LEARNERS,

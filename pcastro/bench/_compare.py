@@ -1,7 +1,4 @@
-"""Paired comparisons on the same episodes, and novel-vs-base trade-off frontiers."""
-
-import textwrap
-from pathlib import Path
+"""Paired comparisons on the same episodes."""
 
 import numpy as np
 
@@ -71,54 +68,3 @@ def paired_against(results: list[dict], reference: str, methods: list[str]) -> l
                 }
             )
     return out
-
-
-def frontier_chart(path: Path, frontiers: dict[str, dict], *, title: str) -> Path:
-    """Novel accuracy against base retention at every grid point of every method (test
-    episodes), the upper-right frontier of each method drawn, its validation choice starred.
-
-    `frontiers[name]` holds `novel` and `base` (mean over test episodes, one entry per grid
-    point) and `selected` (the index of the validation choice in those lists).
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from ._report import _save_figure
-
-    panels = {
-        "PC methods": {k: v for k, v in frontiers.items() if is_pc_method(k)},
-        "baselines": {k: v for k, v in frontiers.items() if not is_pc_method(k)},
-    }
-    panels = {k: v for k, v in panels.items() if v}
-    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 5.2), squeeze=False)
-    cmap = plt.get_cmap("tab20")
-    for ax, (panel, group) in zip(axes[0], panels.items()):
-        for i, (name, f) in enumerate(group.items()):
-            novel, base = np.asarray(f["novel"]), np.asarray(f["base"])
-            color = cmap(i % 20)
-            ax.scatter(base, novel, s=8, color=color, alpha=0.35)
-            # Pareto frontier: the points that no other point beats on both axes.
-            front, best = [], -np.inf
-            for j in np.argsort(-base, kind="stable"):
-                if novel[j] > best:
-                    front.append(j)
-                    best = novel[j]
-            ax.plot(base[front], novel[front], color=color, lw=1.4, label=name)
-            s = f["selected"]
-            ax.scatter(
-                [base[s]], [novel[s]], marker="*", s=140, color=color, edgecolor="k", zorder=5
-            )
-        ax.set_title(panel, fontsize=10)
-        ax.set_xlabel("base retention (test)")
-        ax.set_ylabel("novel accuracy (test)")
-        ax.set_xlim(-0.02, 1.02)
-        ax.set_ylim(-0.02, 1.02)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="lower left")
-    fig.suptitle(textwrap.fill(title, width=int(14 * fig.get_figwidth())), fontsize=9)
-    fig.tight_layout()
-    _save_figure(fig, path)
-    plt.close(fig)
-    return path

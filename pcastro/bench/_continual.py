@@ -45,7 +45,7 @@ from ._continual_methods import (
     exemplar_bytes,
 )
 from ._learners import BackpropRule, PCRule
-from ._records import progress_bar, select_on_validation, timed
+from ._records import grid_edges, progress_bar, select_on_validation, timed
 from ._report import payload, resolved_config
 from ._stats import mean_ci95
 
@@ -450,6 +450,7 @@ def run_continual(cfg, *, progress: bool = True) -> dict:
                 selected[key] = {
                     **hp,
                     "val_final_acc": score,
+                    "at_edge": grid_edges(hp, grid),
                     "candidates": [
                         {**{k: grid[k][i] for k, i in p.items()}, "val_final_acc": s}
                         for p, s in zip(points, scores)

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ._report import _save_figure, format_table
+from ._records import grid_edges
+from ._report import _save_figure, format_selection, format_table
 
 # Published split-MNIST class-IL accuracies (final, averaged over contexts), each with
 # its source and how far it was checked; see benchmarks/README.md for the protocol
@@ -53,6 +54,16 @@ def merge_parts(parts: list[dict]) -> dict:
     return merged
 
 
+def _with_edges(selection: dict) -> dict:
+    """A selection with `at_edge`; one recorded before `at_edge` was kept gets it from
+    its candidates, which are every point of the grid."""
+    if "at_edge" in selection or not selection.get("candidates"):
+        return selection
+    names = [k for k in selection["candidates"][0] if k != "val_final_acc"]
+    grid = {k: list(dict.fromkeys(c[k] for c in selection["candidates"])) for k in names}
+    return {**selection, "at_edge": grid_edges(selection, grid)}
+
+
 def result_table(payload: dict) -> str:
     rows = [
         {
@@ -71,6 +82,12 @@ def result_table(payload: dict) -> str:
         for r in payload["results"]
     ]
     text = format_table(rows, list(rows[0]))
+    selected = payload.get("details", {}).get("selected") or {}
+    if selected:
+        text += "\n\nselected on validation (edge of grid: the best setting may lie outside it)\n"
+        text += "\n".join(
+            f"  {name}: {format_selection(_with_edges(sel))}" for name, sel in selected.items()
+        )
     paired = payload.get("paired") or []
     if paired:
         prow = [
@@ -93,25 +110,48 @@ def result_table(payload: dict) -> str:
     return text + "\n"
 
 
-def write_outputs(out: Path, payload: dict, *, title: str) -> list[Path]:
-    """`table.txt`, `curves.png` (learning curves with context boundaries),
-    `matrices.png` (accuracy matrices) and, with memory methods, `final.png`."""
+def continual_title(payload: dict) -> str:
+    """What a continual run did, from its own configuration."""
+    cfg = payload["config"]
+    rules = {r["method"].split("_")[0] for r in payload["results"]}
+    solvers = {"adaptive": "AdaptiveEuler", "euler": f"Euler, dt {cfg.get('dt')}"}
+    solver = cfg.get("solver")
+    solver = f", PC solver {solvers.get(solver, solver)}" if "pc" in rules and solver else ""
+    return (
+        f"split-{cfg['dataset']} class-IL, {cfg['iterations']:,} iterations per context, "
+        f"{cfg['seeds']} seeds{solver}"
+    )
+
+
+def write_outputs(out: Path, payload: dict, *, title: str | None = None) -> list[Path]:
+    """`table.txt`, `table.md` and the figures of `write_figures`."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "table.txt").write_text(result_table(payload))
+    (out / "table.md").write_text(markdown_tables(payload))
+    return [out / "table.txt", out / "table.md", *write_figures(out, payload, title=title)]
+
+
+def write_figures(out: Path, payload: dict, *, title: str | None = None) -> list[Path]:
+    """`curves.png` (learning curves with context boundaries), `matrices.png` (accuracy
+    matrices) and, with memory methods, `final.png`; titled `title` (default: from the
+    run's configuration), every method in its colour (`method_colour`)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from ._figures import method_colour
+
+    title = title or continual_title(payload)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "table.txt").write_text(result_table(payload))
-    (out / "table.md").write_text(markdown_tables(payload))
     results = payload["results"]
-    paths = [out / "table.txt"]
+    paths = []
 
     # Learning curves: mean over seeds of the mean accuracy over contexts seen so far.
     budgets = sorted({r["budget"] for r in results if r["budget"] is not None}) or [None]
     shown = [r for r in results if r["budget"] in (None, budgets[-1])]
-    fig, ax = plt.subplots(figsize=(9, 4.2))
+    fig, ax = plt.subplots(figsize=(10.5, 4.2), layout="constrained")
     for r in shown:
         curve = np.asarray(r["curve_mean"])  # (contexts, points, contexts)
         contexts, points, _ = curve.shape
@@ -119,15 +159,15 @@ def write_outputs(out: Path, payload: dict, *, title: str) -> list[Path]:
         xs = (np.arange(contexts * points) + 1) / points
         style = "-" if r["method"].startswith("pc") else "--"
         label = r["method"] + ("" if r["budget"] is None else f" M={r['budget']}")
-        ax.plot(xs, seen, style, label=label, lw=1.2)
+        ax.plot(xs, seen, style, label=label, lw=1.2, color=method_colour(r["method"]))
     for t in range(1, len(results[0]["curve_mean"])):
         ax.axvline(t, color="k", lw=0.6, alpha=0.4)
     ax.set_xlabel("context (boundaries marked)")
     ax.set_ylabel("test accuracy on contexts seen so far")
     ax.set_ylim(0, 1)
-    ax.legend(fontsize=6, ncol=2)
+    # Beside the axes, so that it never covers a curve.
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.set_title(textwrap.fill(title + " — learning curves", 100), fontsize=9)
-    fig.tight_layout()
     paths.append(_save_figure(fig, out / "curves.png"))
     plt.close(fig)
 
@@ -140,7 +180,8 @@ def write_outputs(out: Path, payload: dict, *, title: str) -> list[Path]:
         m = np.asarray(r["matrix_mean"])
         ax.imshow(m, vmin=0, vmax=1, cmap="viridis")
         for (i, j), v in np.ndenumerate(m):
-            ax.text(j, i, f"{100 * v:.0f}", ha="center", va="center", fontsize=6, color="w")
+            colour = "k" if v > 0.6 else "w"  # legible on viridis' light and dark ends
+            ax.text(j, i, f"{100 * v:.0f}", ha="center", va="center", fontsize=6, color=colour)
         label = r["method"] + ("" if r["budget"] is None else f"\nM={r['budget']}")
         ax.set_title(label, fontsize=7)
         ax.set_xticks(range(m.shape[1]))
@@ -158,24 +199,25 @@ def write_outputs(out: Path, payload: dict, *, title: str) -> list[Path]:
     # Final accuracy against memory budget.
     memory = [r for r in results if r["budget"] is not None]
     if memory:
-        fig, ax = plt.subplots(figsize=(7, 4))
+        fig, ax = plt.subplots(figsize=(8.5, 4), layout="constrained")
         for name in dict.fromkeys(r["method"] for r in memory):
             rs = sorted((r for r in memory if r["method"] == name), key=lambda r: r["budget"])
             ax.errorbar(
                 [r["budget"] for r in rs], [r["mean"] for r in rs], yerr=[r["ci95"] for r in rs],
                 marker="o", capsize=2, label=name, ls="-" if name.startswith("pc") else "--",
+                color=method_colour(name),
             )  # fmt: skip
         for r in results:
             if r["budget"] is None:
-                ax.axhline(r["mean"], lw=0.7, ls=":", color="gray")
-                ax.text(max(budgets), r["mean"], r["method"], fontsize=6, va="bottom", ha="right")
+                colour = method_colour(r["method"])
+                label = f"{r['method']} (no memory)"
+                ax.axhline(r["mean"], lw=1.0, ls=":", color=colour, label=label)
         ax.set_xscale("log")
         ax.set_xlabel("memory budget M (raw exemplars; the store gets the same bytes)")
         ax.set_ylabel("final accuracy (mean, 95% CI)")
         ax.set_ylim(0, 1)
-        ax.legend(fontsize=6)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
         ax.set_title(textwrap.fill(title + " — accuracy vs memory", 90), fontsize=9)
-        fig.tight_layout()
         paths.append(_save_figure(fig, out / "final.png"))
         plt.close(fig)
     return paths

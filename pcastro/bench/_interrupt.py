@@ -27,7 +27,7 @@ from ..data import load_dataset, sample_episodes
 from ._conditions import CONDITIONS, make_conditions
 from ._config import hidden_units, make_solver
 from ._learners import PC, Backprop, PCRule, accuracy, make_model
-from ._records import progress_bar, result_row, select_on_validation, timed, tune
+from ._records import grid_edges, progress_bar, result_row, select_on_validation, timed, tune
 from ._report import original_labels, payload, resolved_config
 from ._schedules import Consolidate, Interrupted
 from ._stats import mean_ci95
@@ -127,7 +127,8 @@ def run_interrupt(cfg, *, progress: bool = True) -> dict:
 
             hp, val_acc = tune(learner, sweep, (keys, *original_labels(val)), mesh=mesh)
             chosen[learner.rule] = hp
-            selected[learner.name] = {**hp, "val_acc": val_acc}
+            edges = grid_edges(hp, learner.grid())
+            selected[learner.name] = {**hp, "val_acc": val_acc, "at_edge": edges}
             bar.update(1)
 
         # The store's tolerance and start (stored or fresh states), chosen on validation
@@ -159,6 +160,7 @@ def run_interrupt(cfg, *, progress: bool = True) -> dict:
         selected["store"] = {
             **store,
             "val_final_acc": val_final,
+            "at_edge": grid_edges(store, grid),
             "candidates": [
                 {"fresh": f, "tol": t, "val_final_acc": float(scores[i, j])}
                 for i, f in enumerate(grid["fresh"])

@@ -24,7 +24,7 @@ from ..data._omniglot import find_omniglot, load_characters, load_official_runs
 from ._config import hidden_units, make_solver
 from ._learners import PC, Backprop, BackpropRule, PCRule, PixelNN, accuracy, make_model, pretrain
 from ._readouts import pc_local_learners, readout_learners
-from ._records import failures, result_row, run_test_episodes, tune
+from ._records import failures, grid_edges, result_row, run_test_episodes, tune
 
 
 def with_new_head(net, ways: int, key):
@@ -170,7 +170,8 @@ def run_omniglot(cfg, bar, *, mesh) -> tuple[list[dict], dict]:
                     )
 
                 hp, score = tune(learner, sweep, (keys, *val), mesh=mesh)
-                selected[f"{learner.name}/{ways}-way"] = {**hp, "val_acc": score}
+                edges = grid_edges(hp, learner.grid())
+                selected[f"{learner.name}/{ways}-way"] = {**hp, "val_acc": score, "at_edge": edges}
                 chosen[ways] = hp
             else:
                 chosen[ways] = {}

@@ -49,6 +49,32 @@ def _plain(value):
     return value.item() if isinstance(value, np.generic) else value
 
 
+def grid_edges(chosen: Mapping[str, object], grid: Mapping[str, Sequence]) -> list[str]:
+    """The hyperparameters of `chosen` at the edge of their grid: the smallest or largest
+    value of a numeric `grid` axis with more than one value. The best setting may then
+    lie outside the grid, so the selection is flagged (`at_edge` in `results.json`)
+    rather than trusted. Axes of booleans or strings, and single values, have no edge.
+
+    **Arguments:**
+
+    - `chosen`: hyperparameter name -> the chosen value, as `select_on_validation`
+      returns it.
+    - `grid`: hyperparameter name -> the values tried along that axis.
+
+    **Returns:**
+
+    The names at an edge, in the order of `grid`.
+    """
+    edges = []
+    for name, values in grid.items():
+        values = [_plain(v) for v in values]
+        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+        if name in chosen and numeric and len(set(values)) > 1:
+            if _plain(chosen[name]) in (min(values), max(values)):
+                edges.append(name)
+    return edges
+
+
 def result_row(method: str, values, **labels) -> dict:
     """The result record: `{method, **labels, mean, ci95, n, values}` over episodes;
     `values` keeps the per-episode scores (in episode order) for paired comparisons."""

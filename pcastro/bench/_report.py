@@ -5,9 +5,10 @@ import math
 import platform
 import sys
 import tempfile
-import textwrap
 import time
 from pathlib import Path
+
+import numpy as np
 
 
 def environment(seed: int) -> dict:
@@ -85,10 +86,10 @@ def original_labels(episode):
 
 
 def format_table(rows: list[dict], columns: list[str]) -> str:
-    """A plain-text table of `rows` (dicts) with the given columns."""
+    """A plain-text table of `rows` (dicts) with the given columns; floats to 3 decimals."""
 
     def fmt(v):
-        if isinstance(v, float):
+        if isinstance(v, (float, np.floating)):
             return f"{v:.3f}"
         return str(v)
 
@@ -98,6 +99,27 @@ def format_table(rows: list[dict], columns: list[str]) -> str:
     lines.append("  ".join("-" * w for w in widths))
     lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
     return "\n".join(lines)
+
+
+def format_selection(selection: dict) -> str:
+    """A selection on validation as printed: `name=value` pairs, floats to 3 significant
+    digits, a value at the edge of its grid (`at_edge`) marked `(edge of grid)`, and
+    lists (the candidates, kept in full in `results.json`) summarised by their length.
+
+    `{'lr': 0.01, 'updates': 6, 'val_acc': 0.68666, 'at_edge': ['lr']}` prints as
+    `lr=0.01 (edge of grid), updates=6, val_acc=0.687`.
+    """
+    edges = set(selection.get("at_edge", ()))
+    parts = []
+    for name, value in selection.items():
+        if name == "at_edge":
+            continue
+        if isinstance(value, (list, tuple)):
+            parts.append(f"{name}: {len(value)}")
+            continue
+        text = f"{value:.3g}" if isinstance(value, (float, np.floating)) else str(value)
+        parts.append(f"{name}={text}" + " (edge of grid)" * (name in edges))
+    return ", ".join(parts)
 
 
 def _strict(value):
@@ -158,71 +180,4 @@ def _save_figure(fig, path: Path) -> Path:
     tmp = path.with_name(f".{path.name}.tmp")
     fig.savefig(tmp, dpi=120, format=path.suffix.lstrip(".") or "png")
     tmp.replace(path)
-    return path
-
-
-def bar_chart(path: Path, groups: dict[str, list[dict]], *, title: str, ylabel: str) -> Path:
-    """Bars with 95% CI error bars; one panel per group (e.g. per metric)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 3.6), squeeze=False)
-    for ax, (name, rows) in zip(axes[0], groups.items()):
-        labels = [r["method"] for r in rows]
-        ax.bar(
-            range(len(rows)),
-            [r["mean"] for r in rows],
-            yerr=[r["ci95"] for r in rows],
-            capsize=3,
-            color=["#3b75af" if "pc" in r["method"] else "#9a9a9a" for r in rows],
-        )
-        ax.set_xticks(range(len(rows)), labels, rotation=45, ha="right", fontsize=8)
-        ax.set_title(name, fontsize=10)
-        ax.set_ylim(0, 1)
-        ax.set_ylabel(ylabel)
-        ax.grid(axis="y", alpha=0.3)
-    # Wrapped to the figure's width so that a long title is never cut off.
-    fig.suptitle(textwrap.fill(title, width=int(14 * fig.get_figwidth())), fontsize=10)
-    fig.tight_layout()
-    _save_figure(fig, path)
-    plt.close(fig)
-    return path
-
-
-def interrupt_chart(path: Path, results: list[dict], *, title: str) -> Path:
-    """Accuracy on A and B after each phase, one group of bars per method."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    methods = list(dict.fromkeys(r["method"] for r in results))
-    phases = list(dict.fromkeys(r["phase"] for r in results))
-    lookup = {(r["method"], r["phase"], r["task"]): r for r in results}
-    fig, axes = plt.subplots(1, 2, figsize=(12, 3.8), sharey=True)
-    width = 0.8 / len(phases)
-    for ax, task in zip(axes, ("A", "B")):
-        for j, phase in enumerate(phases):
-            rows = [lookup[(m, phase, task)] for m in methods]
-            ax.bar(
-                np.arange(len(methods)) + j * width,
-                [r["mean"] for r in rows],
-                width,
-                yerr=[r["ci95"] for r in rows],
-                capsize=2,
-                label=f"after {phase}",
-            )
-        ax.set_xticks(np.arange(len(methods)) + width, methods, rotation=50, ha="right", fontsize=8)
-        ax.set_title(f"accuracy on task {task}", fontsize=10)
-        ax.set_ylim(0, 1)
-        ax.grid(axis="y", alpha=0.3)
-    axes[0].legend(fontsize=8)
-    # Wrapped to the figure's width so that a long title is never cut off.
-    fig.suptitle(textwrap.fill(title, width=int(14 * fig.get_figwidth())), fontsize=10)
-    fig.tight_layout()
-    _save_figure(fig, path)
-    plt.close(fig)
     return path

@@ -10,7 +10,7 @@ import jax
 from ..data import sample_episodes
 from ._config import hidden_units
 from ._learners import AbstractLearner, accuracy, make_model
-from ._records import failures, result_row, run_test_episodes, tune
+from ._records import failures, grid_edges, result_row, run_test_episodes, tune
 
 
 def run_scratch(cfg, ds, learners: list[AbstractLearner], bar, *, mesh) -> tuple[list[dict], dict]:
@@ -46,7 +46,8 @@ def run_scratch(cfg, ds, learners: list[AbstractLearner], bar, *, mesh) -> tuple
                 )
 
             hp, val_acc = tune(learner, sweep, val_set, mesh=mesh)
-            selected[learner.name] = {**hp, "val_acc": val_acc}
+            edges = grid_edges(hp, learner.grid())
+            selected[learner.name] = {**hp, "val_acc": val_acc, "at_edge": edges}
             bar.update(1)
 
         def test_episode(episode, lr, learner=learner, hp=hp):

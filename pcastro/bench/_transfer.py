@@ -16,7 +16,7 @@ import numpy as np
 from ..data import base_novel_split, sample_episodes
 from ._config import hidden_units
 from ._learners import AbstractLearner, accuracy, make_model, pretrain
-from ._records import failures, result_row, run_test_episodes, sweep_grid, tune
+from ._records import failures, grid_edges, result_row, run_test_episodes, sweep_grid, tune
 from ._report import original_labels
 
 BASE = (0, 1, 2, 3, 4)
@@ -89,7 +89,8 @@ def run_transfer(cfg, ds, learners: list[AbstractLearner], bar, *, mesh) -> tupl
             hp, val = tune(
                 learner, sweep_on(base_val), val_set, score=lambda out: out[..., 2], mesh=mesh
             )
-            selected[learner.name] = {**hp, "val_ten_way": val}
+            edges = grid_edges(hp, learner.grid())
+            selected[learner.name] = {**hp, "val_ten_way": val, "at_edge": edges}
             if cfg.frontier_episodes:
                 bar.set_description(f"{learner.name}: every grid point on test episodes")
                 first = jax.tree_util.tree_map(lambda a: a[: cfg.frontier_episodes], test_set)
