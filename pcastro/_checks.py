@@ -24,7 +24,23 @@ def check_values(
     into a computation when it runs inside someone's trace.
     """
     if isinstance(value, jax.core.Tracer):
-        return eqx.error_if(value, jnp.any(bad(jnp, value)), message)
+        return error_if_any(value, jnp.any(bad(jnp, value)), message)
     if bool(np.any(bad(np, np.asarray(value)))):
         raise ValueError(message)
     return value
+
+
+def error_if_any(value: Array, flag: Array, message: str) -> Array:
+    """`value`, carrying a runtime error (`equinox.error_if`) that fires when `flag` is
+    true.
+
+    The error is attached to a scalar one that multiplies `value`, not to `value`
+    itself: an `error_if` on a sharded batch comes back replicated (its conditional has
+    no sharding to propagate), which would undo data parallelism. Multiplying by one
+    changes no value (signed zeros and infinities included).
+    """
+    if value.dtype == jnp.bool_:
+        token = eqx.error_if(jnp.asarray(True), flag, message)
+        return value & token
+    token = eqx.error_if(jnp.ones((), value.dtype), flag, message)
+    return value * token

@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._checks import check_values
+from ._checks import check_values, error_if_any
 from ._custom_types import Array, ArrayLike
 from ._network import Network
 
@@ -138,7 +138,7 @@ def _finite_data(name: str, data: Array, mask: Array | None) -> Array:
     """
     if isinstance(data, jax.core.Tracer) or isinstance(mask, jax.core.Tracer):
         bad = ~jnp.isfinite(data) if mask is None else ~jnp.isfinite(data) & (mask > 0)
-        return eqx.error_if(
+        return error_if_any(
             data,
             jnp.any(bad),
             f"The data `{name}` holds NaN or inf in an observed entry: PC cannot infer or "
