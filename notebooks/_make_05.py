@@ -107,7 +107,8 @@ cells = [
         "when the file is there, this cell draws accuracy against depth from it."
     ),
     nbf.v4.new_code_cell(
-        "path = Path('..') / 'benchmarks' / 'results' / 'depth_mnist' / 'results.json'\n"
+        "# The recorded runs live in the source checkout, beside the package.\n"
+        "path = Path(pc.__file__).resolve().parents[1] / 'benchmarks' / 'results' / 'depth_mnist' / 'results.json'\n"
         "if path.exists():\n"
         "    recorded = json.loads(path.read_text())\n"
         "    plt.figure(figsize=(5, 3))\n"
