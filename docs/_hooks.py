@@ -8,9 +8,16 @@
   by a `::: MODULE` entry listing every name the module exports.
 - The build fails (under `--strict` and without it) when a public name of pcastro has no
   docstring or no entry in the API reference.
+- The site reads offline: MathJax is served from the site itself (copied from the
+  installed `django-static-mathjax` package, which ships MathJax 3 under the Apache
+  licence), the notebook pages lose the loaders nbconvert adds (MathJax 2 and Mermaid from
+  a CDN; the site's MathJax serves every page and no notebook has a diagram), and the
+  build fails when a page would still make the browser fetch a script, style, font or
+  image from another host.
 """
 
 import importlib
+import importlib.resources
 import inspect
 import json
 import logging
@@ -40,7 +47,91 @@ def on_files(files, config):
     for path in paths:
         uri = path.relative_to(ROOT).as_posix()
         files.append(File(uri, str(ROOT), config["site_dir"], config["use_directory_urls"]))
+    for uri, path in mathjax_files().items():
+        files.append(File.generated(config, uri, abs_src_path=str(path)))
     return files
+
+
+# --- maths without a network ------------------------------------------------------------
+
+MATHJAX = "_static/mathjax"  # mkdocs.yml's extra_javascript loads MATHJAX/tex-chtml-full.js
+
+
+def mathjax_files() -> dict[str, Path]:
+    """MathJax 3's TeX-to-HTML bundle (every TeX extension included, so nothing loads
+    later), the fonts it loads from beside itself, and its licence, from the installed
+    `django-static-mathjax` package, keyed by where the site serves them."""
+    try:
+        root = Path(str(importlib.resources.files("mathjax"))) / "static" / "mathjax"
+    except ModuleNotFoundError:
+        root = None
+    bundle = root / "es5" / "tex-chtml-full.js" if root else None
+    if bundle is None or not bundle.is_file():
+        raise PluginError(
+            "docs: the maths need MathJax 3 from the `django-static-mathjax` package "
+            "(`mathjax/static/mathjax/es5/tex-chtml-full.js`); install the docs extra: "
+            "pip install -e '.[docs]'"
+        )
+    fonts = root / "es5" / "output" / "chtml" / "fonts" / "woff-v2"
+    out = {f"{MATHJAX}/tex-chtml-full.js": bundle, f"{MATHJAX}/LICENSE": root / "LICENSE"}
+    for font in sorted(fonts.glob("*.woff")):
+        out[f"{MATHJAX}/output/chtml/fonts/woff-v2/{font.name}"] = font
+    return out
+
+
+# nbconvert's MathJax 2 loader and configuration, and its Mermaid loader (both from a CDN).
+_NBCONVERT_MATHJAX = re.compile(
+    r'<script src="[^"]*">\s*</script>\s*<!-- MathJax configuration -->.*?'
+    r"<!-- End of mathjax configuration -->",
+    re.S,
+)
+_NBCONVERT_MERMAID = re.compile(
+    r'<script type="module">(?:(?!</script>).)*?jp-Mermaid(?:(?!</script>).)*</script>', re.S
+)
+_TAG = re.compile(r"<(script|link|img|iframe|source|audio|video|embed)\b[^>]*>", re.I)
+_ATTRIBUTE = re.compile(r"""([\w-]+)\s*=\s*(["'])(.*?)\2""", re.S)
+_REMOTE = re.compile(r"^\s*(?:[a-z][a-z0-9+.-]*:)?//", re.I)
+_REMOTE_IN_CODE = re.compile(  # import("..."), @import "...", url(...) in scripts and styles
+    r"""(?:\bimport\s*\(\s*|@import\s+(?:url\(\s*)?|\burl\(\s*)["']?((?:https?:)?//[^"')\s]+)""",
+    re.I,
+)
+
+
+def network_assets(html: str) -> list[str]:
+    """The URLs on other hosts that `html` makes a browser fetch to show it: the sources of
+    scripts, images, frames and media, linked styles, icons and preloads, and the
+    `import(...)`, `@import` and `url(...)` of inline scripts and styles. Links a reader
+    follows (`<a href>`) are not fetched, so not listed."""
+    found = []
+    for tag in _TAG.finditer(html):
+        attributes = {k.lower(): v for k, _, v in _ATTRIBUTE.findall(tag.group(0))}
+        if tag.group(1).lower() == "link":
+            fetched = {"stylesheet", "preload", "modulepreload", "icon", "manifest"}
+            if not fetched & set(attributes.get("rel", "").lower().split()):
+                continue
+            url = attributes.get("href", "")
+        else:
+            url = attributes.get("src", "")
+        if _REMOTE.match(url):
+            found.append(url)
+    return found + _REMOTE_IN_CODE.findall(html)
+
+
+def strip_notebook_loaders(html: str) -> str:
+    """A notebook page without nbconvert's MathJax 2 and Mermaid loaders."""
+    return _NBCONVERT_MERMAID.sub("", _NBCONVERT_MATHJAX.sub("", html))
+
+
+def on_post_page(output, page, config):
+    if page.file.src_uri.endswith(".ipynb"):
+        output = strip_notebook_loaders(output)
+    remote = network_assets(output)
+    if remote:
+        raise PluginError(
+            f"docs: {page.file.src_uri} would fetch from the network, but the site must "
+            f"read offline: {', '.join(sorted(set(remote)))}"
+        )
+    return output
 
 
 # --- benchmark tables ---------------------------------------------------------------------

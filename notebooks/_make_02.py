@@ -1,4 +1,8 @@
-"""Writes 02_astrocyte_interrupt.ipynb (kept beside it so the notebook's source is reviewable)."""
+"""Defines 02_astrocyte_interrupt.ipynb (kept beside it so the notebook's source is reviewable).
+
+Run it to execute the notebook and store it with its outputs (`_execute.py`)."""
+
+from pathlib import Path
 
 import nbformat as nbf
 
@@ -243,11 +247,13 @@ cells = [
         "    np.testing.assert_array_equal(u, v)  # NE = 0, g0 = 0: nothing changes\n\n"
         "ablated = astro.Astrocytes(tau_c=2.0, c_half=0.05, ablated=True)\n"
         "optimizer_ablated = optax.chain(optax.adam(1e-2), astro.scale_by_astrocytes(ablated, regions))\n"
+        "# The same moments and resting calcium, in a state that records the ablated astrocytes.\n"
+        "rest_ablated = optax.tree_utils.tree_set(rest, astrocytes=ablated)\n"
         "net_abl, *_ = astro.consolidate(\n"
-        "    net_after_b, rest, store, optimizer=optimizer_ablated, ne=1.0, rounds=ROUNDS, **settings\n"
+        "    net_after_b, rest_ablated, store, optimizer=optimizer_ablated, ne=1.0, rounds=ROUNDS, **settings\n"
         ")\n"
         "net_abl0, *_ = astro.consolidate(\n"
-        "    net_after_b, rest, store, optimizer=optimizer_ablated, ne=0.0, rounds=ROUNDS, **settings\n"
+        "    net_after_b, rest_ablated, store, optimizer=optimizer_ablated, ne=0.0, rounds=ROUNDS, **settings\n"
         ")\n"
         "for u, v in zip(params(net_abl), params(net_abl0)):\n"
         "    np.testing.assert_array_equal(u, v)  # ablated: NE has exactly no effect\n\n"
@@ -359,4 +365,9 @@ nb = nbf.v4.new_notebook(
     cells=cells,
     metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
 )
-nbf.write(nb, "notebooks/02_astrocyte_interrupt.ipynb")
+path = Path(__file__).with_name("02_astrocyte_interrupt.ipynb")
+
+if __name__ == "__main__":
+    from _execute import write_executed  # this folder is on sys.path when run as a script
+
+    write_executed(nb, path)

@@ -1,4 +1,8 @@
-"""Writes 04_continual.ipynb (kept beside it so the notebook's source is reviewable)."""
+"""Defines 04_continual.ipynb (kept beside it so the notebook's source is reviewable).
+
+Run it to execute the notebook and store it with its outputs (`_execute.py`)."""
+
+from pathlib import Path
 
 import nbformat as nbf
 
@@ -145,4 +149,9 @@ nb = nbf.v4.new_notebook(
     cells=cells,
     metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
 )
-nbf.write(nb, "notebooks/04_continual.ipynb")
+path = Path(__file__).with_name("04_continual.ipynb")
+
+if __name__ == "__main__":
+    from _execute import write_executed  # this folder is on sys.path when run as a script
+
+    write_executed(nb, path)

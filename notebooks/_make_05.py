@@ -1,4 +1,8 @@
-"""Writes 05_depth.ipynb (kept beside it so the notebook's source is reviewable)."""
+"""Defines 05_depth.ipynb (kept beside it so the notebook's source is reviewable).
+
+Run it to execute the notebook and store it with its outputs (`_execute.py`)."""
+
+from pathlib import Path
 
 import nbformat as nbf
 
@@ -107,7 +111,8 @@ cells = [
         "when the file is there, this cell draws accuracy against depth from it."
     ),
     nbf.v4.new_code_cell(
-        "path = Path('..') / 'benchmarks' / 'results' / 'depth_mnist' / 'results.json'\n"
+        "# The recorded runs live in the source checkout, beside the package.\n"
+        "path = Path(pc.__file__).resolve().parents[1] / 'benchmarks' / 'results' / 'depth_mnist' / 'results.json'\n"
         "if path.exists():\n"
         "    recorded = json.loads(path.read_text())\n"
         "    plt.figure(figsize=(5, 3))\n"
@@ -125,4 +130,9 @@ nb = nbf.v4.new_notebook(
     cells=cells,
     metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
 )
-nbf.write(nb, "notebooks/05_depth.ipynb")
+path = Path(__file__).with_name("05_depth.ipynb")
+
+if __name__ == "__main__":
+    from _execute import write_executed  # this folder is on sys.path when run as a script
+
+    write_executed(nb, path)

@@ -111,3 +111,71 @@ def test_site_config_builds_offline():
     # No remote inventories (`import:` of objects.inv): the build must not need a network.
     assert not re.search(r"^\s*import:", config, flags=re.M)
     assert "docs/_hooks.py" in config
+
+
+def _config_list(config: str, key: str) -> list[str]:
+    block = re.search(rf"^{key}:\n((?:  - .*\n)+)", config, flags=re.M)
+    assert block, f"mkdocs.yml has no {key} list"
+    return [line.split("#")[0].strip()[2:] for line in block.group(1).splitlines()]
+
+
+def test_site_reads_offline():
+    """No script, style, font or image of the site comes from another host: not in
+    mkdocs.yml, not in a page, not in the notebook pages' template; the maths are typeset by
+    a MathJax the build copies from an installed package."""
+    hooks = _load_hooks()
+    config = (ROOT / "mkdocs.yml").read_text()
+    assets = _config_list(config, "extra_javascript") + _config_list(config, "extra_css")
+    assert f"{hooks.MATHJAX}/tex-chtml-full.js" in assets
+    remote = [a for a in assets if hooks._REMOTE.match(a)]
+    assert not remote, f"mkdocs.yml loads {remote} from the network"
+    served = hooks.mathjax_files()
+    assert f"{hooks.MATHJAX}/tex-chtml-full.js" in served and len(served) > 20  # + fonts
+    assert all(path.is_file() for path in served.values())
+
+    import nbformat
+
+    sources = {str(p.relative_to(ROOT)): p.read_text() for p in DOCS.rglob("*.md")}
+    sources |= {str(p.relative_to(ROOT)): p.read_text() for p in (DOCS / "_static").iterdir()}
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        for i, cell in enumerate(nbformat.read(path, as_version=4).cells):
+            shown = [cell.source] + [
+                str(out.get("data", {}).get(kind, ""))
+                for out in cell.get("outputs", [])
+                for kind in ("text/html", "image/svg+xml", "text/markdown")
+            ]
+            sources[f"{path.name}, cell {i}"] = "\n".join(shown)
+    fetched = {name: hooks.network_assets(text) for name, text in sources.items()}
+    assert {name: urls for name, urls in fetched.items() if urls} == {}
+
+
+def test_notebook_pages_lose_their_cdn_loaders():
+    hooks = _load_hooks()
+    nbconvert2 = pytest.importorskip("mkdocs_jupyter.nbconvert2")
+    # nbconvert's own defaults: MathJax 2 and Mermaid from a CDN.
+    html = nbconvert2.nb2html(str(ROOT / "notebooks" / "05_depth.ipynb"))
+    assert hooks.network_assets(html)
+    stripped = hooks.strip_notebook_loaders(html)
+    assert hooks.network_assets(stripped) == []
+    assert "jp-Notebook" in stripped and "data:image/png;base64" in stripped
+
+
+def test_network_assets_are_found():
+    hooks = _load_hooks()
+    page = """
+    <a href="https://github.com/liukidar/pcx">pcx</a> <img src="data:image/png;base64,iVBOR">
+    <script src="../_static/mathjax/tex-chtml-full.js"></script>
+    <link rel="canonical" href="https://example.org/pcastro/">
+    <script src="https://cdn.example.org/mathjax.js"></script>
+    <link href='//fonts.example.org/css' rel='stylesheet'>
+    <img alt="badge" src="http://img.example.org/badge.svg">
+    <script type="module">await import("https://cdn.example.org/mermaid.mjs")</script>
+    <style>@import url("https://fonts.example.org/roboto.css");</style>
+    """
+    assert hooks.network_assets(page) == [
+        "https://cdn.example.org/mathjax.js",
+        "//fonts.example.org/css",
+        "http://img.example.org/badge.svg",
+        "https://cdn.example.org/mermaid.mjs",
+        "https://fonts.example.org/roboto.css",
+    ]
