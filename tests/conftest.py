@@ -1,7 +1,12 @@
+import os
 import random
 
 import jax
 import pytest
+
+# The CLI caches compiled programs in the user's cache folder by default; the tests run
+# cold and leave no files behind (tests/test_cli.py checks the cache on its own folder).
+os.environ.setdefault("PCASTRO_COMPILATION_CACHE", "off")
 
 
 @pytest.fixture

@@ -229,3 +229,26 @@ def test_help_and_argument_errors_do_not_import_jax():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+@pytest.mark.slow
+def test_the_compilation_cache_fills_and_is_recorded(tmp_path):
+    # Warm starts: a run stores what it compiled in the cache folder (default: the user's
+    # cache folder), so a second run compiles nothing it compiled before; the folder is
+    # recorded with the results. Run apart: JAX sets its cache up once per process.
+    import subprocess
+    import sys
+
+    cache = tmp_path / "cache"
+    argv = ["oneshot", *TINY, "--max-updates", "2", "--methods", "pc", "--astro-rounds", "1"]
+
+    def run(*extra):
+        code = f"from pcastro.cli import main; raise SystemExit(main({argv + list(extra)!r}))"
+        subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+
+    run("--out", str(tmp_path / "warm"), "--compilation-cache", str(cache))
+    assert len(list(cache.rglob("*"))) > 5  # one entry per compiled program
+    record = json.loads((tmp_path / "warm" / "results.json").read_text())
+    assert record["compilation_cache"] == str(cache)
+    run("--out", str(tmp_path / "cold"), "--no-compilation-cache")
+    assert json.loads((tmp_path / "cold" / "results.json").read_text())["compilation_cache"] is None
