@@ -6,8 +6,8 @@
 #
 #   bash benchmarks/gpu_check.sh OUT_DIR
 #
-# It writes more files than a device run brings back (8); run it as
-#   bash benchmarks/gpu_check.sh /tmp/g; tar czf "$OUT/gpu_check.tgz" -C /tmp g
+# It writes about ten files; to carry them off a remote machine as one archive:
+#   bash benchmarks/gpu_check.sh /tmp/g; tar czf gpu_check.tgz -C /tmp g
 #
 # Runs from the repository root with the machine's own jax/equinox/optax; pcastro is used
 # from the source tree (PYTHONPATH), so nothing needs installing. Missing pure-Python
