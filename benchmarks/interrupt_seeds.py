@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from pcastro.bench._interrupt import PAIRS
+from pcastro.bench._interrupt import final_differences
 from pcastro.bench._stats import mean_ci95
 
 
@@ -40,25 +40,9 @@ def holm(pvalues: list[float], alpha: float = 0.05) -> list[bool]:
 
 
 def per_seed(folder: Path) -> dict:
-    """`{(method, control, task): value}` of one seed's run."""
+    """`{(method, control, task): mean paired difference}` of one seed's run."""
     payload = json.loads((folder / "results.json").read_text())
-    final = {
-        (r["method"], r["task"]): np.asarray(r["values"])
-        for r in payload["results"]
-        if r["phase"] == "final"
-    }
-    out = {}
-    for method, control in PAIRS:
-        if (method, "A") not in final or (control, "A") not in final:
-            continue
-        for task in ("A", "B", "mean"):
-            if task == "mean":
-                a = (final[(method, "A")] + final[(method, "B")]) / 2
-                b = (final[(control, "A")] + final[(control, "B")]) / 2
-            else:
-                a, b = final[(method, task)], final[(control, task)]
-            out[(method, control, task)] = float(np.mean(a - b))
-    return out
+    return {k: float(np.mean(d)) for k, d in final_differences(payload["results"]).items()}
 
 
 def main(argv=None) -> dict:

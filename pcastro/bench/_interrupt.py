@@ -195,19 +195,14 @@ def run_interrupt(cfg, *, progress: bool = True) -> dict:
     return out
 
 
-def paired_differences(results: list[dict]) -> list[dict]:
-    """Each condition minus its control (`PAIRS`) after the final phase, episode by episode
-    (every condition runs on the same test episodes and initial weights).
-
-    **Returns:**
-
-    Rows `{method, vs, task, diff, ci95, n}` for task `A`, `B` and `mean` (of A and B):
-    the mean paired difference and the half-width of its 95% Student-t interval.
-    """
+def final_differences(results: list[dict]) -> dict[tuple[str, str, str], np.ndarray]:
+    """Each condition minus its control (`PAIRS`) after the final phase, episode by
+    episode: `{(method, control, task): differences}` for task `A`, `B` and `mean` (of A
+    and B). Every condition runs on the same test episodes and initial weights."""
     final = {
         (r["method"], r["task"]): np.asarray(r["values"]) for r in results if r["phase"] == "final"
     }
-    rows = []
+    out = {}
     for method, control in PAIRS:
         if (method, "A") not in final or (control, "A") not in final:
             continue
@@ -217,7 +212,16 @@ def paired_differences(results: list[dict]) -> list[dict]:
                 b = (final[(control, "A")] + final[(control, "B")]) / 2
             else:
                 a, b = final[(method, task)], final[(control, task)]
-            diff, ci, n = mean_ci95(a - b)
-            rows.append({"method": method, "vs": control, "task": task, "diff": diff,
-                         "ci95": ci, "n": n})  # fmt: skip
+            out[(method, control, task)] = a - b
+    return out
+
+
+def paired_differences(results: list[dict]) -> list[dict]:
+    """The mean of `final_differences` and the half-width of its 95% Student-t
+    interval over episodes: rows `{method, vs, task, diff, ci95, n}`."""
+    rows = []
+    for (method, control, task), d in final_differences(results).items():
+        diff, ci, n = mean_ci95(d)
+        rows.append({"method": method, "vs": control, "task": task, "diff": diff,
+                     "ci95": ci, "n": n})  # fmt: skip
     return rows
