@@ -36,15 +36,13 @@ def _nonfinite_slots(store: Store, slots: Array | None = None) -> list[int]:
     arrays = (*store.x, store.region_energy, store.occupied)
     if any(isinstance(a, jax.core.Tracer) for a in arrays):
         return []
-    bad = ~np.isfinite(np.asarray(store.region_energy)).all(axis=1)
+    # Only the slots asked for travel to the host (a recall of one slot reads one row).
+    idx = np.arange(store.capacity) if slots is None else np.unique(np.asarray(slots).ravel())
+    bad = ~np.isfinite(np.asarray(store.region_energy[idx])).all(axis=1)
     for a in store.x:
-        bad |= ~np.isfinite(np.asarray(a)).reshape(a.shape[0], -1).all(axis=1)
-    bad &= np.asarray(store.occupied)
-    if slots is not None:
-        keep = np.zeros_like(bad)
-        keep[np.asarray(slots).reshape(-1)] = True
-        bad &= keep
-    return [int(i) for i in np.flatnonzero(bad)]
+        bad |= ~np.isfinite(np.asarray(a[idx])).reshape(len(idx), -1).all(axis=1)
+    bad &= np.asarray(store.occupied[idx])
+    return [int(i) for i in idx[bad]]
 
 
 def check_finite_slots(store: Store, slots: Array | None = None) -> None:
