@@ -12,7 +12,10 @@ from ._gate import (
     scale_by_astrocytes as scale_by_astrocytes,
 )
 from ._regions import (
+    AbstractSense as AbstractSense,
     Regions as Regions,
+    SquaredError as SquaredError,
+    TargetExcess as TargetExcess,
     make_regions as make_regions,
     region_energies as region_energies,
 )

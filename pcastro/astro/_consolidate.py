@@ -3,6 +3,7 @@
 from typing import Any
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import optax
 from jax import lax
@@ -13,7 +14,8 @@ from .._inference import RESULTS, AbstractSolver, AdaptiveEuler, infer
 from .._learning import check_gate_arguments, checked_update, param_grads, raise_on_params
 from .._network import Network
 from .._state import PCState, errors
-from ._regions import region_energies
+from ._gate import AstrocyteGateState
+from ._regions import AbstractSense, SquaredError, region_energies
 from ._slots import check_finite_slots, discard, overwrite, recall
 from ._store import Store
 
@@ -66,7 +68,11 @@ def consolidate(
     1. recall it ([`pcastro.astro.recall`][], stored or `fresh` states), run
        `steps` steps of PC inference with its clamps, and apply one parameter update
        through `optimizer` with `region_energy` = the slot's stored `E_r` and `ne`
-       (the stored error keeps driving the astrocyte gate, whatever the start);
+       (the stored error keeps driving the astrocyte gate, whatever the start). A
+       gate whose astrocytes sense something other than the squared error
+       ([`pcastro.astro.TargetExcess`][]) cannot read that from the stored `E_r` (a
+       sum of squares has lost the sign of the error), so it is fed its own signal,
+       sensed on the replayed stimulus's inferred errors before the update;
     2. store the inferred states, the new `E_r` (measured at those states with the
        updated weights), the priority `sum_r E_r` and the step count;
     3. discard the slot once every region's `E_r` is below `tol` ("once learning is
@@ -136,6 +142,7 @@ def consolidate(
     )
     check_gate_arguments(opt_state, ne, "consolidate")
     check_finite_slots(store)
+    sense = _gate_sense(opt_state)
     ne = jnp.asarray(0.0 if ne is None else ne, store.region_energy.dtype)
     return _consolidate(
         net,
@@ -149,11 +156,36 @@ def consolidate(
         fresh=fresh,
         solver=solver,
         throw=throw,
+        sense=sense,
     )
 
 
+def _gate_sense(opt_state: Any) -> AbstractSense | None:
+    """The sense of the astrocyte gate in `opt_state` when it needs the inferred errors
+    (not the squared error the store keeps), else None."""
+    gates = [
+        leaf
+        for leaf in jax.tree_util.tree_leaves(
+            opt_state, is_leaf=lambda s: isinstance(s, AstrocyteGateState)
+        )
+        if isinstance(leaf, AstrocyteGateState)
+    ]
+    senses = {type(g.astrocytes.sense) for g in gates}
+    if len(senses) > 1:
+        raise ValueError(
+            "`consolidate` got an optimiser with several astrocyte gates that sense "
+            f"different signals ({sorted(t.__name__ for t in senses)}); one region energy "
+            "is passed per replay, so use one gate or gates with the same `sense`."
+        )
+    if not gates or isinstance(gates[0].astrocytes.sense, SquaredError):
+        return None
+    return gates[0].astrocytes.sense
+
+
 @eqx.filter_jit
-def _consolidate(net, opt_state, store, ne, tol, *, optimizer, steps, rounds, fresh, solver, throw):
+def _consolidate(
+    net, opt_state, store, ne, tol, *, optimizer, steps, rounds, fresh, solver, throw, sense
+):
     regions = store.regions
     num = regions.num_regions
     params, static = eqx.partition(net, eqx.is_inexact_array)
@@ -166,12 +198,12 @@ def _consolidate(net, opt_state, store, ne, tol, *, optimizer, steps, rounds, fr
         # run, so the recall's own check would fire for the skipped empty slots.
         state = recall(store, slot[None], net=model, fresh=fresh, check=False)
         relaxed = infer(model, state, solver=solver, steps=steps).state
+        if sense is None:
+            sensed = store.region_energy[slot]
+        else:
+            sensed = region_energies(relaxed, regions, sense=sense)[0]
         updates, opt_state = optimizer.update(
-            param_grads(model, relaxed),
-            opt_state,
-            params,
-            region_energy=store.region_energy[slot],
-            ne=ne,
+            param_grads(model, relaxed), opt_state, params, region_energy=sensed, ne=ne
         )
         params, status = checked_update(params, updates)
         model = eqx.combine(params, static)

@@ -13,18 +13,24 @@ from .._custom_types import Array, ArrayLike
 from .._learning import apply_param_grads, check_gate_arguments
 from .._network import Network
 from .._state import PCState
-from ._regions import Regions, region_energies
+from ._regions import AbstractSense, Regions, SquaredError, region_energies
 
 
 class Astrocytes(eqx.Module):
     r"""Astrocytes that sense the local error of their region and gate its plasticity.
 
     Each region `r` (see [`pcastro.astro.Regions`][]) has one astrocyte with calcium
-    `c_r`, driven by norepinephrine only when the region's local energy `E_r` exceeds a
-    threshold:
+    `c_r`, driven by norepinephrine only when the signal it senses of its region's error
+    neurons, `E_r`, exceeds a threshold:
 
     `tau_c dc_r/dt = -c_r + k * NE * s(E_r - theta_r)`,
     `s(u) = max(0, tanh(slope * u))`,
+
+    `E_r` is the local energy `1/2 sum_{i in r} e_i^2` by default
+    ([`pcastro.astro.SquaredError`][]). With `sense=`[`pcastro.astro.TargetExcess`][]
+    it is target-directed, `E_r^+ = 1/2 sum_{i in r} max(e_i, 0)^2`: only the error of
+    units that should be more active than predicted drives calcium, so at a clamped
+    one-hot target one presentation opens the presented class's column and no other.
 
     integrated with one Euler step of size `dt` per parameter update,
     `c_r <- c_r + (dt / tau_c) * (-c_r + k * NE * s(E_r - theta_r))`. The plasticity of
@@ -64,6 +70,9 @@ class Astrocytes(eqx.Module):
     - `ablated`: silence the astrocytes (gate 1, NE without effect).
     - `covered`: which regions have an astrocyte: `True` (all), or a boolean mask with
       one entry per region, shape `(R,)`; uncovered regions learn with gate 1.
+    - `sense`: what each astrocyte senses of its region's error neurons, an
+      [`pcastro.astro.AbstractSense`][]: [`pcastro.astro.SquaredError`][] (default) or
+      [`pcastro.astro.TargetExcess`][].
 
     **Raises:**
 
@@ -89,6 +98,7 @@ class Astrocytes(eqx.Module):
     c_half: float
     dt: float
     covered: Array
+    sense: AbstractSense
     ablated: bool = eqx.field(static=True)
 
     def __init__(
@@ -103,7 +113,13 @@ class Astrocytes(eqx.Module):
         dt: float = 1.0,
         ablated: bool = False,
         covered: ArrayLike = True,
+        sense: AbstractSense = SquaredError(),  # noqa: B008 (immutable)
     ):
+        if not isinstance(sense, AbstractSense):
+            raise TypeError(
+                "`Astrocytes(sense=...)` must be a `pcastro.astro.AbstractSense`, e.g. "
+                f"`pcastro.astro.TargetExcess()`; got {type(sense).__name__}."
+            )
         checks = [
             ("tau_c", tau_c, tau_c > 0, "positive"),
             ("dt", dt, 0 < dt <= tau_c, "in (0, tau_c] so the Euler step is stable"),
@@ -134,6 +150,7 @@ class Astrocytes(eqx.Module):
                 f"{covered.shape}. Build a mask with e.g. `np.arange(R) < k`."
             )
         self.covered = covered
+        self.sense = sense
         self.tau_c = float(tau_c)
         self.k = float(k)
         self.theta = theta
@@ -341,6 +358,13 @@ def _check_same_astrocytes(recorded: Astrocytes, own: Astrocytes, calcium: Array
             f"but the gate has ablated={own.ablated}; build the optimiser with the "
             "astrocytes the state (or checkpoint) was made with."
         )
+    if type(recorded.sense) is not type(own.sense):
+        raise ValueError(
+            "This optimiser state was made by astrocytes that sense "
+            f"{type(recorded.sense).__name__}, but the gate's sense "
+            f"{type(own.sense).__name__}; build the optimiser with the astrocytes the "
+            "state (or checkpoint) was made with."
+        )
     names = ("tau_c", "k", "slope", "g0", "c_half", "dt", "theta", "covered")
     differ = [
         jnp.any(jnp.asarray(getattr(recorded, n)) != jnp.asarray(getattr(own, n)))
@@ -374,9 +398,12 @@ def scale_by_astrocytes(
     Each `update(updates, state, params, *, region_energy, ne)` first advances the
     calcium one Euler step with the local energies `E_r` and norepinephrine `NE` (see
     [`pcastro.astro.Astrocytes`][]), then scales the updates of the synapses onto each
-    region by `g(c_r)`. `inferred=` (the relaxed [`pcastro.PCState`][]) may replace
-    `region_energy`; the gate then measures `E_r` itself, as [`pcastro.train_step`][]
-    with `ne=` does. With neither energies nor NE the calcium is held and only the gate
+    region by `g(c_r)`. `region_energy` is the signal the astrocytes sense,
+    `region_energies(state, regions, sense=astrocytes.sense)`. `inferred=` (the relaxed
+    [`pcastro.PCState`][]) may replace it; the gate then senses `E_r` itself, with its
+    astrocytes' `sense`, as [`pcastro.train_step`][] with `ne=` does.
+
+    With neither energies nor NE the calcium is held and only the gate
     is applied (this is how it runs inside [`pcastro.IncrementalPC`][], which passes no
     extra arguments; set the calcium with `optax.tree_utils.tree_set`); one without the
     other is an error.
@@ -451,7 +478,7 @@ def scale_by_astrocytes(
         del params, extra_args
         calcium = _check_same_astrocytes(state.astrocytes, astrocytes, state.calcium)
         if region_energy is None and inferred is not None:
-            region_energy = region_energies(inferred, regions)
+            region_energy = region_energies(inferred, regions, sense=astrocytes.sense)
         if (region_energy is None) != (ne is None):
             raise ValueError(
                 "The astrocyte gate needs both the region energies (`region_energy=` or "

@@ -1,5 +1,7 @@
-"""Regions: the units one astrocyte covers, and their local energies `E_r`."""
+"""Regions: the units one astrocyte covers, what it senses of their error neurons, and
+their local energies `E_r`."""
 
+import abc
 import math
 from collections.abc import Sequence
 
@@ -104,19 +106,78 @@ def make_regions(net: Network, *, columns: int | Sequence[int] = 1) -> Regions:
     return Regions(shapes=tuple(net.shapes[1:]), columns=tuple(int(c) for c in columns))
 
 
-def region_energies(state: PCState, regions: Regions) -> Float[Array, "batch regions"]:
+class AbstractSense(eqx.Module):
+    """What an astrocyte senses of the error neurons `e_i` of its region: one
+    non-negative number per region, the signal that drives its calcium
+    ([`pcastro.astro.Astrocytes`][] `sense=`).
+
+    A subclass implements `__call__(errors)`, mapping the errors of one region's units
+    (last axis) to a non-negative scalar, and holds no arrays (it is configuration).
+    """
+
+    @abc.abstractmethod
+    def __call__(self, errors: Float[Array, "*batch units"]) -> Float[Array, "*batch"]:
+        """The sensed signal of each region from its units' errors (the last axis)."""
+
+
+class SquaredError(AbstractSense):
+    r"""The local energy of the region, `E_r = 1/2 sum_{i in r} e_i^2` (the default).
+
+    Large wherever the prediction is wrong, in either direction. At a clamped
+    one-hot target that includes the unit the network wrongly predicted (`e_i < 0`
+    there), so after one presentation every column whose prediction was off receives
+    calcium, not only the presented class's.
+    """
+
+    def __call__(self, errors):
+        return 0.5 * jnp.sum(errors**2, axis=-1)
+
+
+class TargetExcess(AbstractSense):
+    r"""A target-directed signal: the error where the state *exceeds* its prediction,
+
+    `E_r^+ = 1/2 sum_{i in r} max(e_i, 0)^2`,  `e_i = x_i - mu_i`.
+
+    At a clamped target node this is the error of the units that the target asks to be
+    more active than predicted. With a one-hot target and a prediction in `[0, 1]` (a
+    softmax, [`pcastro.CrossEntropy`][]) only the presented class's unit has `e_i > 0`:
+    one presentation drives the calcium of the presented class's column and leaves
+    every other output column at exactly zero, including the unit that was wrongly
+    predicted, whose error is negative. With a prediction that can fall below zero (a
+    linear Gaussian top) a non-target unit predicted negative is in excess too.
+
+    The signal stays local: each astrocyte reads the sign and size of the error
+    neurons of its own region, nothing else. This is the drive that turns "learn the
+    presented class, leave the others alone" (the restriction imprinting makes by
+    hand) into an astrocyte mechanism; its effect is measured in the one-shot
+    benchmarks (`pc_astro_target`), beside the update restricted by hand.
+    """
+
+    def __call__(self, errors):
+        return 0.5 * jnp.sum(jnp.maximum(errors, 0.0) ** 2, axis=-1)
+
+
+def region_energies(
+    state: PCState,
+    regions: Regions,
+    *,
+    sense: AbstractSense = SquaredError(),  # noqa: B008 (immutable)
+) -> Float[Array, "batch regions"]:
     """Local energy of every region, per example: `E_r = 1/2 sum_{i in r} e_i^2`.
 
     Read from the error neurons `state.e` (instant or leaky), so it is the local signal
     an astrocyte can sense around its synapses. It is always the squared error, whatever
     the node's energy: at a [`pcastro.CrossEntropy`][] top node it is
     `1/2 ||y - softmax(pre)||^2`, not the cross-entropy that inference descends there.
+    With another `sense` (e.g. [`pcastro.astro.TargetExcess`][]) it is that signal
+    instead.
 
     **Arguments:**
 
     - `state`: a batched [`pcastro.PCState`][] whose error neurons are up to date (as
       returned by `pcastro.init_state` or `pcastro.infer`).
     - `regions`: the [`pcastro.astro.Regions`][] of the same network.
+    - `sense`: what is read of each region's errors; the squared error by default.
 
     **Returns:**
 
@@ -129,11 +190,16 @@ def region_energies(state: PCState, regions: Regions) -> Float[Array, "batch reg
     Grounded in Lefton et al. (*Science* 2025); the reference is on
     [`pcastro.astro.Astrocytes`][].
     """
-    return _region_energies(state, regions)
+    if not isinstance(sense, AbstractSense):
+        raise TypeError(
+            "`sense` must be a `pcastro.astro.AbstractSense`, e.g. "
+            f"`pcastro.astro.TargetExcess()`; got {type(sense).__name__}."
+        )
+    return _region_energies(state, regions, sense)
 
 
 @eqx.filter_jit
-def _region_energies(state: PCState, regions: Regions) -> Array:
+def _region_energies(state: PCState, regions: Regions, sense: AbstractSense) -> Array:
     if len(state.e) != len(regions.shapes) + 1:
         raise ValueError(
             f"The state has {len(state.e)} nodes but the regions cover "
@@ -150,6 +216,5 @@ def _region_energies(state: PCState, regions: Regions) -> Array:
                 f"regions expect (batch, {', '.join(map(str, shape))}); build the regions "
                 "from the same network with `pcastro.astro.make_regions(net)`."
             )
-        blocks = e.reshape(e.shape[0], c, -1)
-        out.append(0.5 * jnp.sum(blocks**2, axis=-1))
+        out.append(sense(e.reshape(e.shape[0], c, -1)))
     return jnp.concatenate(out, axis=1)
