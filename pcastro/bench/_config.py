@@ -120,10 +120,12 @@ class OneShotConfig(BenchConfig):
     episodes, for the novel-accuracy vs base-retention frontier (0: none)."""
     methods: tuple[str, ...] = ()
     """Comma-separated subset of pc, pc_astro, pc_sgd, pc_sgd_astro_layers,
-    pc_sgd_astro_columns, backprop, backprop_replay (transfer only) and the read-outs
-    proto_cos, proto_euc, imprint, head_ft, head_ft_replay (transfer only); the
-    baselines pixel_nn and class_mean always run. Asked for by name only (transfer):
-    pc_sgd_astro_coverage sweeps where pc_sgd_astro_columns has astrocytes;
+    pc_sgd_astro_columns, pc_astro_target (column astrocytes with the target-directed
+    drive), backprop, backprop_replay (transfer only) and the read-outs proto_cos,
+    proto_euc, imprint, head_ft, head_ft_replay (transfer only); the baselines pixel_nn
+    and class_mean always run. Asked for by name only (transfer): pc_sgd_astro_coverage
+    sweeps where pc_sgd_astro_columns has astrocytes; pc_astro_target_fresh is
+    pc_astro_target with the novel output rows started as imprinting starts them;
     pc_sgd_fresh, pc_sgd_astro_columns_fresh, pc_sgd_head, pc_sgd_novel,
     pc_sgd_novel_fresh and pc_sgd_target_fresh are diagnostics of why PC's local update
     lags imprinting."""

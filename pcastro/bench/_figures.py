@@ -32,6 +32,8 @@ METHOD_COLOURS = {
     "pc_sgd_novel": "#7b4173",
     "pc_sgd_novel_fresh": "#ce6dbd",
     "pc_sgd_target_fresh": "#a55194",
+    "pc_astro_target": "#00a087",
+    "pc_astro_target_fresh": "#91d1c2",
     # One-shot: backprop and the non-parametric baselines.
     "backprop": "#ff7f0e",
     "backprop_replay": "#d62728",

@@ -49,10 +49,12 @@ def params_of(net):
     return eqx.filter(net, eqx.is_inexact_array)
 
 
-def default_astrocytes(*, ablated: bool = False, covered=True) -> Astrocytes:
+def default_astrocytes(*, ablated: bool = False, covered=True, sense=None) -> Astrocytes:
     """The benchmarks' astrocytes: faster calcium and a lower half-gate than the library
-    defaults, so that one salient presentation opens the gate."""
-    return Astrocytes(tau_c=2.0, c_half=0.05, ablated=ablated, covered=covered)
+    defaults, so that one salient presentation opens the gate (`sense`: the library's
+    default, the squared error, unless given)."""
+    extra = {} if sense is None else {"sense": sense}
+    return Astrocytes(tau_c=2.0, c_half=0.05, ablated=ablated, covered=covered, **extra)
 
 
 # ---- update rules ---------------------------------------------------------------------

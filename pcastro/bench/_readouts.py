@@ -31,6 +31,7 @@ from jax import lax
 
 from ..astro import (
     Astrocytes,
+    TargetExcess,
     make_regions,
     region_energies,
     scale_by_astrocytes,
@@ -455,7 +456,9 @@ class PCLocal(_AbstractGradientLearner):
                 relaxed,
                 solved,
                 optimizer=optimizer,
-                region_energy=region_energies(relaxed, self.regions(state.net)),
+                region_energy=region_energies(
+                    relaxed, self.regions(state.net), sense=self.astrocytes.sense
+                ),
                 ne=self.ne,
             )
         return Trained(net, state.lr, opt_state, counted(state, status)), key
@@ -511,7 +514,11 @@ def _check_blocks(hidden: int, blocks: int) -> None:
 
 def pc_local_learners(rule: PCRule, *, lrs, updates, hidden: int, classes: int, blocks: int):
     """Plain PC with SGD, and the same with the astrocyte gate over per-layer regions and
-    over column regions (`blocks` blocks of hidden units, one region per output unit)."""
+    over column regions (`blocks` blocks of hidden units, one region per output unit);
+    over column regions, astrocytes that sense the squared error
+    (`pc_sgd_astro_columns`) or the target-directed excess (`pc_astro_target`,
+    `pcastro.astro.TargetExcess`: at the output only the presented class's column
+    receives calcium)."""
     _check_blocks(hidden, blocks)
     common = dict(rule=rule, lrs=lrs, updates=updates)
     return {
@@ -522,6 +529,12 @@ def pc_local_learners(rule: PCRule, *, lrs, updates, hidden: int, classes: int, 
         "pc_sgd_astro_columns": PCLocal(
             label="pc_sgd_astro_columns",
             astrocytes=default_astrocytes(),
+            columns=(blocks, classes),
+            **common,
+        ),
+        "pc_astro_target": PCLocal(
+            label="pc_astro_target",
+            astrocytes=default_astrocytes(sense=TargetExcess()),
             columns=(blocks, classes),
             **common,
         ),
@@ -551,6 +564,7 @@ _DIAGNOSTIC_VARIANTS = {
     "pc_sgd_novel": ("pc_sgd", dict(plastic="novel")),
     "pc_sgd_novel_fresh": ("pc_sgd", dict(plastic="novel", fresh=True)),
     "pc_sgd_target_fresh": ("pc_sgd", dict(plastic="target", fresh=True)),
+    "pc_astro_target_fresh": ("pc_astro_target", dict(fresh=True)),
 }
 
 
@@ -628,7 +642,7 @@ READOUTS = ("proto_cos", "proto_euc", "imprint", "head_ft", "head_ft_replay")
 """Read-out baselines by name; in transfer each runs on the PC- and on the
 backprop-pretrained network (reported as `NAME@pc` and `NAME@bp`)."""
 
-PC_LOCAL = ("pc_sgd", "pc_sgd_astro_layers", "pc_sgd_astro_columns")
+PC_LOCAL = ("pc_sgd", "pc_sgd_astro_layers", "pc_sgd_astro_columns", "pc_astro_target")
 """PC-native one-shot learners by name."""
 
 TRANSFER_ONLY = ("head_ft_replay", *DIAGNOSTICS)
