@@ -22,21 +22,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
 
 from pcastro.bench._interrupt import final_differences
-from pcastro.bench._stats import mean_ci95
-
-
-def holm(pvalues: list[float], alpha: float = 0.05) -> list[bool]:
-    """Holm's step-down rejections for the given p-values, in their order."""
-    order = np.argsort(pvalues)
-    rejected = [False] * len(pvalues)
-    for rank, i in enumerate(order):
-        if pvalues[i] > alpha / (len(pvalues) - rank):
-            break
-        rejected[i] = True
-    return rejected
+from pcastro.bench._stats import across_seeds, holm
 
 
 def per_seed(folder: Path) -> dict:
@@ -55,13 +43,8 @@ def main(argv=None) -> dict:
     seeds = [per_seed(p) for p in runs]
     rows = []
     for key in seeds[0]:
-        values = [s[key] for s in seeds]
-        mean, ci, n = mean_ci95(values)
-        p = float(stats.ttest_1samp(values, 0.0).pvalue) if np.std(values) > 0 else 1.0
-        rows.append(
-            {"method": key[0], "vs": key[1], "task": key[2], "diff": mean, "ci95": ci,
-             "n_seeds": n, "p": p, "per_seed": values}
-        )  # fmt: skip
+        summary = across_seeds([s[key] for s in seeds])
+        rows.append({"method": key[0], "vs": key[1], "task": key[2], **summary})
     for row, rejected in zip(rows, holm([r["p"] for r in rows]), strict=True):
         row["holm_5pct"] = rejected
     summary = {"runs": [p.name for p in runs], "comparisons": rows}
