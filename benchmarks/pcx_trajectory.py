@@ -357,6 +357,53 @@ def _load_bench_common():
     return module
 
 
+def summarise(payload: dict[str, Any]) -> dict[str, Any]:
+    """The numbers the finding rests on, read off the per-step records."""
+    out: dict[str, Any] = {}
+    for result in payload["trajectories"]:
+        rows = result["per_step"]
+        out[result["dtype"]] = {
+            "first_difference": result["first_difference"],
+            "worst_relative_difference": max(r["worst_relative_difference"] for r in rows),
+            "states_worst_relative_difference": max(r["states_relative_difference"] for r in rows),
+            "energies_worst_relative_difference": max(
+                abs(a - b) / abs(b)
+                for r in rows
+                for a, b in zip(r["energies_pcastro"], r["energies_pcx"], strict=True)
+            ),
+            "weight_update_relative_l2_step_1": rows[0]["weight_update_relative_l2"],
+            "pcx_first_layer_displacement_over_state_step_1": rows[0][
+                "pcx_state_displacement_rms_over_state_rms"
+            ]["h1"],
+        }
+        if "rounding_reference" in result:
+            out[result["dtype"]]["rounding_reference_step_1"] = result["rounding_reference"][0]
+    if "swapped_initial_weights" in payload:
+        out["epoch_first_at_0.98_with_swapped_weights"] = {
+            f"{r['library']} from {r['initial_weights']}'s seed {r['seed']}": r[
+                "first_epoch_at_0.98"
+            ]
+            for r in payload["swapped_initial_weights"]
+        }
+    return out
+
+
+def recorded_command(argv: list[str]) -> str:
+    """The command line with machine paths left out (--data-dir, --cache, --out)."""
+    out, skip = ["python benchmarks/pcx_trajectory.py"], False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        name = arg.split("=", 1)[0]
+        if name in ("--data-dir", "--cache", "--out"):
+            out.append(f"{name} <{name[2:]}>")
+            skip = "=" not in arg
+            continue
+        out.append(arg)
+    return " ".join(out)
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     t0 = time.perf_counter()
@@ -384,10 +431,14 @@ def main(argv=None) -> int:
             payload["swapped_initial_weights"] = swapped
     bench_common = _load_bench_common()
     payload["environment"] = bench_common.environment()
+    payload["environment"]["command"] = recorded_command(
+        sys.argv[1:] if argv is None else list(argv)
+    )
     payload["environment"]["pcx_environment"] = pcx_versions
     payload["setting"] = pcastro_lib.tta_setting(spec_for(len(data["x_train"]) // 128))[3]
     payload["seed"], payload["batches"] = args.seed, args.batches
     payload["wall_s"] = time.perf_counter() - t0
+    payload = {"summary": summarise(payload), **payload}
     for result in payload["trajectories"]:
         first = result["first_difference"]
         named = "none"
