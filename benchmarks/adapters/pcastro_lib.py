@@ -62,7 +62,23 @@ def tta_setting(spec: Workload):
     return 3, pc.Euler(dt=0.1), optax.adam(1e-3), "3 Euler steps (dt 0.1), Adam(0.001)"
 
 
-def make_trainer(spec: Workload, seed: int, mode: str) -> Trainer:
+def network(spec: Workload, seed: int, mode: str, *, dtype=None):
+    """The MLP of the workload: cross-entropy output energy in tta mode, else Gaussian."""
+    import jax
+
+    import pcastro as pc
+
+    return pc.mlp(
+        list(spec.sizes),
+        key=jax.random.PRNGKey(seed),
+        activation=getattr(jax.nn, spec.activation),
+        output_energy=pc.CrossEntropy() if mode == "tta" else None,
+        dtype=dtype,
+    )
+
+
+def make_trainer(spec: Workload, seed: int, mode: str, *, net=None) -> Trainer:
+    """The adapter's trainer; `net` (from `network`) replaces the seed's initial weights."""
     import equinox as eqx
     import jax
     import optax
@@ -74,12 +90,8 @@ def make_trainer(spec: Workload, seed: int, mode: str) -> Trainer:
         spec.setting and not (tta and spec.name == "mnist")
     ):
         raise ValueError(f"pcastro has no setting {spec.setting!r} for {spec.name}/{mode}")
-    net = pc.mlp(
-        list(spec.sizes),
-        key=jax.random.PRNGKey(seed),
-        activation=getattr(jax.nn, spec.activation),
-        output_energy=pc.CrossEntropy() if tta else None,
-    )
+    if net is None:
+        net = network(spec, seed, mode)
     if tta:
         steps, solver, optimizer, words = tta_setting(spec)
         setting = f"CrossEntropy output energy, {words}"

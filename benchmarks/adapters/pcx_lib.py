@@ -131,7 +131,16 @@ PAPER = {
 }
 
 
-def _paper_trainer(spec: Workload) -> Trainer:
+def paper_parts(spec: Workload):
+    """The paper setting's pieces: `(model, train_on_batch, eval_on_batch, optim_w, optim_h)`.
+
+    `train_on_batch(T, record, x, y, *, model, optim_w, optim_h)` runs one training step;
+    with `record=True` it also returns, for the trajectory comparison
+    (`benchmarks/pcx_trajectory.py`), the batch-mean energy at the states before every
+    inference step and after the last one (`T + 1` values), the hidden states at the same
+    points and the weight update. Call `px.RKG.seed` first: the layers draw their
+    initial weights from it.
+    """
     import jax
     import jax.numpy as jnp
     import optax
@@ -175,24 +184,45 @@ def _paper_trainer(spec: Workload) -> Trainer:
         y_ = model(x, None)
         return jax.lax.pmean(model.energy().sum(), "batch"), y_
 
-    @pxf.jit(static_argnums=0)
-    def train_on_batch(steps, x, y, *, model, optim_w, optim_h):
+    def hidden(model):
+        return [vode.h.get() for vode in model.vodes[:-1]]
+
+    def weights(model):
+        return [(layer.nn.weight.get(), layer.nn.bias.get()) for layer in model.layers]
+
+    @pxf.jit(static_argnums=(0, 1))
+    def train_on_batch(steps, record, x, y, *, model, optim_w, optim_h):
         model.train()
+        energies, states = [], []
         with pxu.step(model, pxc.STATUS.INIT, clear_params=pxc.VodeParam.Cache):
             forward(x, y, model=model)
         optim_h.init(pxu.M_hasnot(pxc.VodeParam, frozen=True)(model))
         for _ in range(steps):
+            if record:
+                states.append(hidden(model))
             with pxu.step(model, clear_params=pxc.VodeParam.Cache):
-                _, g = pxf.value_and_grad(
+                (e, _), g = pxf.value_and_grad(
                     pxu.M_hasnot(pxc.VodeParam, frozen=True).to([False, True]), has_aux=True
                 )(energy)(x, model=model)
+            energies.append(e)
             optim_h.step(model, g["model"], scale_by=x.shape[0])
         optim_h.clear()
+        if record:
+            states.append(hidden(model))
+            before = weights(model)
         with pxu.step(model, clear_params=pxc.VodeParam.Cache):
-            _, g = pxf.value_and_grad(pxu.M(pxnn.LayerParam).to([False, True]), has_aux=True)(
+            (e, _), g = pxf.value_and_grad(pxu.M(pxnn.LayerParam).to([False, True]), has_aux=True)(
                 energy
             )(x, model=model)
+        energies.append(e)
         optim_w.step(model, g["model"])
+        if record:
+            update = [
+                (w1 - w0, b1 - b0)
+                for (w0, b0), (w1, b1) in zip(before, weights(model), strict=True)
+            ]
+            return {"energies": jnp.stack(energies), "states": states, "update": update}
+        return None
 
     @pxf.jit()
     def eval_on_batch(x, *, model):
@@ -216,9 +246,14 @@ def _paper_trainer(spec: Workload) -> Trainer:
             lambda: optax.adamw(schedule, weight_decay=PAPER["w_wd"]),
             pxu.M(pxnn.LayerParam)(model),
         )
+    return model, train_on_batch, eval_on_batch, optim_w, optim_h
+
+
+def _paper_trainer(spec: Workload) -> Trainer:
+    model, train_on_batch, eval_on_batch, optim_w, optim_h = paper_parts(spec)
 
     def step(x, y):
-        train_on_batch(PAPER["T"], x, y, model=model, optim_w=optim_w, optim_h=optim_h)
+        train_on_batch(PAPER["T"], False, x, y, model=model, optim_w=optim_w, optim_h=optim_h)
         return model.layers[-1].nn.weight.get()
 
     return Trainer(
