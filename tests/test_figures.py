@@ -2,6 +2,7 @@
 every figure, selections printed rounded and flagged at the edge of their grid."""
 
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -245,3 +246,18 @@ def test_a_choice_at_the_edge_of_its_grid_is_flagged():
     assert grid_edges({"bias": 0.0}, {"bias": (0.0, -0.4, 0.4, 0.2)}) == []
     # No edge on a single value, or on booleans.
     assert grid_edges({"lr": 0.1, "fresh": True}, {"lr": (0.1,), "fresh": (False, True)}) == []
+
+
+@pytest.mark.parametrize(
+    "argv0, recorded",
+    [
+        ("/somewhere/bin/pcastro", "pcastro"),
+        ("/somewhere/site-packages/pcastro/cli.py", "pcastro"),
+        ("benchmarks/interrupt.py", "interrupt.py"),
+    ],
+)
+def test_the_recorded_command_names_the_program(argv0, recorded, monkeypatch):
+    from pcastro.bench._report import environment
+
+    monkeypatch.setattr(sys, "argv", [argv0, "oneshot", "--seed", "1"])
+    assert environment(1)["command"] == f"{recorded} oneshot --seed 1"

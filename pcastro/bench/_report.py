@@ -23,10 +23,11 @@ def environment(seed: int) -> dict:
     import pcastro
 
     dev = jax.devices()[0]
+    program = Path(sys.argv[0])
+    # `pcastro ...` and `python -m pcastro.cli ...` are the same command.
+    is_cli = program.name == "pcastro" or program.parts[-2:] == ("pcastro", "cli.py")
     return {
-        "command": " ".join(["pcastro", *sys.argv[1:]])
-        if Path(sys.argv[0]).name == "pcastro"
-        else " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "command": " ".join(["pcastro" if is_cli else program.name, *sys.argv[1:]]),
         "versions": {
             "pcastro": pcastro.__version__,
             "python": platform.python_version(),
