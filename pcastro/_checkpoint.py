@@ -120,6 +120,31 @@ def _config_of(parts: tuple) -> dict[str, Any]:
     return config
 
 
+def _store_defaults(saved: dict[str, Any]) -> dict[str, Any]:
+    """The static configuration of a file, completed for files written before stores
+    without states existed: every store in them kept its states."""
+    prefixes = [k.removesuffix(".__class__") for k, v in saved.items() if v == "Store"]
+    return {**{f"{p}.states": True for p in prefixes}, **saved}
+
+
+def _check_store_kinds(saved: dict[str, Any], expected: dict[str, Any], name: str) -> None:
+    """A store with states and one without hold different arrays: say which the file
+    holds before the arrays are compared (a count of leaves would not say what to fix)."""
+    for key, want in expected.items():
+        prefix = key.removesuffix(".states")
+        if prefix == key or expected.get(f"{prefix}.__class__") != "Store":
+            continue
+        got = saved.get(key)
+        if isinstance(got, bool) and got != want:
+            kind = {True: "with states", False: "without states"}
+            raise ValueError(
+                f"{name} holds a store {kind[got]} at {prefix}, but `like` holds one "
+                f"{kind[want]}; the two keep different arrays. Build the template's store "
+                f"as the saved one was made: `make_store(net, regions, capacity=..., "
+                f"states={got})`."
+            )
+
+
 def _flatten(parts: tuple) -> tuple[list[tuple[str, Any]], Any]:
     """Leaves of `(net, opt_state, store)` named like `store.x[0]`."""
     leaves, treedef = jax.tree_util.tree_flatten_with_path(parts)
@@ -292,7 +317,8 @@ def load(path: str | os.PathLike, *, like: Any) -> tuple[Any, Any, Any]:
     **Raises:**
 
     `ValueError` naming the problem: not a checkpoint, truncated, checksum mismatch
-    (corrupt), unsupported version, or a structure, shape or dtype mismatch with the
+    (corrupt), unsupported version, a store with states saved where `like` has one
+    without (or the reverse), or a structure, shape or dtype mismatch with the
     expected template; `TypeError` when `like` is not a `(net, opt_state, store)` triple.
     """
     path = os.fspath(path)
@@ -302,6 +328,8 @@ def load(path: str | os.PathLike, *, like: Any) -> tuple[Any, Any, Any]:
         )
     header, payload = _read(path)
     template, treedef = _flatten(tuple(like))
+    saved_config = _store_defaults(header.get("static", {}))
+    _check_store_kinds(saved_config, _config_of(tuple(like)), repr(path))
     records = header["leaves"]
     if len(records) != len(template):
         raise ValueError(
@@ -359,7 +387,7 @@ def load(path: str | os.PathLike, *, like: Any) -> tuple[Any, Any, Any]:
             leaves.append(jnp.asarray(arr))
     if "static" in header:
         expected = _config_of(tuple(like))
-        saved = header["static"]
+        saved = saved_config
         for key in sorted(set(saved) | set(expected)):
             if saved.get(key) != expected.get(key):
                 raise ValueError(

@@ -20,8 +20,9 @@ from pcastro.bench._continual import (
     status_summary,
     store_capacity,
 )
-from pcastro.bench._continual_methods import exemplar_bytes, reservoir_slots
+from pcastro.bench._continual_methods import AstrocyteStore, exemplar_bytes, reservoir_slots
 from pcastro.bench._continual_report import paired_rows
+from pcastro.bench._learners import PCRule
 from pcastro.cli import main
 
 TINY = [
@@ -161,6 +162,38 @@ def test_store_capacity_matches_exemplar_bytes():
     k = store_capacity(2000, sizes)
     # A slot keeps the image, the label, 800 hidden states and 3 region energies.
     assert 950 <= k <= 1000
+    # Without states: the image, the one-hot label, 3 region energies and 13 bytes of
+    # step count, priority, occupied flag and id (and the store's 4-byte id counter,
+    # which the one-slot probe counts as part of a slot).
+    per_slot = (784 + 10 + 3) * 4 + 13
+    lean = store_capacity(2000, sizes, states=False)
+    assert lean == 2000 * 785 * 4 // (per_slot + 4)
+    assert 1.9 * k < lean < 2000
+
+
+def test_a_store_without_states_replays_the_same_stimuli_bit_for_bit(getkey):
+    # Replay starts fresh, so the stored states are never read: at equal capacity the
+    # store without them gives the same run.
+    net = make_network(getkey(), (64, 16, 10))
+    rule = PCRule(steps=2, solver=pc.Euler(dt=0.2))
+    kwargs = dict(rule=rule, lr=1e-2, capacity=6, replay_batch=4, priority=True, tol=0.05)
+    x = jax.random.uniform(getkey(), (5, 8, 64))
+    y = jax.nn.one_hot(jax.random.randint(getkey(), (5, 8), 0, 10), 10)
+    keys = jax.random.split(getkey(), 5)
+    runs = []
+    for states in (True, False):
+        learner = AstrocyteStore(**kwargs, states=states)
+        state = learner.init(net, key=None)
+        step = eqx.filter_jit(learner.step)
+        for i in range(5):
+            state, _ = step(state, x[i], y[i], key=keys[i])
+        runs.append(state)
+    full, lean = runs
+    assert lean.store.states is False and lean.store.x[1] is None
+    for u, v in zip(jax.tree_util.tree_leaves(full.net), jax.tree_util.tree_leaves(lean.net)):
+        np.testing.assert_array_equal(u, v)
+    for name in ("region_energy", "priority", "occupied", "ids"):
+        np.testing.assert_array_equal(getattr(full.store, name), getattr(lean.store, name))
 
 
 def test_paired_differences_use_the_same_seeds():

@@ -161,3 +161,60 @@ def test_a_checkpoint_remembers_how_its_astrocytes_were_configured(getkey, tmp_p
         pc.train_step(net, opt_state, x, y, optimizer=gated(), steps=2, ne=1.0)
     new, _, info = pc.train_step(net, opt_state, x, y, optimizer=gated(g0=0.3), steps=2, ne=1.0)
     assert int(info.status) == 0
+
+
+def _stateless(key, capacity=4):
+    net, opt_state, _ = _empty(key, capacity=capacity)
+    regions = astro.make_regions(net, columns=(2, 1))
+    return net, opt_state, astro.make_store(net, regions, capacity=capacity, states=False)
+
+
+def test_a_store_without_states_round_trips_and_is_not_taken_for_one_with(getkey, tmp_path):
+    net, opt_state, full = _checkpoint(getkey)
+    x = jax.random.normal(getkey(), (4, 4))
+    y = jax.random.normal(getkey(), (4, 3))
+    lean = _stateless(getkey())[2]
+    lean, _ = astro.snapshot(lean, pc.init_state(net, x, y), step=4)
+    path = tmp_path / "lean.pcastro"
+    astro.save(path, net, opt_state, lean)
+    for like in (_stateless(getkey()), eqx.filter_eval_shape(_stateless, getkey())):
+        loaded = astro.load(path, like=like)
+        a, b = jax.tree_util.tree_leaves((net, opt_state, lean)), jax.tree_util.tree_leaves(loaded)
+        assert len(a) == len(b) > 0
+        assert all(_bits(u) == _bits(v) for u, v in zip(a, b, strict=True))
+        assert loaded[2].states is False and loaded[2].x[1] is None
+    # Each kind refuses the other's template, saying what to build.
+    into_full = r"holds a store without states .* `like` holds one with states.*states=False"
+    with pytest.raises(ValueError, match=into_full):
+        astro.load(path, like=_empty(getkey()))
+    full_path = tmp_path / "full.pcastro"
+    astro.save(full_path, net, opt_state, full)
+    into_lean = r"holds a store with states .* `like` holds one without states.*states=True"
+    with pytest.raises(ValueError, match=into_lean):
+        astro.load(full_path, like=_stateless(getkey()))
+
+
+def test_a_checkpoint_from_before_stores_without_states_loads_as_one_with(
+    getkey, tmp_path, monkeypatch
+):
+    from pcastro import _checkpoint as module
+
+    saved = _checkpoint(getkey)
+    path = tmp_path / "old.pcastro"
+    config_of = module._config_of
+
+    def without_states_field(parts):
+        return {k: v for k, v in config_of(parts).items() if k != "store.states"}
+
+    # A file written before `Store.states` existed: its static record lacks the field.
+    monkeypatch.setattr(module, "_config_of", without_states_field)
+    astro.save(path, *saved)
+    monkeypatch.undo()
+    loaded = astro.load(path, like=_empty(getkey()))
+    assert loaded[2].states is True
+    assert all(
+        _bits(u) == _bits(v)
+        for u, v in zip(jax.tree_util.tree_leaves(saved), jax.tree_util.tree_leaves(loaded))
+    )
+    with pytest.raises(ValueError, match="holds a store with states"):
+        astro.load(path, like=_stateless(getkey()))

@@ -208,23 +208,90 @@ def test_snapshot_and_recall_jit_equal_eager_and_trace_once(getkey):
     np.testing.assert_array_equal(back_j.x[1], state.x[1])
 
 
+@pytest.mark.parametrize("states", [True, False], ids=["states", "no-states"])
 @pytest.mark.parametrize("columns, dtype", [(1, "float32"), (4, "float32"), (2, "float64")])
-def test_footprint_matches_the_formula(getkey, columns, dtype):
+def test_footprint_matches_the_formula(getkey, columns, dtype, states):
     with jax.enable_x64(dtype == "float64"):
         # Only the shapes matter: build the network abstractly.
         net = eqx.filter_eval_shape(pc.mlp, [5, 8, 4, 3], key=getkey(), dtype=jnp.dtype(dtype))
         regions = astro.make_regions(net, columns=(columns, columns if 4 % columns == 0 else 1, 1))
-        store = astro.make_store(net, regions, capacity=7)
+        store = astro.make_store(net, regions, capacity=7, states=states)
         fp = astro.footprint_bytes(store)
     itemsize = jnp.dtype(dtype).itemsize
     r = regions.num_regions
+    free = 8 + 4 if states else 0  # a store without states keeps no free state
     assert store.region_energy.dtype == jnp.dtype(dtype)
-    assert (fp.free_units, fp.clamped_units, fp.regions) == (8 + 4, 5 + 3, r)
-    assert fp.payload == 7 * (r + 12 + 8) * itemsize
+    assert (fp.free_units, fp.clamped_units, fp.regions) == (free, 5 + 3, r)
+    assert fp.payload == 7 * (r + free + 8) * itemsize
     assert fp.total == sum(leaf.nbytes for leaf in jax.tree_util.tree_leaves(store))
     # Metadata: step (int32), priority (float), occupied (bool), id (int32), the id counter.
     assert fp.metadata == 7 * (4 + itemsize + 1 + 4) + 4
     assert fp.total == fp.payload + fp.metadata
+
+
+def _snapshot_both(getkey, clamps):
+    """The same stimuli snapshotted into a store with states and one without."""
+    net, regions, x, y = _setup(getkey)
+    observed = jnp.array([1.0, 1.0, 0.0, 0.0])
+    start = {
+        "discriminative": lambda: pc.init_state(net, x, y),
+        "partial": lambda: pc.init_state(net, x, y, x_mask=observed),
+        "generative": lambda: pc.init_state(net, y=y),
+    }[clamps]()
+    state = infer(net, start, steps=4).state
+    stores = []
+    for states in (True, False):
+        store = astro.make_store(net, regions, capacity=6, clamps=state.clamps, states=states)
+        store, evicted = astro.snapshot(store, state, step=4)
+        # A second, overflowing batch: evictions must pick the same stimuli in both.
+        store, _ = astro.snapshot(store, state, step=4, priority=jnp.arange(4.0))
+        stores.append(store)
+    return net, state, *stores
+
+
+@pytest.mark.parametrize("clamps", ["discriminative", "partial", "generative"])
+def test_recall_without_states_equals_a_fresh_recall_with_states(getkey, clamps):
+    net, state, full, lean = _snapshot_both(getkey, clamps)
+    assert lean.states is False and full.states is True
+    for i, c in enumerate(state.clamps):
+        assert (lean.x[i] is None) == (c is pc.Clamp.FREE)
+    # Everything a store without states keeps equals the store with states, bit for bit.
+    for name in ("region_energy", "steps", "priority", "occupied", "ids", "next_id"):
+        np.testing.assert_array_equal(getattr(lean, name), getattr(full, name))
+    for a, b in zip(lean.x, full.x, strict=True):
+        if a is not None:
+            np.testing.assert_array_equal(a, b)
+    slots = jnp.flatnonzero(full.occupied)
+    fresh = astro.recall(full, slots, net=net, fresh=True)
+    lean_fresh = astro.recall(lean, slots, net=net, fresh=True)
+    assert lean_fresh.clamps == fresh.clamps
+    for u, v in zip(
+        jax.tree_util.tree_leaves(lean_fresh), jax.tree_util.tree_leaves(fresh), strict=True
+    ):
+        np.testing.assert_array_equal(u, v)
+    # Re-inferred from the stimulus, the states come back to the stored ones: the
+    # weights have not moved, and inference from the same start is deterministic.
+    again = infer(net, lean_fresh, steps=4).state
+    stored = astro.recall(full, slots, net=net)
+    for u, v in zip(again.x, stored.x, strict=True):
+        np.testing.assert_allclose(u, v, rtol=1e-5, atol=1e-6)
+
+
+def test_a_store_without_states_refuses_to_restart_from_stored_states(getkey):
+    net, _, full, lean = _snapshot_both(getkey, "discriminative")
+    with pytest.raises(ValueError, match=r"keeps no free states .* `recall\(store, slots, "):
+        astro.recall(lean, jnp.array([0, 1]), net=net)
+    with pytest.raises(TypeError, match="states"):
+        astro.make_store(net, lean.regions, capacity=2, states="no")
+    other = pc.mlp([SIZES[0], 7, SIZES[-1]], key=getkey())
+    with pytest.raises(ValueError, match=r"node shapes .* differ from the store's"):
+        astro.recall(lean, jnp.array([0]), net=other, fresh=True)
+    # The slot operations work on a store without states.
+    lean = astro.discard(lean, jnp.array([0]))
+    assert not bool(lean.occupied[0]) and int(lean.ids[0]) == -1
+    row = astro.recall(full, jnp.array([1]), net=net)
+    lean = astro.overwrite(lean, 1, row, energies=jnp.array([1.0, 2.0]), step=9)
+    assert float(lean.priority[1]) == 3.0 and int(lean.steps[1]) == 9
 
 
 CONSOLIDATE = dict(steps=5, rounds=12)
@@ -296,6 +363,34 @@ def test_consolidation_judges_a_slot_after_replaying_it(getkey):
     assert any(
         not np.array_equal(a, b) for a, b in zip(_leaves(new_net), _leaves(net), strict=True)
     )
+
+
+def test_consolidation_without_states_equals_fresh_consolidation_with_states(getkey):
+    net, opt, opt_state, store = _consolidation_setup(getkey)
+    state = infer(net, pc.init_state(net, store.x[0][:4], store.x[-1][:4]), steps=5).state
+    lean = astro.make_store(net, store.regions, capacity=5, states=False)
+    lean, _ = astro.snapshot(lean, state, step=5)
+    run = dict(optimizer=opt, ne=1.0, fresh=True, **CONSOLIDATE)
+    *_, dry = astro.consolidate(net, opt_state, store, tol=0.0, **run)
+    # A tolerance between the slots' final errors: some are discarded, some stay.
+    tol = float(np.median(np.asarray(dry.region_energy[-1, :4]).max(axis=1)))
+    full_out = astro.consolidate(net, opt_state, store, tol=tol, **run)
+    lean_out = astro.consolidate(net, opt_state, lean, tol=tol, **run)
+    assert 0 < full_out[3].discarded_ids.size < 4
+    full_net, full_opt, full_store, full_report = full_out
+    lean_net, lean_opt, lean_store, lean_report = lean_out
+    for u, v in zip(
+        jax.tree_util.tree_leaves((full_net, full_opt, full_report)),
+        jax.tree_util.tree_leaves((lean_net, lean_opt, lean_report)),
+        strict=True,
+    ):
+        np.testing.assert_allclose(u, v, rtol=1e-6, atol=1e-7)
+    for name in ("region_energy", "steps", "priority", "occupied", "ids"):
+        np.testing.assert_allclose(getattr(lean_store, name), getattr(full_store, name), rtol=1e-6)
+    with pytest.raises(
+        ValueError, match=r"keeps no free states .*`consolidate\(\.\.\., fresh=True\)`"
+    ):
+        astro.consolidate(net, opt_state, lean, optimizer=opt, ne=1.0, tol=0.1, fresh=False)
 
 
 def test_consolidation_rejects_bad_options(getkey):

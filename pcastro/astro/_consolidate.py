@@ -16,7 +16,7 @@ from .._network import Network
 from .._state import PCState, errors
 from ._gate import AstrocyteGateState
 from ._regions import AbstractSense, SquaredError, region_energies
-from ._slots import check_finite_slots, discard, overwrite, recall
+from ._slots import check_finite_slots, check_shapes, check_states, discard, overwrite, recall
 from ._store import Store
 
 
@@ -102,7 +102,10 @@ def consolidate(
       `>= 0`; 0 replays without discarding).
     - `fresh`: start every replay from a fresh feedforward pass (True) or from the
       stored states (False, the default: it measured better on validation episodes of
-      `pcastro interrupt` on digits and mnist5k, see `benchmarks/README.md`).
+      `pcastro interrupt` on digits and mnist5k, see `benchmarks/README.md`). A store
+      without states (`make_store(..., states=False)`) needs `fresh=True`: its states
+      are re-inferred at every replay, and the result equals `fresh=True` on a store
+      with states holding the same stimuli.
     - `solver`: the state solver for inference (not one that learns, such as
       `IncrementalPC`: consolidation makes one gated update per replay).
 
@@ -112,7 +115,8 @@ def consolidate(
 
     **Raises:**
 
-    `ValueError`/`TypeError` for bad options; a runtime error if inference diverges.
+    `ValueError`/`TypeError` for bad options, or for `fresh=False` on a store without
+    states; a runtime error if inference diverges.
 
     Grounded in Lefton et al. (*Science* 2025); the reference is on
     [`pcastro.astro.Astrocytes`][].
@@ -128,6 +132,9 @@ def consolidate(
         raise ValueError(f"`steps` must be a positive int, got {steps!r}.")
     if not isinstance(fresh, bool):
         raise TypeError(f"`fresh` must be True or False, got {fresh!r}.")
+    check_shapes(store, net, "consolidate")
+    if not fresh:
+        check_states(store, "consolidate(..., fresh=True)")
     num = store.regions.num_regions
     tol = jnp.asarray(tol, store.region_energy.dtype)
     if tol.shape not in ((), (num,)):

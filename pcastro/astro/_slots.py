@@ -23,23 +23,28 @@ def _check_state(store: Store, state: PCState) -> None:
             "clamps=state.clamps)`."
         )
     for i, (x, a) in enumerate(zip(state.x, store.x, strict=True)):
-        if x.shape[1:] != a.shape[1:]:
+        if a is not None and x.shape[1:] != a.shape[1:]:
             raise ValueError(
                 f"Node {i} of the state has shape {x.shape}, but the store holds "
                 f"{a.shape[1:]} per example; use a store made for this network."
             )
 
 
+def held(arrays: tuple) -> list:
+    """The arrays a store holds (a store without states holds None for free nodes)."""
+    return [a for a in arrays if a is not None]
+
+
 def _nonfinite_slots(store: Store, slots: Array | None = None) -> list[int]:
     """The occupied slots (of `slots`, default all) whose stored states or `E_r` hold NaN
     or inf; empty when the store is traced (inside a user's `jax.jit`)."""
-    arrays = (*store.x, store.region_energy, store.occupied)
+    arrays = (*held(store.x), store.region_energy, store.occupied)
     if any(isinstance(a, jax.core.Tracer) for a in arrays):
         return []
     # Only the slots asked for travel to the host (a recall of one slot reads one row).
     idx = np.arange(store.capacity) if slots is None else np.unique(np.asarray(slots).ravel())
     bad = ~np.isfinite(np.asarray(store.region_energy[idx])).all(axis=1)
-    for a in store.x:
+    for a in held(store.x):
         bad |= ~np.isfinite(np.asarray(a[idx])).reshape(len(idx), -1).all(axis=1)
     bad &= np.asarray(store.occupied[idx])
     return [int(i) for i in idx[bad]]
@@ -178,7 +183,7 @@ def _snapshot(store, state, energies, priority, step, policy):
 
         store = dataclasses.replace(
             store,
-            x=tuple(put(a, v) for a, v in zip(store.x, xs, strict=True)),
+            x=tuple(None if a is None else put(a, v) for a, v in zip(store.x, xs, strict=True)),
             masks=tuple(
                 None if a is None else put(a, v) for a, v in zip(store.masks, masks, strict=True)
             ),
@@ -195,7 +200,9 @@ def _snapshot(store, state, energies, priority, step, policy):
         None if a is None else jnp.broadcast_to(m, (batch, *a.shape[1:])).astype(a.dtype)
         for a, m in zip(store.masks, state.masks, strict=True)
     )
-    xs = tuple(x.astype(a.dtype) for x, a in zip(state.x, store.x, strict=True))
+    xs = tuple(
+        None if a is None else x.astype(a.dtype) for x, a in zip(state.x, store.x, strict=True)
+    )
     store, report = lax.scan(write, store, (xs, masks, energies, priority, step))
     return store, Evicted(*report)
 
@@ -243,12 +250,19 @@ def recall(
     through `net` (better once the weights have moved on and the stored states are
     stale); the slot's stored `E_r` stays in the store as its priority and gate drive.
 
+    A store without states (`make_store(..., states=False)`) keeps no free states to
+    give back: recall from it needs `fresh=True`, and the states are re-inferred from
+    the stimulus, a fresh feedforward start here followed by `pcastro.infer` (as
+    [`pcastro.astro.consolidate`][] does), at the cost of those inference steps. The
+    result equals `fresh=True` from a store with states holding the same stimuli.
+
     **Arguments:**
 
     - `store`: the [`pcastro.astro.Store`][].
     - `slots`: a slot index or a 1-D array of them (see `store.occupied`, `store.ids`).
     - `net`: the network that will continue from the recalled states.
-    - `fresh`: start from a fresh feedforward pass instead of the stored states.
+    - `fresh`: start from a fresh feedforward pass instead of the stored states
+      (required for a store without states).
     - `check`: raise for an out-of-range or empty slot (the default). Pass False only
       where the caller guarantees occupancy itself, e.g. inside a `lax.cond` branch
       under `jax.vmap`, where both branches run and the check would fire for the slot
@@ -260,16 +274,14 @@ def recall(
 
     **Raises:**
 
-    `ValueError` when the network does not match the store, or (with `check`) naming
-    the slots whose stored states hold NaN or inf; a runtime error (via
-    `equinox.error_if`) for an out-of-range or empty slot, with `check`.
+    `ValueError` when the network does not match the store, when `fresh=False` is asked
+    of a store without states, or (with `check`) naming the slots whose stored states
+    hold NaN or inf; a runtime error (via `equinox.error_if`) for an out-of-range or
+    empty slot, with `check`.
     """
-    if tuple(a.shape[1:] for a in store.x) != tuple(net.shapes):
-        raise ValueError(
-            f"The network's node shapes {tuple(net.shapes)} differ from the store's "
-            f"{tuple(a.shape[1:] for a in store.x)}; recall with the network the store was "
-            "made for."
-        )
+    check_shapes(store, net, "recall")
+    if not fresh:
+        check_states(store, "recall(store, slots, net=net, fresh=True)")
     slots = _slot_array(slots)
     if check:
         slots = _slots(store, slots, occupied=True)
@@ -278,9 +290,34 @@ def recall(
     return _recall(store, jnp.atleast_1d(slots), net, fresh=fresh)
 
 
+def check_shapes(store: Store, net: Network, caller: str) -> None:
+    """Refuse a network whose node shapes differ from those the store was made for."""
+    # A store without states holds no array for a free node; the regions carry the
+    # shapes of every predicted node, the input's is read where it is held.
+    first = None if store.x[0] is None else store.x[0].shape[1:]
+    if store.regions.shapes != tuple(net.shapes[1:]) or first not in (None, net.shapes[0]):
+        held_shapes = (first if first is not None else "?", *store.regions.shapes)
+        raise ValueError(
+            f"The network's node shapes {tuple(net.shapes)} differ from the store's "
+            f"{held_shapes}; {caller} with the network the store was made for."
+        )
+
+
+def check_states(store: Store, fix: str) -> None:
+    """Refuse to start from stored states a store that keeps none (nothing is switched
+    silently to a fresh start)."""
+    if not store.states:
+        raise ValueError(
+            "This store keeps no free states (`make_store(..., states=False)`), so it "
+            "cannot restart from stored states (`fresh=False`). Re-infer them from a fresh "
+            f"feedforward start, `{fix}`, or make the store with `states=True` to keep "
+            "them."
+        )
+
+
 @eqx.filter_jit
 def _recall(store: Store, slots: Array, net: Network, *, fresh: bool) -> PCState:
-    xs = tuple(a[slots] for a in store.x)
+    xs = tuple(None if a is None else a[slots] for a in store.x)
     masks = tuple(None if m is None else m[slots] for m in store.masks)
     if fresh:
         return init_state(
@@ -352,7 +389,8 @@ def overwrite(
     """Replace one occupied slot's states, `E_r`, step count and priority (`sum_r E_r`).
 
     Its clamps, id and occupancy stay; this is how a replayed stimulus's progress is
-    written back (see [`pcastro.astro.consolidate`][]).
+    written back (see [`pcastro.astro.consolidate`][]). A store without states keeps
+    only the new `E_r`, step count and priority.
 
     **Arguments:**
 
@@ -375,7 +413,8 @@ def overwrite(
     return dataclasses.replace(
         store,
         x=tuple(
-            a.at[slot].set(x[0].astype(a.dtype)) for a, x in zip(store.x, state.x, strict=True)
+            None if a is None else a.at[slot].set(x[0].astype(a.dtype))
+            for a, x in zip(store.x, state.x, strict=True)
         ),
         region_energy=store.region_energy.at[slot].set(energies),
         steps=store.steps.at[slot].set(step),

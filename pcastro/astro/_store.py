@@ -1,5 +1,6 @@
-"""The store: a fixed-capacity buffer of stimuli with their states and local errors,
-and the policies that decide what a full store drops."""
+"""The store: a fixed-capacity buffer of stimuli with their local errors (and, in a
+store with states, their free states), and the policies that decide what a full store
+drops."""
 
 import abc
 from typing import SupportsIndex
@@ -18,10 +19,24 @@ class Store(eqx.Module):
     """A fixed-capacity, jit-compatible buffer of `K` slots (a value, never mutated).
 
     Each slot holds one stimulus: its clamps (stimulus `x`, target `y`), the free states
-    of every node, the local energy `E_r` of every region (scalars, not the per-synapse
-    error pattern), the number of inference steps its states have had, a priority, an
-    occupied flag and a stimulus id. Ids increase monotonically over the life of a store,
-    so a stimulus can be followed through evictions, recalls and consolidation.
+    of every node (in a store with states), the local energy `E_r` of every region
+    (scalars, not the per-synapse error pattern), the number of inference steps its
+    states have had, a priority, an occupied flag and a stimulus id. Ids increase
+    monotonically over the life of a store, so a stimulus can be followed through
+    evictions, recalls and consolidation.
+
+    Two kinds of store, set when it is made ([`pcastro.astro.make_store`][]`(...,
+    states=...)`):
+
+    - **with states** (`states=True`, the default): a slot costs
+      `R + |x| + |clamps|` numbers, and [`pcastro.astro.recall`][] can give back the
+      stored states exactly, so interrupted inference and learning continue where they
+      stopped (the interruption invariant);
+    - **without states** (`states=False`): a slot keeps only the clamps, `E_r`, the step
+      count and the priority, `R + |clamps|` numbers (about half for an MLP whose hidden
+      layers are as wide as its input), so the same bytes hold about twice the stimuli.
+      Its states are re-inferred from the stimulus: recall gives a fresh feedforward
+      start (`fresh=True`), from which inference runs again.
 
     Make one with [`pcastro.astro.make_store`][]; fill it with
     [`pcastro.astro.snapshot`][]; read it with [`pcastro.astro.recall`][].
@@ -29,7 +44,8 @@ class Store(eqx.Module):
     **Fields:**
 
     - `x`: per node, the states of every slot, `(K, *shape)`: clamped values for
-      clamped nodes, free states for the others.
+      clamped nodes, free states for the others; None for the free nodes of a store
+      without states.
     - `masks`: per node, `(K, *shape)` clamp masks for partially clamped nodes, else None.
     - `region_energy`: `E_r` of every slot, `(K, R)`.
     - `steps`: inference steps each slot's states have had, `(K,)`.
@@ -38,12 +54,13 @@ class Store(eqx.Module):
     - `ids`: stimulus id of each slot, `(K,)`, -1 when empty.
     - `next_id`: the id the next snapshot receives.
     - `clamps`, `regions`: the clamp pattern and the regions (static).
+    - `states`: whether the slots keep the free states (static).
 
     Grounded in Lefton et al. (*Science* 2025); the reference is on
     [`pcastro.astro.Astrocytes`][].
     """
 
-    x: tuple[Array, ...]
+    x: tuple[Array | None, ...]
     masks: tuple[Array | None, ...]
     region_energy: Float[Array, "capacity regions"]
     steps: Int[Array, " capacity"]
@@ -53,6 +70,7 @@ class Store(eqx.Module):
     next_id: Int[Array, ""]
     clamps: tuple[Clamp, ...] = eqx.field(static=True)
     regions: Regions = eqx.field(static=True)
+    states: bool = eqx.field(static=True, default=True)
 
     @property
     def capacity(self) -> int:
@@ -137,8 +155,15 @@ def make_store(
     *,
     capacity: SupportsIndex,
     clamps: tuple[Clamp, ...] | None = None,
+    states: bool = True,
 ) -> Store:
     """An empty store of `capacity` slots for stimuli of `net`.
+
+    A slot of a store with states costs `R + |x| + |clamps|` numbers (`R` regions,
+    `|x|` free-state units, `|clamps|` clamped units); one without states
+    `R + |clamps|`: it gives its stimuli back only as fresh feedforward starts, from
+    which their states are re-inferred (see [`pcastro.astro.Store`][]). Both also keep
+    a step count, a priority, an occupied flag and an id per slot.
 
     **Arguments:**
 
@@ -149,6 +174,9 @@ def make_store(
       default discriminative, `("clamped", "free", ..., "free", "clamped")`. Use
       `state.clamps` for generative (`"free"` input) or associative (`"partial"`
       input) states.
+    - `states`: keep the free states of every slot (True), or only the clamps, `E_r`,
+      step count and priority (False: about twice the slots in the same bytes, but
+      recall must re-infer the states from a fresh start).
 
     **Returns:**
 
@@ -157,12 +185,15 @@ def make_store(
     **Raises:**
 
     `ValueError` when the regions do not match the network, the capacity is not a
-    positive int, or the clamp pattern is not one `pcastro.init_state` produces.
+    positive int, or the clamp pattern is not one `pcastro.init_state` produces;
+    `TypeError` when `states` is not True or False.
     """
     if isinstance(capacity, np.integer):
         capacity = int(capacity)  # a NumPy int is an int here
     if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
         raise ValueError(f"`capacity` must be a positive int, got {capacity!r}.")
+    if not isinstance(states, bool):
+        raise TypeError(f"`states` must be True or False, got {states!r}.")
     if regions.shapes != tuple(net.shapes[1:]):
         raise ValueError(
             f"The regions cover node shapes {regions.shapes}, but the network's predicted "
@@ -189,7 +220,10 @@ def make_store(
         return jnp.asarray(np.full(shape, fill, dtype))
 
     return Store(
-        x=tuple(zeros((capacity, *s)) for s in net.shapes),
+        x=tuple(
+            zeros((capacity, *s)) if states or c is not Clamp.FREE else None
+            for c, s in zip(clamps, net.shapes, strict=True)
+        ),
         masks=tuple(
             zeros((capacity, *s)) if c is Clamp.PARTIAL else None
             for c, s in zip(clamps, net.shapes, strict=True)
@@ -202,4 +236,5 @@ def make_store(
         next_id=zeros((), np.int32),
         clamps=clamps,
         regions=regions,
+        states=states,
     )

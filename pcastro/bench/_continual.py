@@ -60,6 +60,8 @@ STORE_VARIANTS = {
     "pc_store_both_refresh": dict(priority=True, gate=True, discard=True, refresh=True),
     "pc_store_priority_refresh": dict(priority=True, gate=False, discard=True, refresh=True),
     "pc_store_ablated": dict(priority=True, gate=True, discard=True, ablated=True),
+    # The uniform store without free states: about twice the slots in the same bytes.
+    "pc_store_uniform_lean": dict(priority=False, gate=False, discard=False, states=False),
 }
 METHODS = (
     "bp_finetune",
@@ -79,9 +81,12 @@ def make_network(key, sizes):
     return mlp(list(sizes), key=key, activation=jax.nn.relu, output_energy=CrossEntropy())
 
 
-def store_capacity(budget: int, sizes, *, replay_batch: int = 1) -> int:
-    """Slots of a store whose bytes equal (at most) those of `budget` raw exemplars."""
-    probe = AstrocyteStore(rule=PCRule(steps=1), lr=1e-3, capacity=1, replay_batch=replay_batch)
+def store_capacity(budget: int, sizes, *, replay_batch: int = 1, states: bool = True) -> int:
+    """Slots of a store (with or without states) whose bytes equal (at most) those of
+    `budget` raw exemplars."""
+    probe = AstrocyteStore(
+        rule=PCRule(steps=1), lr=1e-3, capacity=1, replay_batch=replay_batch, states=states
+    )
     net = make_network(jax.random.key(0), sizes)
     per_slot = probe.memory_bytes(net)
     return max(1, (budget * exemplar_bytes(net)) // per_slot)
@@ -110,7 +115,7 @@ def make_learner(
     return AstrocyteStore(
         rule=pc_rule,
         lr=lr,
-        capacity=store_capacity(budget, sizes),
+        capacity=store_capacity(budget, sizes, states=v.get("states", True)),
         replay_batch=cfg.replay_batch,
         priority=v["priority"],
         alpha=alpha,
@@ -118,6 +123,7 @@ def make_learner(
         ne=cfg.ne,
         refresh=v.get("refresh", False),
         tol=tol if v["discard"] else 0.0,
+        states=v.get("states", True),
     )
 
 
@@ -378,7 +384,9 @@ def _store_hp(hp) -> dict:
 def _tuning_key(name):
     """Methods that share a selection: the store variants (and the ablated control) use
     the setting chosen for the full astrocyte method, so that their differences are the
-    mechanism's alone."""
+    mechanism's alone; a store without states uses the setting of its twin with states,
+    so that their difference is the slots alone."""
+    name = name.removesuffix("_lean")
     if name in STORE_VARIANTS and name != "pc_store_uniform":
         return "pc_store_both"
     return name

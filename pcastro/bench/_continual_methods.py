@@ -248,7 +248,12 @@ class AstrocyteStore(AbstractContinualLearner):
       are rewritten with the values measured at this replay (else they stay as stored
       at the snapshot: stale);
     - `tol`: a replayed slot whose measured `E_r` is below `tol` in every region is
-      discarded, its slot freed for new stimuli (0: never).
+      discarded, its slot freed for new stimuli (0: never);
+    - `states`: the store keeps every slot's free states (True), or only its clamps,
+      `E_r`, step count and priority (False, `make_store(..., states=False)`). Replay
+      starts fresh either way, so the stored states are never read here; without them
+      a slot costs about half the bytes, and the same memory holds about twice the
+      stimuli. At equal capacity both give the same run, bit for bit.
 
     With `Astrocytes(ablated=True)` the gate is exactly 1 and the method equals the same
     store replay without a gate, bit for bit.
@@ -265,6 +270,7 @@ class AstrocyteStore(AbstractContinualLearner):
     ne: float = eqx.field(static=True, default=1.0)
     refresh: bool = eqx.field(static=True, default=False)
     tol: float = eqx.field(static=True, default=0.0)
+    states: bool = eqx.field(static=True, default=True)
 
     def optimizer(self, net):
         """Adam at `lr`, followed by the astrocyte gate when the method has one."""
@@ -276,7 +282,7 @@ class AstrocyteStore(AbstractContinualLearner):
 
     def init(self, net, *, key):
         """The state before the first context."""
-        store = make_store(net, make_regions(net), capacity=self.capacity)
+        store = make_store(net, make_regions(net), capacity=self.capacity, states=self.states)
         opt_state = self.optimizer(net).init(params_of(net))
         return Stored(net, opt_state, store, jnp.zeros((), jnp.int32))
 

@@ -59,6 +59,7 @@ METHOD_COLOURS = {
     "pc_joint": "#253494",
     "pc_er": "#1b9e77",
     "pc_store_uniform": "#7570b3",
+    "pc_store_uniform_lean": "#9e9ac8",
     "pc_store_priority": "#66a61e",
     "pc_store_priority_refresh": "#b8e186",
     "pc_store_gate": "#bc80bd",
