@@ -5,11 +5,11 @@ Public names are loaded on first use, so `import pcastro` and `pcastro --help` a
 """
 
 import importlib.metadata as _metadata
-from typing import TYPE_CHECKING
+import typing as _typing
 
-from ._lazy import lazy_exports
+from ._lazy import lazy_exports as _lazy_exports
 
-__getattr__, __dir__, __all__ = lazy_exports(
+__getattr__, __dir__, __all__ = _lazy_exports(
     __name__,
     {
         ".astro": ("astro",),
@@ -48,7 +48,7 @@ __getattr__, __dir__, __all__ = lazy_exports(
     },
 )
 
-if TYPE_CHECKING:  # what type checkers, editors and the API docs read
+if _typing.TYPE_CHECKING:  # what type checkers, editors and the API docs read
     from . import astro as astro, baselines as baselines, data as data  # noqa: E402, I001
     from ._checkpoint import load as load, save as save
     from ._convnet import (

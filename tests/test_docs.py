@@ -7,6 +7,7 @@
   that fails `mkdocs build`).
 """
 
+import importlib
 import importlib.util
 import inspect
 import re
@@ -179,3 +180,19 @@ def test_network_assets_are_found():
         "https://cdn.example.org/mermaid.mjs",
         "https://fonts.example.org/roboto.css",
     ]
+
+
+@pytest.mark.parametrize(
+    "name", ["pcastro", "pcastro.astro", "pcastro.data", "pcastro.baselines", "pcastro.bench"]
+)
+def test_every_public_module_declares_its_names(name):
+    module = importlib.import_module(name)
+    declared = module.__all__
+    assert len(set(declared)) == len(declared)
+    for attr in declared:
+        getattr(module, attr)
+    # Nothing public that is not declared: `import x` leftovers and helpers stay private.
+    public = {
+        n for n in dir(module) if not n.startswith("_") and not inspect.ismodule(getattr(module, n))
+    }
+    assert public <= set(declared), sorted(public - set(declared))

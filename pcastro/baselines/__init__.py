@@ -3,3 +3,10 @@ from ._nonparametric import (
     nearest_class_mean as nearest_class_mean,
     pixel_nearest_neighbour as pixel_nearest_neighbour,
 )
+
+__all__ = [
+    "backprop_loss",
+    "backprop_step",
+    "nearest_class_mean",
+    "pixel_nearest_neighbour",
+]

@@ -1,11 +1,11 @@
 """The benchmark harness: one-shot, interruption and continual-learning protocols, their
 learners, configs and records. Names load on first use, so `pcastro --help` is quick."""
 
-from typing import TYPE_CHECKING
+import typing as _typing
 
-from .._lazy import lazy_exports
+from .._lazy import lazy_exports as _lazy_exports
 
-__getattr__, __dir__, __all__ = lazy_exports(
+__getattr__, __dir__, __all__ = _lazy_exports(
     __name__,
     {
         "._config": ("BenchConfig", "InterruptConfig", "OneShotConfig", "ContinualConfig"),
@@ -36,7 +36,7 @@ __getattr__, __dir__, __all__ = lazy_exports(
     },
 )
 
-if TYPE_CHECKING:  # what type checkers, editors and the API docs read
+if _typing.TYPE_CHECKING:  # what type checkers, editors and the API docs read
     # Continual learning (split-MNIST class-incremental).
     from ._config import (
         BenchConfig as BenchConfig,
