@@ -1,5 +1,6 @@
 """What an astrocyte senses: the squared error, or the target-directed excess."""
 
+import chex
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -97,8 +98,7 @@ def test_ablated_target_astrocytes_are_plain_pc_bit_for_bit(getkey):
     gated, _, _ = pc.train_step(net, opt_state, x, y, optimizer=optimizer, ne=5.0)
     plain_opt = optax.sgd(0.1)
     plain, _, _ = pc.train_step(net, plain_opt.init(_params(net)), x, y, optimizer=plain_opt)
-    for a, b in zip(jax.tree_util.tree_leaves(gated), jax.tree_util.tree_leaves(plain)):
-        np.testing.assert_array_equal(a, b)
+    chex.assert_trees_all_equal(_params(gated), _params(plain))  # bit for bit
 
 
 def test_no_ne_means_no_calcium_and_no_learning(getkey):
@@ -109,9 +109,7 @@ def test_no_ne_means_no_calcium_and_no_learning(getkey):
         net, opt_state, x, jnp.array([1, 2]), optimizer=optimizer, ne=0.0
     )
     np.testing.assert_array_equal(optax.tree_utils.tree_get(opt_state, "calcium"), 0.0)
-    for a, b in zip(_params(new).nodes, _params(net).nodes):
-        for u, v in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
-            np.testing.assert_array_equal(u, v)
+    chex.assert_trees_all_equal(_params(new), _params(net))
 
 
 def test_consolidate_feeds_a_target_gate_the_replayed_errors(getkey):
