@@ -88,7 +88,7 @@ def shard(tree: Any, mesh: Mesh, *, axis: str = "batch") -> Any:
                 f"axis must be a multiple of {size}. Choose a batch (or number of episodes or "
                 "seeds) divisible by the device count, or use fewer devices."
             )
-        return jax.device_put(x, sharding)
+        return _put(x, sharding)
 
     return jax.tree_util.tree_map(place, tree)
 
@@ -107,9 +107,17 @@ def replicate(tree: Any, mesh: Mesh) -> Any:
     The same pytree, its arrays placed with `NamedSharding(mesh, PartitionSpec())`.
     """
     sharding = NamedSharding(mesh, PartitionSpec())
-    return jax.tree_util.tree_map(
-        lambda x: jax.device_put(x, sharding) if _is_array(x) else x, tree
-    )
+    return jax.tree_util.tree_map(lambda x: _put(x, sharding) if _is_array(x) else x, tree)
+
+
+def _put(x: jax.Array | np.ndarray, sharding: NamedSharding) -> jax.Array:
+    """`x` placed with `sharding`. A sharding over the devices of several processes gets
+    each process's blocks from that process's own copy of `x` (every process of a run
+    computes the same values), so no data crosses processes; `jax.device_put` refuses
+    an array that an earlier computation committed to a device."""
+    if sharding.is_fully_addressable or (isinstance(x, jax.Array) and not x.is_fully_addressable):
+        return jax.device_put(x, sharding)
+    return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
 
 
 def shard_local(tree: Any, mesh: Mesh, *, axis: str = "batch") -> Any:
@@ -137,6 +145,32 @@ def shard_local(tree: Any, mesh: Mesh, *, axis: str = "batch") -> Any:
         ),
         tree,
     )
+
+
+def gather(tree: Any) -> Any:
+    """Every array of `tree` whole, in every process, however it is split.
+
+    An array split over the devices of several processes (after
+    `jax.distributed.initialize`) is gathered from all of them as NumPy; every process
+    must call this, with the same tree. Arrays held whole in this process (one process,
+    or replicated) are returned as they are.
+
+    **Arguments:**
+
+    - `tree`: any pytree, e.g. the outputs of a `jax.jit` over a mesh of every process.
+
+    **Returns:**
+
+    The same pytree, every array complete in this process.
+    """
+    from jax.experimental import multihost_utils
+
+    def whole(x):
+        if isinstance(x, jax.Array) and not x.is_fully_addressable:
+            return multihost_utils.process_allgather(x, tiled=True)
+        return x
+
+    return jax.tree_util.tree_map(whole, tree)
 
 
 @dataclass(frozen=True)
@@ -229,7 +263,10 @@ def split_leading_axis(size: int, mesh: Mesh, *, axis: str = "batch") -> Leading
     devices, 20 are 3 on each of 7 devices with one padded problem. Uneven lengths are
     padded with repeats of the first problems whose outputs are dropped (never truncated
     or resized), so every problem is counted once, whatever the device count. One device
-    is the same code with one block.
+    is the same code with one block. A mesh over several processes (after
+    `jax.distributed.initialize`) gives every device a block, padded ones included, as
+    every process takes part in every computation: 10 episodes on 2 processes of 4
+    devices are 2 on each of the 8.
 
     **Arguments:**
 
@@ -248,6 +285,9 @@ def split_leading_axis(size: int, mesh: Mesh, *, axis: str = "batch") -> Leading
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise ValueError(f"`size` must be a positive number of problems, got {size!r}.")
     per_device = -(-size // mesh.shape[axis])
-    used = -(-size // per_device)
-    devices = list(mesh.devices.reshape(-1)[:used])
+    devices = list(mesh.devices.reshape(-1))
+    # Every process of a multi-process run must take part in every computation, so
+    # there the blocks of padding fill all devices; each device's block is the same.
+    if len({d.process_index for d in devices}) == 1:
+        devices = devices[: -(-size // per_device)]
     return LeadingAxisSplit(make_mesh(devices, axis=axis), size, per_device, axis)

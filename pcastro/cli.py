@@ -2,6 +2,8 @@
 `pcastro continual`."""
 
 import argparse
+import contextlib
+import os
 import sys
 from pathlib import Path
 
@@ -20,8 +22,6 @@ def _subcommand(sub, name: str, config_cls, *, default_out: str, **parser_kwargs
 def _default_cache() -> str:
     """The user's cache folder for compiled programs (`$XDG_CACHE_HOME/pcastro/jax`), or
     `PCASTRO_COMPILATION_CACHE` (`off` turns the cache off)."""
-    import os
-
     if "PCASTRO_COMPILATION_CACHE" in os.environ:
         return os.environ["PCASTRO_COMPILATION_CACHE"]
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
@@ -66,12 +66,28 @@ def _common_options(p) -> None:
         "left alone: the run goes to DEFAULT-2, DEFAULT-3, ...)",
     )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    g = p.add_argument_group(
+        "several processes (jax.distributed)",
+        "One process per host (or per GPU), each running the same command: the episodes or "
+        "seeds are split over the devices of every process, and process 0 alone prints and "
+        "writes the results. Give all three options in every process, or none: under "
+        "SLURM's srun or Open MPI's mpirun with more than one task, JAX reads them from the "
+        "launcher (--num-processes 1 keeps each task on its own).",
+    )
+    g.add_argument(
+        "--coordinator", default=None, metavar="HOST:PORT",
+        help="process 0's host and a free port, the same in every process",
+    )  # fmt: skip
+    g.add_argument("--num-processes", type=int, default=None, metavar="N", help="processes")
+    g.add_argument(
+        "--process-id", type=int, default=None, metavar="I",
+        help="this process's rank, from 0 to N-1",
+    )  # fmt: skip
 
 
 def _prepare(args, config_cls, out_pattern: str):
     """The validated config and output folder, both checked before any work is done."""
     from .bench._config import DATASETS, config_from_args
-    from .bench._report import check_output_dir
 
     if args.dataset not in DATASETS:
         raise SystemExit(
@@ -79,9 +95,41 @@ def _prepare(args, config_cls, out_pattern: str):
             f"{', '.join(DATASETS)} (digits and mnist5k need no download)."
         )
     cfg = config_from_args(config_cls, args)
-    out = _output_dir(args, out_pattern.format(**vars(cfg)))
-    check_output_dir(out, overwrite=args.overwrite)  # before the work: none is ever lost
-    return cfg, out
+    return cfg, _checked_output_dir(args, out_pattern.format(**vars(cfg)))
+
+
+def _checked_output_dir(args, default: str) -> Path | None:
+    """The output folder, checked (and created) before any work, so that none is ever
+    lost. Only process 0 writes: in a run over several processes the others get None,
+    and stop with process 0 when it refuses the folder."""
+    from .bench._report import check_output_dir
+
+    if not args.main_process:
+        if not _all_agree(args, True):
+            print(
+                f"pcastro {args.command}: error: process 0 refused the output folder",
+                file=sys.stderr,
+            )
+            raise SystemExit(2)
+        return None
+    try:
+        out = _output_dir(args, default)
+        check_output_dir(out, overwrite=args.overwrite)
+    except ValueError:
+        _all_agree(args, False)
+        raise
+    _all_agree(args, True)
+    return out
+
+
+def _all_agree(args, ok: bool) -> bool:
+    """Process 0's `ok`, in every process of the run (collective: all must call it)."""
+    if args.processes == 1:
+        return ok
+    import numpy as np
+    from jax.experimental import multihost_utils
+
+    return bool(multihost_utils.broadcast_one_to_all(np.int32(ok)))
 
 
 def _output_dir(args, default: str) -> Path:
@@ -146,6 +194,9 @@ def _run_oneshot(args) -> int:
     _print_paired(payload["details"].get("paired", []))
     # Where compiled programs came from: a warm cache changes the wall times, not results.
     payload["compilation_cache"] = args.cache_dir
+    payload["processes"] = args.processes
+    if not args.main_process:
+        return 0  # process 0 writes the results
     path = save_json(out, payload)
     pngs = " and ".join(map(str, plot_results(path)))
     print(f"wrote {path} and {pngs} (total {payload['details']['wall_s']:.0f} s)")
@@ -220,6 +271,9 @@ def _run_interrupt(args) -> int:
     print(format_table(paired, ["condition − control", "task", "diff"]))
     # Where compiled programs came from: a warm cache changes the wall times, not results.
     payload["compilation_cache"] = args.cache_dir
+    payload["processes"] = args.processes
+    if not args.main_process:
+        return 0  # process 0 writes the results
     path = save_json(out, payload)
     (png,) = plot_results(path)
     print(f"wrote {path} and {png} (total {payload['details']['wall_s']:.0f} s)")
@@ -253,11 +307,10 @@ def _run_continual(args) -> int:
     from .bench import ContinualConfig, run_continual
     from .bench._config import config_from_args
     from .bench._continual_report import result_table, write_outputs
-    from .bench._report import check_output_dir, save_json
+    from .bench._report import save_json
 
     cfg = config_from_args(ContinualConfig, args)
-    out = _output_dir(args, f"runs/continual-{cfg.dataset}-s{cfg.seed}")
-    check_output_dir(out, overwrite=args.overwrite)  # before the work: none is ever lost
+    out = _checked_output_dir(args, f"runs/continual-{cfg.dataset}-s{cfg.seed}")
     payload = run_continual(cfg, progress=not args.no_progress)
     print(
         f"\nsplit-{cfg.dataset} class-incremental: {cfg.iterations} iterations per context, "
@@ -266,6 +319,9 @@ def _run_continual(args) -> int:
     print(result_table(payload))
     # Where compiled programs came from: a warm cache changes the wall times, not results.
     payload["compilation_cache"] = args.cache_dir
+    payload["processes"] = args.processes
+    if not args.main_process:
+        return 0  # process 0 writes the results
     path = save_json(out, payload)
     write_outputs(out, payload)
     print(f"wrote {path} and figures in {out} (total {payload['details']['wall_s']:.0f} s)")
@@ -282,18 +338,52 @@ def main(argv=None) -> int:
     _interrupt_parser(sub)
     _continual_parser(sub)
     args = parser.parse_args(argv)
-    args.cache_dir = _use_compilation_cache(args)
+    run = {"oneshot": _run_oneshot, "interrupt": _run_interrupt, "continual": _run_continual}
     try:
-        if args.command == "oneshot":
-            return _run_oneshot(args)
-        if args.command == "interrupt":
-            return _run_interrupt(args)
-        if args.command == "continual":
-            return _run_continual(args)
+        _start(args)
+        with _quiet(not args.main_process):
+            return run[args.command](args)
     except (ValueError, FileNotFoundError) as err:
         print(f"pcastro {args.command}: error: {err}", file=sys.stderr)
         return 2
-    return 1
+
+
+def _start(args) -> None:
+    """Before any JAX computation: the compilation cache, and the other processes of a
+    run over several (`jax.distributed`); sets `args.cache_dir`, `args.processes` and
+    `args.main_process` (process 0, the one that prints and writes)."""
+    from ._distributed import check_process_options, start_processes
+
+    check_process_options(args.coordinator, args.num_processes, args.process_id)
+    args.cache_dir = _use_compilation_cache(args)
+    args.processes = start_processes(
+        coordinator=args.coordinator, num_processes=args.num_processes, process_id=args.process_id
+    )
+    args.main_process = True
+    if args.processes > 1:
+        import jax
+
+        args.main_process = jax.process_index() == 0
+    if not args.main_process:
+        args.no_progress = True
+
+
+@contextlib.contextmanager
+def _quiet(quiet: bool):
+    """Nothing on stdout while `quiet` (the processes other than 0 of a run over several),
+    not even what the collectives' C++ libraries print; errors still reach stderr."""
+    if not quiet:
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(1)
+    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+        os.dup2(sink.fileno(), 1)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
 
 
 if __name__ == "__main__":

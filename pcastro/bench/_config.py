@@ -52,9 +52,9 @@ class BenchConfig:
     """Comma-separated subset of the methods to run."""
     devices: int | None = None
     """Devices to split the test and validation episodes over (default: all that JAX
-    sees). Each device runs ceil(episodes / devices) episodes; an uneven last block is
-    padded with repeated episodes whose results are dropped, so the numbers equal a
-    one-device run."""
+    sees, every process's in a run over several). Each device runs ceil(episodes /
+    devices) episodes; an uneven last block is padded with repeated episodes whose
+    results are dropped, so the numbers equal a one-device run."""
 
     def __post_init__(self):
         _require_devices(self)
@@ -274,6 +274,12 @@ def _require_devices(cfg) -> None:
             "of them, or start with XLA_FLAGS=--xla_force_host_platform_device_count=N for "
             "N virtual CPU devices."
         )
+    if jax.process_count() > 1 and v != available:
+        raise ValueError(
+            f"`--devices {v}` would leave out devices of some of the {jax.process_count()} "
+            f"processes: a run over several processes uses all {available} devices (omit "
+            "`--devices`), as every process takes part in every computation."
+        )
 
 
 def _check_methods(methods, valid) -> None:
@@ -435,9 +441,10 @@ class ContinualConfig:
     seed: int = 0
     """Base seed: validation split, test and validation seeds derive from it."""
     devices: int | None = None
-    """Devices to split the test and validation seeds over (default: all that JAX sees).
-    Each device runs ceil(seeds / devices) seeds; an uneven last block is padded with
-    repeated seeds whose results are dropped, so the numbers equal a one-device run."""
+    """Devices to split the test and validation seeds over (default: all that JAX sees,
+    every process's in a run over several). Each device runs ceil(seeds / devices)
+    seeds; an uneven last block is padded with repeated seeds whose results are
+    dropped, so the numbers equal a one-device run."""
 
     def __post_init__(self):
         from ._continual import METHODS

@@ -12,7 +12,7 @@ import numpy as np
 from jax.sharding import Mesh
 from tqdm.auto import tqdm
 
-from .._sharding import make_mesh, split_leading_axis
+from .._sharding import gather, make_mesh, split_leading_axis
 from ._stats import mean_ci95
 
 
@@ -147,7 +147,8 @@ def timed(fn, *args, in_axes: tuple, mesh: Mesh | None = None):
     (episodes, seeds or grid points; a `jax.vmap` or `over_episodes`); that axis is split
     over the devices of `mesh` (default: all devices) and the other arguments are
     replicated, as `pcastro._sharding.split_leading_axis` says: the outputs equal a
-    one-device run.
+    one-device run. Over the devices of several processes, every process gets all the
+    outputs (gathered after the timed run).
     """
     split = split_leading_axis(_mapped_size(args, in_axes), mesh or make_mesh())
     args = split.place(args, in_axes)
@@ -157,8 +158,9 @@ def timed(fn, *args, in_axes: tuple, mesh: Mesh | None = None):
     t1 = time.perf_counter()
     _say(f"running (compiled in {t1 - t0:.0f} s)")
     out = jax.block_until_ready(compiled(*args))
+    t2 = time.perf_counter()
     _say("")
-    return out, Timing(t1 - t0, time.perf_counter() - t1, split.size, split.devices)
+    return gather(out), Timing(t1 - t0, t2 - t1, split.size, split.devices)
 
 
 def failures(state):
@@ -231,7 +233,8 @@ def sweep_grid(learner, sweep, episodes, *, chunk: int | None = None, mesh: Mesh
     for start in range(0, num, size):
         idx = np.arange(start, start + size) % num  # pad the last chunk by wrapping
         part = jax.tree_util.tree_map(lambda a, idx=idx: a[idx], episodes)
-        parts.append(np.asarray(run(*split.place((part, lrs), in_axes)))[: min(size, num - start)])
+        out = gather(run(*split.place((part, lrs), in_axes)))  # whole in every process
+        parts.append(np.asarray(out)[: min(size, num - start)])
     out = np.concatenate(parts)  # (episodes, lrs, *static grid, ...)
     static = len(grid) - ("lr" in grid)
     out = np.moveaxis(out, 0, 1 + static)  # (lrs, *static grid, episodes, ...)
