@@ -174,29 +174,26 @@ def interruption(data) -> None:
     """The interruption invariant: recall continues exactly; a restart does not."""
     net = pc.mlp([64, 32, 10], key=jax.random.key(2))
     regions = astro.make_regions(net)
-    solver = pc.IncrementalPC(optax.sgd(0.05))
-    opt_state = solver.optimizer.init(_params(net))
+    optimizer = optax.sgd(0.05)
+    opt_state = optimizer.init(_params(net))
     x_a, y_a = data.x_train[:16], data.y_train[:16]
     x_b, y_b = data.x_train[16:32], data.y_train[16:32]
     total, k = 40, 15
 
     def run(net, state, steps, opt_state):
-        return pc.infer(net, state, solver=solver, steps=steps, opt_state=opt_state, trace=True)
+        return pc.incremental_step(
+            net, opt_state, state, optimizer=optimizer, steps=steps, trace=True
+        )
 
-    full = run(net, pc.init_state(net, x_a, y_a), total, opt_state)
-    part = run(net, pc.init_state(net, x_a, y_a), k, opt_state)
+    _, _, full = run(net, pc.init_state(net, x_a, y_a), total, opt_state)
+    part_net, part_opt, part = run(net, pc.init_state(net, x_a, y_a), k, opt_state)
     store = astro.make_store(net, regions, capacity=32)
     store, evicted = astro.snapshot(store, part.state, step=k)
-    b = pc.infer(part.network, pc.init_state(part.network, x_b, y_b), steps=20)
+    b = pc.infer(part_net, pc.init_state(part_net, x_b, y_b), steps=20)
     store, _ = astro.snapshot(store, b.state, step=20)
     slots = jnp.flatnonzero(jnp.isin(store.ids, evicted.new_ids), size=16)
-    resumed = run(
-        part.network,
-        astro.recall(store, slots, net=part.network),
-        total - k,
-        part.opt_state,
-    )
-    restarted = run(part.network, pc.init_state(part.network, x_a, y_a), total - k, part.opt_state)
+    _, _, resumed = run(part_net, astro.recall(store, slots, net=part_net), total - k, part_opt)
+    _, _, restarted = run(part_net, pc.init_state(part_net, x_a, y_a), total - k, part_opt)
     fig, ax = plt.subplots(figsize=(5.0, 3.0))
     steps = np.arange(total)
     ax.plot(steps, full.energies, lw=3, alpha=0.4, label="A without interruption")

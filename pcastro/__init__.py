@@ -19,6 +19,7 @@ __getattr__, __dir__, __all__ = _lazy_exports(
         "._convnet": ("Activation", "MaxPool", "Reshape", "convnet"),
         "._energy": ("AbstractEnergy", "CrossEntropy", "Gaussian"),
         "._free_energy": ("energy", "local_energies", "node_energies"),
+        "._incremental": ("incremental_step",),
         "._inference": (
             "RESULTS",
             "AbstractSolver",
@@ -26,7 +27,6 @@ __getattr__, __dir__, __all__ = _lazy_exports(
             "AdaptiveEuler",
             "AdaptiveEulerState",
             "Euler",
-            "IncrementalPC",
             "OptaxSolver",
             "Solution",
             "infer",
@@ -67,6 +67,7 @@ if _typing.TYPE_CHECKING:  # what type checkers, editors and the API docs read
         local_energies as local_energies,
         node_energies as node_energies,
     )
+    from ._incremental import incremental_step as incremental_step
     from ._inference import (
         RESULTS as RESULTS,
         AbstractSolver as AbstractSolver,
@@ -74,7 +75,6 @@ if _typing.TYPE_CHECKING:  # what type checkers, editors and the API docs read
         AdaptiveEuler as AdaptiveEuler,
         AdaptiveEulerState as AdaptiveEulerState,
         Euler as Euler,
-        IncrementalPC as IncrementalPC,
         OptaxSolver as OptaxSolver,
         Solution as Solution,
         infer as infer,

@@ -231,24 +231,22 @@ def train_step(
     parameters themselves: a learning rate far too large); with `throw=True` a failure
     raises with its [`pcastro.RESULTS`][] message.
 
-    A solver that learns during inference ([`pcastro.IncrementalPC`][], which updates
-    the weights at every step, Salvatori et al., 2024) has already learned when
-    inference ends; step 3 is then skipped. Compiled with `eqx.filter_jit` on first call
-    (and inlined when called inside a user's own `jax.jit`); it compiles once per
-    configuration.
+    To update the weights at every inference step instead (incremental PC, Salvatori et
+    al., 2024), use [`pcastro.incremental_step`][]. Compiled with `eqx.filter_jit` on
+    first call (and inlined when called inside a user's own `jax.jit`); it compiles once
+    per configuration.
 
     **Arguments:**
 
     - `net`, `opt_state`: the network and `optimizer.init(eqx.filter(net, eqx.is_inexact_array))`.
     - `x`: input batch; `y`: target batch or integer labels.
     - `optimizer`: any Optax transformation, e.g. `optax.adam(1e-3)` or an astrocyte gate
-      chained after it (for `IncrementalPC`, the solver's own optimiser is used).
+      chained after it.
     - `solver`, `steps`, `tol`, `trace`, `throw`, `unroll`: as for [`pcastro.infer`][].
     - `ne`: norepinephrine for an astrocyte gate in `optimizer`
       ([`pcastro.astro.scale_by_astrocytes`][]), scalar or one value per region. Required
       when the optimiser has a gate (0.0 for none) and refused when it has none; the gate
-      reads the region energies `E_r` of the relaxed states. With `IncrementalPC` the
-      gate's calcium is held during inference and `ne` is refused.
+      reads the region energies `E_r` of the relaxed states.
 
     **Returns:**
 
@@ -260,15 +258,7 @@ def train_step(
     As [`pcastro.infer`][]; with `throw=True` a runtime error when the update fails its
     check; `ValueError` when `ne` is missing for a gate or given without one.
     """
-    if getattr(solver, "learns", False):
-        if ne is not None:
-            raise ValueError(
-                f"{type(solver).__name__} updates the weights inside inference, where no NE "
-                "reaches an astrocyte gate (its calcium is held); leave `ne` out and set the "
-                "calcium with `optax.tree_utils.tree_set(opt_state, calcium=...)`."
-            )
-    else:
-        check_gate_arguments(opt_state, ne, "train_step")
+    check_gate_arguments(opt_state, ne, "train_step")
     return _train_step(
         net,
         opt_state,
@@ -287,14 +277,6 @@ def train_step(
 
 @eqx.filter_jit
 def _train_step(net, opt_state, x, y, *, optimizer, solver, steps, tol, trace, throw, unroll, ne):
-    if solver.learns:
-        if optimizer != solver.optimizer:
-            raise ValueError(
-                f"{type(solver).__name__} learns with its own optimiser, so `optimizer` would "
-                "be ignored; pass the same object to both, e.g. `opt = optax.adam(1e-3); "
-                "train_step(..., optimizer=opt, solver=pcastro.IncrementalPC(opt))`."
-            )
-        _check_opt_state(net, opt_state, optimizer)
     leaky = any(node.tau_e is not None for node in net.nodes)
     state = init_state(net, x, y, compute_errors=leaky)
     sol = infer(
@@ -305,22 +287,11 @@ def _train_step(net, opt_state, x, y, *, optimizer, solver, steps, tol, trace, t
         tol=tol,
         trace=trace,
         throw=False,
-        opt_state=opt_state if solver.learns else None,
         unroll=unroll,
     )
-    if solver.learns:
-        new, opt_state = sol.network, sol.opt_state
-        params = eqx.filter(net, eqx.is_inexact_array)
-        change = jax.tree_util.tree_map(
-            lambda a, b: a - b, eqx.filter(new, eqx.is_inexact_array), params
-        )
-        update_status = checked_update(params, change)[1]
-    else:
-        # A gate reads the region energies of the relaxed states (`inferred`) and NE.
-        extra = {} if ne is None else {"inferred": sol.state, "ne": ne}
-        new, opt_state, update_status = _apply(
-            net, opt_state, sol.state, optimizer=optimizer, **extra
-        )
+    # A gate reads the region energies of the relaxed states (`inferred`) and NE.
+    extra = {} if ne is None else {"inferred": sol.state, "ne": ne}
+    new, opt_state, update_status = _apply(net, opt_state, sol.state, optimizer=optimizer, **extra)
     status = jnp.where(sol.status != RESULTS.successful, sol.status, update_status)
     sol = eqx.tree_at(lambda s: s.status, sol, raise_if_failed(status, throw=throw))
     return new, opt_state, sol

@@ -344,24 +344,25 @@ def test_gated_update_jit_equals_eager_and_traces_once(getkey):
 
 
 def test_inside_incremental_pc_the_gate_holds_its_calcium(getkey):
-    # IncrementalPC passes no extra arguments: the gate applies the calcium it holds,
-    # which the caller sets between presentations.
+    # `incremental_step` passes no extra arguments: the gate applies the calcium it
+    # holds, which the caller sets between presentations.
     net = pc.mlp([4, 6, 3], key=getkey())
     regions = astro.make_regions(net)
     x, y = _data(getkey)
     opt = optax.chain(optax.sgd(0.1), astro.scale_by_astrocytes(astro.Astrocytes(), regions))
-    solver = pc.IncrementalPC(optimizer=opt)
     closed = opt.init(_params(net))
     node_1_only = optax.tree_utils.tree_set(closed, calcium=jnp.array([1.0, 0.0]))
     for opt_state, learns in ((closed, (False, False)), (node_1_only, (True, False))):
-        sol = pc.infer(net, pc.init_state(net, x, y), solver=solver, steps=3, opt_state=opt_state)
+        new, new_opt_state, _ = pc.incremental_step(
+            net, opt_state, pc.init_state(net, x, y), optimizer=opt, steps=3
+        )
         np.testing.assert_array_equal(
-            optax.tree_utils.tree_get(sol.opt_state, "calcium"),
+            optax.tree_utils.tree_get(new_opt_state, "calcium"),
             optax.tree_utils.tree_get(opt_state, "calcium"),
         )
         for i, moved in enumerate(learns):
             a = net.nodes[i].modules[0].weight
-            b = sol.network.nodes[i].modules[0].weight
+            b = new.nodes[i].modules[0].weight
             assert moved != np.array_equal(a, b)
 
 

@@ -88,10 +88,16 @@ CASES = {
         ValueError,
         "`opt_state` does not fit this network and optimiser",
     ),
-    "IncrementalPC with a second optimiser": (
-        lambda: _train(*_data(), optax.sgd(0.1), solver=pc.IncrementalPC(optax.adam(1e-3))),
-        ValueError,
-        "learns with its own optimiser",
+    "incremental_step with a solver that compares energies": (
+        lambda: pc.incremental_step(
+            _net(),
+            optax.sgd(0.1).init(_params(_net())),
+            pc.init_state(_net(), *_data()),
+            optimizer=optax.sgd(0.1),
+            solver=pc.AdaptiveEuler(),
+        ),
+        TypeError,
+        "cannot be a solver that compares energies",
     ),
     "apply_gated_grads with a huge rate": (
         lambda: astro.apply_gated_grads(

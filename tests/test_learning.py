@@ -136,28 +136,6 @@ def test_vmap_over_independent_networks_equals_python_loop(getkey):
         )
 
 
-def test_incremental_pc_updates_weights_during_inference(getkey):
-    net = pc.mlp([4, 6, 3], key=getkey())
-    opt = optax.sgd(0.05)
-    opt_state = opt.init(_params(net))
-    x = jax.random.normal(getkey(), (8, 4))
-    y = jax.random.randint(getkey(), (8,), 0, 3)
-    solver = pc.IncrementalPC(optimizer=opt)
-    one, _, _ = pc.train_step(net, opt_state, x, y, optimizer=opt, solver=solver, steps=1)
-    many, _, _ = pc.train_step(net, opt_state, x, y, optimizer=opt, solver=solver, steps=10)
-    plain, _, _ = pc.train_step(net, opt_state, x, y, optimizer=opt, steps=10)
-    # After one step only the top layer has an error (the hidden states start at the
-    # feedforward pass); after ten, the hidden layer has learned too, during inference.
-    top = lambda m: m.nodes[-1].modules[0].weight
-    hidden = lambda m: m.nodes[0].modules[0].weight
-    assert not np.allclose(top(one), top(net))
-    np.testing.assert_array_equal(hidden(one), hidden(net))
-    assert not np.allclose(hidden(many), hidden(net))
-    assert not np.allclose(hidden(many), hidden(plain))
-    with pytest.raises(ValueError, match="IncrementalPC updates the weights: pass `opt_state="):
-        pc.infer(net, pc.init_state(net, x, y), solver=solver)
-
-
 def _fit(step_fn, net, opt, xtr, ytr, epochs, batch, seed=0):
     opt_state = opt.init(_params(net))
     rng = np.random.default_rng(seed)

@@ -35,25 +35,6 @@ def test_interrupted_solve_resumes_exactly_with_its_solver_state(getkey, solver)
     assert not np.allclose(restarted.state.x[1], straight.state.x[1], atol=1e-5)
 
 
-def test_incremental_pc_resumes_exactly_with_its_solver_state(getkey):
-    net, state = _setup(getkey)
-    solver = pc.IncrementalPC(optax.adam(1e-2))
-    opt_state = solver.optimizer.init(eqx.filter(net, eqx.is_inexact_array))
-    straight = pc.infer(net, state, solver=solver, steps=10, opt_state=opt_state)
-    first = pc.infer(net, state, solver=solver, steps=4, opt_state=opt_state)
-    resumed = pc.infer(
-        first.network, first.state, solver=solver, steps=6, solver_state=first.solver_state
-    )
-    for a, b in zip(
-        jax.tree_util.tree_leaves(resumed.network), jax.tree_util.tree_leaves(straight.network)
-    ):
-        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
-    for a, b in zip(
-        jax.tree_util.tree_leaves(resumed.opt_state), jax.tree_util.tree_leaves(straight.opt_state)
-    ):
-        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
-
-
 class _Heun(pc.AbstractStateSolver):
     """A user's own solver: a damped step, written against the public contract only."""
 
@@ -105,24 +86,6 @@ def test_clamps_are_an_enum_that_reads_as_text(getkey):
     assert state.clamps == ("clamped", "free", "free", "clamped")
     with pytest.raises(ValueError, match="`clamps` must name one of"):
         pc.PCState(x=state.x, e=state.e, masks=state.masks, clamps=("fixed",) * 4)
-
-
-def test_a_solver_that_learns_cannot_consolidate(getkey):
-    from pcastro import astro
-
-    net, _ = _setup(getkey)
-    regions = astro.make_regions(net)
-    store = astro.make_store(net, regions, capacity=2)
-    opt = optax.sgd(0.1)
-    with pytest.raises(ValueError, match="not `IncrementalPC`"):
-        astro.consolidate(
-            net,
-            opt.init(eqx.filter(net, eqx.is_inexact_array)),
-            store,
-            optimizer=opt,
-            tol=1e-3,
-            solver=pc.IncrementalPC(opt),
-        )
 
 
 def _stiff(getkey, scale: float, dtype=jnp.float32):
@@ -259,8 +222,6 @@ def test_adaptive_euler_refuses_what_it_cannot_do(getkey):
     leaky_state = pc.init_state(leaky, state.x[0], state.x[-1], compute_errors=True)
     with pytest.raises(ValueError, match="leaky error neurons"):
         pc.infer(leaky, leaky_state, solver=backtracking)
-    with pytest.raises(TypeError, match="cannot be a solver that compares energies"):
-        pc.IncrementalPC(optax.adam(1e-3), state_solver=pc.AdaptiveEuler())
     with pytest.raises(ValueError, match="below 2"):
         pc.AdaptiveEuler(safety=2.5)
     with pytest.raises(ValueError, match="positive int"):

@@ -7,6 +7,5 @@ from ._solvers import (
     AdaptiveEuler as AdaptiveEuler,
     AdaptiveEulerState as AdaptiveEulerState,
     Euler as Euler,
-    IncrementalPC as IncrementalPC,
     OptaxSolver as OptaxSolver,
 )

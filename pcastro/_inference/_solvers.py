@@ -2,8 +2,8 @@
 
 The contract follows Optimistix's minimisers and Diffrax's solvers: the driver owns the
 loop, `max_steps` and non-finite detection; a solver owns how one step moves the states
-(and, for a solver that learns, the parameters), when it has converged, and what it
-hands back.
+and when it has converged. A solver never moves the weights: incremental PC, which
+does, is a learning rule ([`pcastro.incremental_step`][]) that drives a solver.
 """
 
 import abc
@@ -24,14 +24,12 @@ class AbstractSolver(eqx.Module):
     """How the free states move given the energy gradient `dF/dx`.
 
     A solver holds hyperparameters only; its running state (an optimiser's moments, a
-    learning solver's parameter-optimiser state) is made by `init`, threaded through
-    the loop by the driver, and returned in `Solution.solver_state` so that a solve
-    can be resumed exactly.
+    step size) is made by `init`, threaded through the loop by the driver, and returned
+    in `Solution.solver_state` so that a solve can be resumed exactly.
 
-    **Contract** (each method is called by [`pcastro.infer`][] only):
+    **Contract** (each method is called by [`pcastro.infer`][] and
+    [`pcastro.incremental_step`][] only):
 
-    - `learns` (class attribute): whether `update_params` changes the parameters; the
-      driver then differentiates the energy with respect to them at every step.
     - `descends` (class attribute): whether every step lowers the energy for a small
       enough step size (plain gradient descent). The driver then reports any rise of the
       energy over the solve as `diverged`, and a rise of any example's energy on any
@@ -47,17 +45,13 @@ class AbstractSolver(eqx.Module):
       of the energy at the start of a solve (on the solver's first `probes` examples,
       with `iterations` Hessian-vector products) and hands it to
       `init(..., curvature=...)`.
-    - `init(states, params, opt_state)`: the running state at the start of a solve.
+    - `init(states, params, opt_state)`: the running state at the start of a solve
+      (the drivers pass the network's parameters and `opt_state=None`).
     - `step(grads, states, solver_state)`: one move of the free states given `dF/dx`.
-    - `update_params(grads, params, solver_state)`: the parameter-update hook, given the
-      batch-mean `dF/dtheta` at the same point as the state gradient.
     - `terminate(norm, tol)`: whether the solve has converged, given the RMS of `dF/dx`
       over the free units and the user's tolerance.
-    - `postprocess(solver_state)`: the parameter-optimiser state handed back to the
-      caller in `Solution.opt_state` (`None` for a solver that does not learn).
     """
 
-    learns: ClassVar[bool]
     descends: ClassVar[bool] = False
     monotone: ClassVar[bool] = False
     measures_curvature: ClassVar[bool] = False
@@ -71,16 +65,8 @@ class AbstractSolver(eqx.Module):
         """One inference step: returns the new free states and running state."""
 
     @abc.abstractmethod
-    def update_params(self, grads: Any, params: Any, solver_state: Any) -> tuple[Any, Any]:
-        """One parameter update: returns the new parameters and running state."""
-
-    @abc.abstractmethod
     def terminate(self, norm: Array, tol: float) -> Array:
         """True once the solve has converged."""
-
-    @abc.abstractmethod
-    def postprocess(self, solver_state: Any) -> Any:
-        """The parameter-optimiser state to hand back (None if the solver does not learn)."""
 
 
 def _check_optimizer(optimizer, owner: str) -> None:
@@ -92,18 +78,11 @@ def _check_optimizer(optimizer, owner: str) -> None:
 
 
 class AbstractStateSolver(AbstractSolver):
-    """A solver that moves the states only: the weights stay fixed during inference."""
-
-    learns: ClassVar[bool] = False
-
-    def update_params(self, grads, params, solver_state):
-        return params, solver_state
+    """The base of pcastro's solvers: a solve has converged once the RMS of `dF/dx` over
+    the free units is below `tol`. Subclass it and write `init` and `step`."""
 
     def terminate(self, norm, tol):
         return norm < tol
-
-    def postprocess(self, solver_state):
-        return None
 
 
 class Euler(AbstractStateSolver):
@@ -219,7 +198,7 @@ class AdaptiveEuler(AbstractStateSolver):
 
     `Solution.solver_state` holds the estimate (`curvature`), the step (`dt`) and, with
     `backtrack`, how many trials were rejected (`rejected`). Not for use inside
-    [`pcastro.IncrementalPC`][], whose weights change during the solve.
+    [`pcastro.incremental_step`][], whose weights change during the solve.
 
     **Arguments:**
 
@@ -379,76 +358,3 @@ class OptaxSolver(AbstractStateSolver):
     def step(self, grads, states, solver_state):
         updates, solver_state = self.optimizer.update(grads, solver_state, states)
         return optax.apply_updates(states, updates), solver_state
-
-
-class IncrementalPC(AbstractSolver):
-    """Incremental predictive coding: the weights are updated at every inference step.
-
-    Each step moves the free states with `state_solver` and the parameters with
-    `optimizer`, both from the gradients of the energy at the same point
-    `(x_t, theta_t)`: the two updates run in parallel, as in iPC's algorithm (Salvatori
-    et al., 2024), not one after the other. `infer` returns the updated network in
-    `Solution.network` and the optimiser state in `Solution.opt_state`.
-
-    **Arguments:**
-
-    - `optimizer`: the Optax optimiser for the parameters.
-    - `state_solver`: the solver for the states (default `Euler(dt=0.1)`).
-
-    ??? cite "Reference"
-
-        ```bibtex
-        @inproceedings{salvatori2024stable,
-            title={A Stable, Fast, and Fully Automatic Learning Algorithm for
-                   Predictive Coding Networks},
-            author={Salvatori, Tommaso and Song, Yuhang and Yordanov, Yordan and
-                    Millidge, Beren and Xu, Zhenghua and Sha, Lei and Emde, Cornelius and
-                    Bogacz, Rafal and Lukasiewicz, Thomas},
-            booktitle={International Conference on Learning Representations},
-            year={2024}
-        }
-        ```
-    """
-
-    optimizer: optax.GradientTransformation = eqx.field(static=True)
-    state_solver: AbstractStateSolver = Euler(dt=0.1)
-
-    learns: ClassVar[bool] = True
-
-    def __check_init__(self):
-        _check_optimizer(self.optimizer, "IncrementalPC")
-        if getattr(self.state_solver, "measures_curvature", False):
-            raise TypeError(
-                "`IncrementalPC(state_solver=...)` cannot be a solver that compares energies "
-                "between steps, such as `AdaptiveEuler`: the weights change between the points "
-                "it compares. Use `pcastro.Euler(dt=0.1)`."
-            )
-        if not isinstance(self.state_solver, AbstractStateSolver):
-            raise TypeError(
-                "`IncrementalPC(state_solver=...)` must be a solver that moves the states "
-                f"only, such as `pcastro.Euler(dt=0.1)`; got {self.state_solver!r}."
-            )
-
-    def init(self, states, params, opt_state):
-        if opt_state is None:
-            raise ValueError(
-                "IncrementalPC updates the weights: pass `opt_state=solver.optimizer.init("
-                "eqx.filter(net, eqx.is_inexact_array))`."
-            )
-        return self.state_solver.init(states, params, None), opt_state
-
-    def step(self, grads, states, solver_state):
-        inner, opt_state = solver_state
-        states, inner = self.state_solver.step(grads, states, inner)
-        return states, (inner, opt_state)
-
-    def update_params(self, grads, params, solver_state):
-        inner, opt_state = solver_state
-        updates, opt_state = self.optimizer.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), (inner, opt_state)
-
-    def terminate(self, norm, tol):
-        return self.state_solver.terminate(norm, tol)
-
-    def postprocess(self, solver_state):
-        return solver_state[1]

@@ -106,8 +106,8 @@ def consolidate(
       without states (`make_store(..., states=False)`) needs `fresh=True`: its states
       are re-inferred at every replay, and the result equals `fresh=True` on a store
       with states holding the same stimuli.
-    - `solver`: the state solver for inference (not one that learns, such as
-      `IncrementalPC`: consolidation makes one gated update per replay).
+    - `solver`: the state solver for inference, e.g. `pcastro.Euler(dt=0.1)`
+      (consolidation makes one gated update per replay).
 
     **Returns:**
 
@@ -121,10 +121,10 @@ def consolidate(
     Grounded in Lefton et al. (*Science* 2025); the reference is on
     [`pcastro.astro.Astrocytes`][].
     """
-    if not isinstance(solver, AbstractSolver) or solver.learns:
-        raise ValueError(
+    if not isinstance(solver, AbstractSolver):
+        raise TypeError(
             "`consolidate` makes one gated update per replay; pass a state solver such as "
-            "`pcastro.Euler(dt=0.1)`, not `IncrementalPC`."
+            f"`pcastro.Euler(dt=0.1)` as `solver`, got {solver!r}."
         )
     if not isinstance(rounds, int) or rounds < 1:
         raise ValueError(f"`rounds` must be a positive int, got {rounds!r}.")

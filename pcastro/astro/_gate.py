@@ -403,10 +403,10 @@ def scale_by_astrocytes(
     [`pcastro.PCState`][]) may replace it; the gate then senses `E_r` itself, with its
     astrocytes' `sense`, as [`pcastro.train_step`][] with `ne=` does.
 
-    With neither energies nor NE the calcium is held and only the gate
-    is applied (this is how it runs inside [`pcastro.IncrementalPC`][], which passes no
-    extra arguments; set the calcium with `optax.tree_utils.tree_set`); one without the
-    other is an error.
+    With neither energies nor NE the calcium is held and only the gate is applied (this
+    is how it runs inside [`pcastro.incremental_step`][], which passes no extra
+    arguments; set the calcium with `optax.tree_utils.tree_set`); one without the other
+    is an error.
 
     Every pcastro entry point checks that NE goes where a gate listens:
     [`pcastro.train_step`][], [`pcastro.apply_param_grads`][],

@@ -244,8 +244,8 @@ def recall(
     continue where they stopped (the interruption invariant); the error neurons are
     recomputed from them with `net` (instant errors: a leaky error neuron restarts at
     `x_l - mu_l`). The state solver's own running state is not stored, so the
-    continuation is exact for `pcastro.Euler` (and `IncrementalPC` over it, given the
-    optimiser state), approximate for a solver with momentum. With `fresh=True` the
+    continuation is exact for `pcastro.Euler` (and `pcastro.incremental_step` with it,
+    given the optimiser state), approximate for a solver with momentum. With `fresh=True` the
     stored clamps are re-presented and the free states start at a fresh feedforward pass
     through `net` (better once the weights have moved on and the stored states are
     stale); the slot's stored `E_r` stays in the store as its priority and gate drive.
