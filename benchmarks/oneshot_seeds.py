@@ -147,6 +147,29 @@ def markdown(summary: dict) -> str:
             o = by_key[(r["method"], r["vs"], metric)]
             cells.append(f"{o['diff']:+.3f} ± {o['ci95']:.3f}")
         lines.append(f"| {r['method']} − {r['vs']} | {' | '.join(cells)} |")
+    lines += [
+        "",
+        "Hyperparameters selected on each seed's validation episodes (`*`: at the edge of "
+        "its grid, where a wider grid might select otherwise):",
+        "",
+        "| method | per seed |",
+        "|---|---|",
+    ]
+    for m, picks in summary["selected"].items():
+        cells = []
+        for pick in picks:
+            if pick is None:
+                cells.append("—")
+                continue
+            edge = set(pick.get("at_edge", []))
+            shown = [
+                f"{k}={v:g}{'*' if k in edge else ''}" if isinstance(v, float)
+                else f"{k}={v}{'*' if k in edge else ''}"
+                for k, v in pick.items()
+                if k not in ("at_edge", "val_ten_way")
+            ]  # fmt: skip
+            cells.append(", ".join(shown))
+        lines.append(f"| {m} | {'; '.join(cells)} |")
     return "\n".join(lines) + "\n"
 
 
