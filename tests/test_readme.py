@@ -22,21 +22,6 @@ def test_readme_quickstart_runs(capsys):
     assert acc > 0.9
 
 
-@pytest.mark.slow
-def test_readme_solver_example_runs(capsys):
-    text = (ROOT / "README.md").read_text()
-    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
-    assert len(blocks) >= 2, "README lost its solver example"
-    namespace: dict = {}
-    for block in blocks[:2]:
-        exec(compile(block, "README.md", "exec"), namespace)
-    sol = namespace["sol"]
-    assert int(sol.status) == 0
-    assert float(sol.energy) < float(
-        namespace["pc"].energy(namespace["net"], namespace["state"]).mean()
-    )
-
-
 def test_ci_runs_the_readme_test_command():
     readme = (ROOT / "README.md").read_text()
     ci = (ROOT / ".ci" / "run").read_text()
@@ -48,10 +33,10 @@ def test_ci_runs_the_readme_test_command():
 def test_readme_astrocyte_example_runs(capsys):
     text = (ROOT / "README.md").read_text()
     blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
-    assert len(blocks) >= 3, "README lost its astrocyte example"
+    assert len(blocks) >= 2, "README lost its astrocyte example"
     namespace: dict = {}
     exec(compile(blocks[0], "README.md", "exec"), namespace)  # the quickstart's net and data
-    exec(compile(blocks[2], "README.md", "exec"), namespace)
+    exec(compile(blocks[1], "README.md", "exec"), namespace)
     report, store = namespace["report"], namespace["store"]
     energy = np.asarray(report.energy)
     assert energy.shape == (3,) and np.all(np.isfinite(energy[~np.isnan(energy)]))
