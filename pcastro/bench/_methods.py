@@ -10,6 +10,7 @@ Nothing here imports JAX: `--methods list` and the checks of `--methods` answer 
 """
 
 import difflib
+import textwrap
 from dataclasses import dataclass
 
 COMMANDS = ("oneshot", "interrupt", "continual")
@@ -41,7 +42,7 @@ class Method:
 
 
 _BOTH = ("scratch", "transfer")
-_ALL = ("scratch", "transfer", "omniglot")
+_ALL = ("scratch", "transfer", "omniglot")  # omniglot: `--dataset omniglot`
 
 
 def _oneshot(description, builder, group, rule, protocols=_BOTH, default=None, **kw):
@@ -49,7 +50,9 @@ def _oneshot(description, builder, group, rule, protocols=_BOTH, default=None, *
     return Method(description, builder, group, rule, protocols, default, **kw)
 
 
-# Report order of `pcastro oneshot` (both protocols), then what runs by name only.
+# Report order of `pcastro oneshot` (both protocols), then what runs by name only. Each
+# entry: description, builder, group, rule[, protocols (default: scratch and transfer)]
+# [, default=protocols where it runs unnamed (default: all of them)].
 ONESHOT: dict[str, Method] = {
     "pc": _oneshot(
         "predictive coding on the shared MLP, Adam, a few updates per presentation",
@@ -143,7 +146,8 @@ ONESHOT: dict[str, Method] = {
         "_readouts:diagnostic_learners", "diagnostic", "pc", ("transfer",), default=(),
     ),
     "pc_astro_target_fresh": _oneshot(
-        "pc_astro_target with the novel output rows started as imprinting starts them",
+        "diagnostic: pc_astro_target with the novel output rows started as imprinting "
+        "starts them",
         "_readouts:diagnostic_learners", "diagnostic", "pc", ("transfer",), default=(),
     ),
     "pc_sgd_astro_coverage": _oneshot(
@@ -158,7 +162,8 @@ def _interrupt(description, builder, group, rule):
     return Method(description, builder, group, rule, ("interrupt",), ("interrupt",))
 
 
-# The conditions of `pcastro interrupt`, in report order; each is a learner and a schedule.
+# The conditions of `pcastro interrupt`, in report order; each is a learner and a schedule
+# (entries: description, builder, group, rule).
 INTERRUPT: dict[str, Method] = {
     "backprop_sequential": _interrupt(
         "backprop: A learned to the end, then B; no return to A",
@@ -217,8 +222,10 @@ def _continual(description, builder, group, rule):
     return Method(description, builder, group, rule, ("continual",), ("continual",))
 
 
-# The methods of `pcastro continual`, in report order (`group`: `finetune`, `joint`,
-# `replay` and `store` keep nothing, everything, a buffer of raw exemplars, the store).
+# The methods of `pcastro continual`, in report order (`group`: `finetune` keeps nothing,
+# `joint` everything, `replay` and `prioritised_replay` a buffer of raw exemplars drawn
+# uniformly or by loss, `store` the astrocyte store; entries: description, builder, group,
+# rule).
 CONTINUAL: dict[str, Method] = {
     "backprop_finetune": _continual(
         "backprop: each context in turn, nothing kept (the lower bound)",
@@ -234,7 +241,7 @@ CONTINUAL: dict[str, Method] = {
     ),
     "backprop_per": _continual(
         "backprop with loss-prioritised replay: the same buffer, drawn by loss",
-        "_continual_methods:ExperienceReplay", "replay", "backprop",
+        "_continual_methods:ExperienceReplay", "prioritised_replay", "backprop",
     ),
     "pc_finetune": _continual(
         "PC: each context in turn, nothing kept",
@@ -337,7 +344,9 @@ def check_methods(methods, command: str) -> tuple[str, ...]:
         hints = []
         for m in unknown:
             close = difflib.get_close_matches(m, known, n=3)
-            hints.append(f"{m}: did you mean {' or '.join(close)}?" if close else f"{m}: no close name")
+            hints.append(
+                f"{m}: did you mean {' or '.join(close)}?" if close else f"{m}: no close name"
+            )
         raise ValueError(
             f"Unknown methods {unknown} ({'; '.join(hints)}); "
             f"`pcastro {command} --methods list` lists every method with what it is."
@@ -345,36 +354,40 @@ def check_methods(methods, command: str) -> tuple[str, ...]:
     return methods
 
 
-def format_methods(command: str) -> str:
+def format_methods(command: str, *, width: int = 100) -> str:
     """What `pcastro COMMAND --methods list` prints: every method with its description,
-    those that run by default first, then those that run when asked for by name; where a
-    method runs in only some protocols, which."""
+    those that run by default first, then those that run only when named; in brackets,
+    the protocols a method is limited to and where it runs only when named."""
     registry = REGISTRY[command]
     protocols = list(dict.fromkeys(p for m in registry.values() for p in m.protocols))
-    width = max(map(len, registry))
+    column = max(map(len, registry)) + 4
     former = {new: old for old, new in FORMER_NAMES.get(command, {}).items()}
 
-    def line(name: str, m: Method) -> str:
+    def entry(name: str, m: Method) -> list[str]:
         notes = []
         if m.always:
             notes.append("always runs")
         if set(m.protocols) != set(protocols):
-            notes.append(f"{', '.join(m.protocols)} only")
+            notes.append(f"{' and '.join(m.protocols)} only")
         by_name = [p for p in m.protocols if p not in m.default]
         if m.default and by_name:
-            notes.append(f"by name only in {', '.join(by_name)}")
+            notes.append(f"only when named in {' and '.join(by_name)}")
         if name in former:
             notes.append(f"formerly {former[name]}")
-        note = f" [{'; '.join(notes)}]" if notes else ""
-        return f"  {name:<{width}}  {m.description}{note}"
+        text = m.description + (f" [{'; '.join(notes)}]" if notes else "")
+        lines = textwrap.wrap(text, width - column) or [""]
+        return [f"  {name:<{column - 2}}{lines[0]}"] + [" " * column + ln for ln in lines[1:]]
 
-    default = {n: m for n, m in registry.items() if m.default}
-    by_name = {n: m for n, m in registry.items() if not m.default}
-    where = f" ({', '.join(protocols)})" if len(protocols) > 1 else ""
-    lines = [f"pcastro {command}: methods for --methods (comma-separated){where}", ""]
-    lines += ["run by default:"] + [line(n, m) for n, m in default.items()]
-    if by_name:
-        lines += ["", "run only when named:"] + [line(n, m) for n, m in by_name.items()]
+    lines = [f"Methods of `pcastro {command}` (`--methods NAME,NAME,...`)"]
+    if len(protocols) > 1:
+        lines[0] += f", protocols {', '.join(protocols)}"
+    groups = {
+        "run by default:": {n: m for n, m in registry.items() if m.default},
+        "run only when named:": {n: m for n, m in registry.items() if not m.default},
+    }
+    for title, methods in groups.items():
+        if methods:
+            lines += ["", title] + [ln for n, m in methods.items() for ln in entry(n, m)]
     return "\n".join(lines)
 
 

@@ -17,8 +17,8 @@ from ._learners import (
     PCRule,
     PixelNN,
 )
-from ._pixel_nn import PixelNNTwoPart
 from ._methods import ONESHOT, method_names
+from ._pixel_nn import PixelNNTwoPart
 from ._readouts import (
     COVERAGE,
     READOUTS,

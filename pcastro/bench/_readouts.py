@@ -647,7 +647,9 @@ PC_LOCAL = method_names("oneshot", group="pc_local")
 """PC-native one-shot learners by name."""
 
 TRANSFER_ONLY = tuple(
-    name for name in method_names("oneshot") if name not in method_names("oneshot", protocol="scratch")
+    name
+    for name in method_names("oneshot")
+    if name not in method_names("oneshot", protocol="scratch")
 )
 """The methods that learn on top of base classes, so run in the transfer protocol only."""
 
