@@ -31,7 +31,7 @@ from pcastro.bench._stats import mean_ci95
 
 RESULTS = Path(__file__).parent / "results"
 GROUPS = {
-    "bp": ("bp_finetune", "bp_joint", "bp_er", "bp_per"),
+    "bp": ("backprop_finetune", "backprop_joint", "backprop_er", "backprop_per"),
     "pc": ("pc_finetune", "pc_joint", "pc_er"),
     "store": (
         "pc_store_uniform",
@@ -58,7 +58,7 @@ def main(argv=None) -> int:
         # The paper's length (2,000 iterations per context) at M = 2,000 exemplars.
         paper = dict(dataset="mnist", iterations=2000, eval_every=100, budgets=(2000,))
         if args.which == "paper":
-            methods = ("bp_finetune", "bp_joint", "bp_er")
+            methods = ("backprop_finetune", "backprop_joint", "backprop_er")
             cfg = ContinualConfig(**paper, seeds=3, methods=methods, lrs=(1e-3,))
             out = RESULTS / "continual_mnist_paper"
         else:

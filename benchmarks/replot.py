@@ -31,6 +31,9 @@ def replot(folder: Path) -> list[Path]:
 def main(argv) -> int:
     if not argv:
         raise SystemExit(__doc__)
+    if argv[0] in ("-h", "--help"):
+        print(__doc__)
+        return 0
     for folder in argv:
         for written in replot(Path(folder)):
             print(f"wrote {written}")

@@ -4,8 +4,8 @@
   are served from where they live, not copied into `docs/`.
 - A line `<!-- results: NAME -->` in a page is replaced by the table, command, provenance and
   figure of the recorded benchmark `NAME`, read from `benchmarks/results/` at build time,
-  so the site always shows the latest recorded numbers; a line `<!-- api: MODULE -->`
-  by a `::: MODULE` entry listing every name the module exports.
+  so the site always shows the latest recorded numbers (under today's method names); a
+  line `<!-- api: MODULE -->` by a `::: MODULE` entry listing every name the module exports.
 - The build fails (under `--strict` and without it) when a public name of pcastro has no
   docstring or no entry in the API reference.
 - The site reads offline: MathJax is served from the site itself (copied from the
@@ -178,6 +178,12 @@ def _results_block(name: str, prefix: str) -> str:
             f"docs: a page asks for benchmark results '{name}', but {path} is missing"
         )
     payload = json.loads(path.read_text())
+    rows = payload["results"]
+    # Tables name the methods as the command does today, however old the record.
+    from pcastro.bench._methods import current_names
+
+    kind = "continual" if "budget" in rows[0] else "interrupt" if "phase" in rows[0] else "oneshot"
+    payload = current_names(payload, kind)
     rows = payload["results"]
     if "budget" in rows[0]:  # continual: the CLI's own table, seeds instead of episodes
         from pcastro.bench._continual_report import result_table

@@ -338,6 +338,11 @@ def main(argv=None) -> int:
     _interrupt_parser(sub)
     _continual_parser(sub)
     args = parser.parse_args(argv)
+    if args.methods == ("list",):  # what each name means, before any work
+        from .bench._methods import format_methods
+
+        print(format_methods(args.command))
+        return 0
     run = {"oneshot": _run_oneshot, "interrupt": _run_interrupt, "continual": _run_continual}
     try:
         _start(args)

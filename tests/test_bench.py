@@ -182,17 +182,20 @@ def test_cli_parses_comma_lists():
 
 
 @pytest.mark.parametrize(
-    "command, known, valid",
+    "command, known, typo, close",
     [
-        (["oneshot"], "pc", ", ".join(LEARNERS)),
-        (["interrupt"], "pc_replay", ", ".join(CONDITIONS)),
+        ("oneshot", "pc", "pc_sdg", "pc_sgd"),
+        ("interrupt", "pc_replay", "pc_store_nee", "pc_store_ne"),
+        ("continual", "pc_er", "backprop_err", "backprop_er"),
     ],
 )
-def test_unknown_method_lists_the_valid_names(command, known, valid, capsys):
-    code = main([*command, "--methods", f"{known},nope", "--no-progress"])
+def test_an_unknown_method_is_refused_with_the_closest_names(command, known, typo, close, capsys):
+    code = main([command, "--methods", f"{known},{typo},nope", "--no-progress"])
     assert code == 2
     err = capsys.readouterr().err
-    assert "Unknown methods ['nope']" in err and valid in err
+    assert f"Unknown methods ['{typo}', 'nope']" in err
+    assert f"{typo}: did you mean {close}" in err and "nope: no close name" in err
+    assert f"pcastro {command} --methods list" in err
 
 
 @pytest.mark.parametrize("astrocytes", [None, default_astrocytes()], ids=["plain", "gated"])

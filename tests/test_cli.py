@@ -164,6 +164,47 @@ def test_help_lists_every_option(command, capsys):
     assert "--seed " in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("command", ["oneshot", "interrupt", "continual"])
+def test_methods_list_prints_every_method_and_exits(command, capsys):
+    from pcastro.bench._methods import REGISTRY
+
+    assert main([command, "--methods", "list"]) == 0
+    out = capsys.readouterr().out
+    listed = {
+        line.split()[0] for line in out.splitlines() if line.startswith("  ") and line[2] != " "
+    }
+    assert listed == set(REGISTRY[command])
+    for name, method in REGISTRY[command].items():
+        assert method.description.split()[0] in out, name
+    assert "run by default:" in out
+
+
+def test_methods_list_answers_before_any_work_and_help_points_to_it():
+    # Without JAX: nothing is loaded, compiled or written.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from pcastro.cli import main\n"
+        "for command in ('oneshot', 'interrupt', 'continual'):\n"
+        "    assert main([command, '--methods', 'list', '--out', '/nonexistent/x']) == 0\n"
+        "print('jax' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+@pytest.mark.parametrize("command", ["oneshot", "interrupt", "continual"])
+def test_help_of_methods_is_short_and_points_to_the_list(command, capsys):
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    entry = help_text[help_text.rindex("--methods METHODS") :]
+    entry = entry[: entry.index(" --", 2)]
+    assert "--methods list" in entry and len(entry) < 250
+
+
 def test_a_second_run_into_the_same_folder_is_refused_before_any_work(tmp_path, capsys):
     # The silent failure this guards: a 2-episode smoke test replaced a real run's results.
     earlier = {"date": "2026-12-01 10:00:00 UTC", "command": "pcastro oneshot", "results": [1]}

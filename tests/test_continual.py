@@ -34,7 +34,7 @@ TINY = [
 
 @pytest.mark.slow
 def test_protocol_end_to_end_and_ablated_astrocytes_equal_plain_store_replay(tmp_path):
-    methods = "bp_finetune,pc_store_priority,pc_store_ablated"
+    methods = "backprop_finetune,pc_store_priority,pc_store_ablated"
     assert main(["continual", *TINY, "--methods", methods, "--out", str(tmp_path)]) == 0
     payload = json.loads((tmp_path / "results.json").read_text())
     rows = {r["method"]: r for r in payload["results"]}
@@ -59,7 +59,7 @@ def test_protocol_end_to_end_and_ablated_astrocytes_equal_plain_store_replay(tmp
     # Every grid here has one value: nothing is chosen at the edge of a grid.
     assert all(sel["at_edge"] == [] for sel in payload["details"]["selected"].values())
     # The first context is learned; contexts not yet seen are not.
-    first = np.asarray(rows["bp_finetune"]["matrix_mean"])[0]
+    first = np.asarray(rows["backprop_finetune"]["matrix_mean"])[0]
     assert first[0] > 0.9 and np.all(first[1:] == 0)
     # Silenced astrocytes: the gate is exactly 1, so the run equals store replay without it.
     assert rows["pc_store_ablated"]["per_seed"] == rows["pc_store_priority"]["per_seed"]
@@ -106,7 +106,7 @@ def test_collapse_catches_a_network_that_predicts_two_classes_for_everything():
     recall[1] = 0.0
     recall[1, 8:] = 0.8
     assert collapsed_seeds("pc_er", majority, recall).tolist() == [False, True]
-    assert collapsed_seeds("bp_joint", majority, recall).tolist() == [False, True]
+    assert collapsed_seeds("backprop_joint", majority, recall).tolist() == [False, True]
     # Fine-tuning ends on its last context's two classes by design: forgetting, not collapse.
     assert collapsed_seeds("pc_finetune", majority, recall).tolist() == [False, False]
     assert collapsed_seeds("pc_finetune", np.asarray([0.95, 0.5]), recall).tolist() == [

@@ -3,6 +3,7 @@
 import dataclasses
 
 from ._learners import PC, AbstractLearner, Backprop, PixelNN, default_astrocytes
+from ._methods import method_names
 from ._schedules import (
     AbstractSchedule,
     Consolidate,
@@ -13,20 +14,7 @@ from ._schedules import (
     Sequential,
 )
 
-CONDITIONS = (
-    "backprop_sequential",
-    "backprop_interrupted",
-    "backprop_joint",
-    "backprop_replay",
-    "pc_no_store",
-    "pc_replay",
-    "pc_store_stored",
-    "pc_store_fresh",
-    "pc_store_ne",
-    "pc_store_no_ne",
-    "pc_astro_ablated",
-    "pixel_nn",
-)
+CONDITIONS = method_names("interrupt")
 
 
 def make_conditions(
@@ -53,7 +41,7 @@ def make_conditions(
         "backprop_sequential": (backprop, Sequential()),
         "backprop_interrupted": (backprop, Interrupted(resume=Relearn())),
         "backprop_joint": (backprop, Joint()),
-        "backprop_replay": (backprop, Interrupted(rehearse=True)),
+        "backprop_rehearse": (backprop, Interrupted(rehearse=True)),
         "pc_no_store": (pc, Interrupted()),
         "pc_replay": (pc, Interrupted(resume=InterleavedReplay())),
         "pc_store_stored": (pc, store(fresh=False)),

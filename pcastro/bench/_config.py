@@ -119,20 +119,11 @@ class OneShotConfig(BenchConfig):
     """Transfer: score every grid point of every tuned method on the first this-many test
     episodes, for the novel-accuracy vs base-retention frontier (0: none)."""
     methods: tuple[str, ...] = ()
-    """Comma-separated subset of pc, pc_astro, pc_sgd, pc_sgd_astro_layers,
-    pc_sgd_astro_columns, pc_astro_target (column astrocytes with the target-directed
-    drive), backprop, backprop_replay (transfer only) and the read-outs proto_cos,
-    proto_euc, imprint, head_ft, head_ft_replay (transfer only); the baselines pixel_nn
-    and class_mean always run. Asked for by name only (transfer): pc_sgd_astro_coverage
-    sweeps where pc_sgd_astro_columns has astrocytes; pc_astro_target_fresh is
-    pc_astro_target with the novel output rows started as imprinting starts them;
-    pc_sgd_fresh, pc_sgd_astro_columns_fresh, pc_sgd_head, pc_sgd_novel,
-    pc_sgd_novel_fresh and pc_sgd_target_fresh are diagnostics of why PC's local update
-    lags imprinting."""
+    """Comma-separated methods to run (default: those of the protocol that run by
+    default); `--methods list` lists them all with what they are."""
 
     def __post_init__(self):
-        from ._learners import LEARNERS
-        from ._readouts import COVERAGE, DIAGNOSTICS, PC_LOCAL, READOUTS, TRANSFER_ONLY
+        from ._methods import ONESHOT
 
         super().__post_init__()
         _require(self, ("ways", "updates_per_example", "astro_rounds", "replay_per_class"), 1)
@@ -157,18 +148,18 @@ class OneShotConfig(BenchConfig):
                 f"Unknown protocol {self.protocol!r}; use 'scratch' (N-way K-shot from "
                 "nothing) or 'transfer' (pretrain on digits 0-4, learn 5-9 from one example)."
             )
-        _check_methods(
-            self.methods, tuple(LEARNERS) + READOUTS + PC_LOCAL + DIAGNOSTICS + (COVERAGE,)
-        )
-        transfer_only = [
-            m
-            for m in self.methods
-            if m in TRANSFER_ONLY or (m in LEARNERS and LEARNERS[m].needs_base)
-        ]
-        if self.protocol == "scratch" and transfer_only:
+        _check_methods(self, "oneshot")
+        protocol = "omniglot" if self.dataset == "omniglot" else self.protocol
+        elsewhere = [m for m in self.methods if protocol not in ONESHOT[m].protocols]
+        if protocol == "scratch" and elsewhere:
             raise ValueError(
-                f"{transfer_only} learn on top of base classes, so they run in the transfer "
+                f"{elsewhere} learn on top of base classes, so they run in the transfer "
                 "protocol only; drop them from `--methods` or pass `--protocol transfer`."
+            )
+        if elsewhere:
+            raise ValueError(
+                f"{elsewhere} do not run on Omniglot; drop them from `--methods` "
+                "(`pcastro oneshot --methods list` says where each method runs)."
             )
         if self.protocol == "transfer" and self.ways != 10:
             raise ValueError(
@@ -195,11 +186,10 @@ class InterruptConfig(BenchConfig):
     tols: tuple[float, ...] = (1e-3, 1e-2, 5e-2)
     """Grid of the store's discard tolerance."""
     methods: tuple[str, ...] = ()
-    """Comma-separated subset of the conditions."""
+    """Comma-separated conditions to run (default all); `--methods list` lists them all
+    with what they are."""
 
     def __post_init__(self):
-        from ._conditions import CONDITIONS
-
         super().__post_init__()
         _require_rates(self, ("tols",), upper=1e6)
         if not (math.isfinite(self.ne) and self.ne >= 0):
@@ -216,7 +206,7 @@ class InterruptConfig(BenchConfig):
                 f"`interrupt_fraction` must be in (0, 1), got {self.interrupt_fraction}: A is "
                 "interrupted after that fraction of its updates."
             )
-        _check_methods(self.methods, CONDITIONS)
+        _check_methods(self, "interrupt")
 
 
 def _flag(name: str) -> str:
@@ -282,10 +272,11 @@ def _require_devices(cfg) -> None:
         )
 
 
-def _check_methods(methods, valid) -> None:
-    unknown = [m for m in methods if m not in valid]
-    if unknown:
-        raise ValueError(f"Unknown methods {unknown}; choose from {', '.join(valid)}.")
+def _check_methods(cfg, command: str) -> None:
+    """`cfg.methods` are methods of `command`; former names become current ones."""
+    from ._methods import check_methods
+
+    object.__setattr__(cfg, "methods", check_methods(cfg.methods, command))
 
 
 SOLVERS = ("adaptive", "euler")
@@ -429,7 +420,7 @@ class ContinualConfig:
     """Discard tolerances tried for the store (0: never discard)."""
     priority_alphas: tuple[float, ...] = (1.0,)
     """Priority exponents tried for the store (slots drawn in proportion to
-    `(sum_r E_r) ** alpha`; 0 is uniform; bp_per uses 0.6)."""
+    `(sum_r E_r) ** alpha`; 0 is uniform; backprop_per uses 0.6)."""
     gate_floors: tuple[float, ...] = (0.0,)
     """Gate floors `g0` tried for the store's astrocytes (plasticity without calcium)."""
     eval_every: int = 50
@@ -437,7 +428,8 @@ class ContinualConfig:
     curve_images: int = 1000
     """Test images scored for the learning curve (all are scored after each context)."""
     methods: tuple[str, ...] = ()
-    """Comma-separated subset of the methods (default all)."""
+    """Comma-separated methods to run (default all); `--methods list` lists them all
+    with what they are."""
     seed: int = 0
     """Base seed: validation split, test and validation seeds derive from it."""
     devices: int | None = None
@@ -447,8 +439,6 @@ class ContinualConfig:
     dropped, so the numbers equal a one-device run."""
 
     def __post_init__(self):
-        from ._continual import METHODS
-
         _require_devices(self)
         _require(self, ("seeds", "val_seeds", "iterations", "batch", "replay_batch"), 1)
         _require(self, ("hidden", "budgets", "inference_steps", "eval_every", "curve_images"), 1)
@@ -477,4 +467,4 @@ class ContinualConfig:
             raise ValueError(f"`--gate-floors` must lie in [0, 1], got {self.gate_floors}.")
         if not (math.isfinite(self.ne) and self.ne >= 0):
             raise ValueError(f"`--ne` must be finite and non-negative, got {self.ne!r}.")
-        _check_methods(self.methods, METHODS)
+        _check_methods(self, "continual")

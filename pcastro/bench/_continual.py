@@ -45,6 +45,7 @@ from ._continual_methods import (
     exemplar_bytes,
 )
 from ._learners import BackpropRule, PCRule
+from ._methods import CONTINUAL, method_names
 from ._records import grid_edges, progress_bar, select_on_validation, timed
 from ._report import payload, resolved_config
 from ._stats import mean_ci95
@@ -63,17 +64,15 @@ STORE_VARIANTS = {
     # The uniform store without free states: about twice the slots in the same bytes.
     "pc_store_uniform_lean": dict(priority=False, gate=False, discard=False, states=False),
 }
-METHODS = (
-    "bp_finetune",
-    "bp_joint",
-    "bp_er",
-    "bp_per",
-    "pc_finetune",
-    "pc_joint",
-    "pc_er",
-    *STORE_VARIANTS,
+METHODS = method_names("continual")
+MEMORY_METHODS = tuple(
+    name for name, m in CONTINUAL.items() if m.group in ("replay", "prioritised_replay", "store")
 )
-MEMORY_METHODS = tuple(m for m in METHODS if m.endswith(("_er", "_per")) or "store" in m)
+
+
+def _joint(name: str) -> bool:
+    """Whether method `name` trains on every context so far."""
+    return CONTINUAL[name].group == "joint"
 
 
 def make_network(key, sizes):
@@ -98,15 +97,18 @@ def make_learner(
     """The learner of method `name` at learning rate `lr` and memory budget `budget`
     (exemplars; the store gets the same bytes); `tol`, `alpha` and `g0` are the store's
     discard tolerance, priority exponent and gate floor."""
+    method = CONTINUAL[name]
     pc_rule = PCRule(steps=cfg.inference_steps, solver=make_solver(cfg))
-    rule = pc_rule if name.startswith("pc_") else BackpropRule()
-    if name.endswith(("_finetune", "_joint")):
+    rule = pc_rule if method.rule == "pc" else BackpropRule()
+    if method.group in ("finetune", "joint"):
         return FineTune(rule=rule, lr=lr)
-    if name.endswith("_er"):
-        return ExperienceReplay(rule=rule, lr=lr, memory=budget, replay_batch=cfg.replay_batch)
-    if name == "bp_per":
+    if method.group in ("replay", "prioritised_replay"):
         return ExperienceReplay(
-            rule=rule, lr=lr, memory=budget, replay_batch=cfg.replay_batch, prioritised=True
+            rule=rule,
+            lr=lr,
+            memory=budget,
+            replay_batch=cfg.replay_batch,
+            prioritised=method.group == "prioritised_replay",
         )
     v = STORE_VARIANTS[name]
     astrocytes = None
@@ -245,7 +247,7 @@ def collapsed_seeds(name: str, majority, recall) -> np.ndarray:
     (forgetting), so only the first rule applies to it."""
     majority, recall = np.asarray(majority), np.asarray(recall)
     bad = majority > COLLAPSED
-    if name in MEMORY_METHODS or name.endswith("_joint"):
+    if name in MEMORY_METHODS or _joint(name):
         bad |= np.sum(recall >= RECALL_FLOOR, axis=-1) < 5
     return bad
 
@@ -366,7 +368,7 @@ def _budgets(name, cfg):
 
 
 def _grid(name, cfg):
-    grid = {"lr": cfg.pc_lrs if name.startswith("pc_") else cfg.lrs}
+    grid = {"lr": cfg.pc_lrs if CONTINUAL[name].rule == "pc" else cfg.lrs}
     variant = STORE_VARIANTS.get(name, {})
     if variant.get("discard"):
         grid["tol"] = cfg.tols
@@ -443,7 +445,7 @@ def run_continual(cfg, *, progress: bool = True) -> dict:
                         key, budget=largest, cfg=cfg, sizes=sizes, lr=hp["lr"], **_store_hp(hp)
                     )
                     run = run_seeds(
-                        learner, sizes, val_seeds, data, cfg=cfg, joint=key.endswith("_joint"),
+                        learner, sizes, val_seeds, data, cfg=cfg, joint=_joint(key),
                         evaluate_on="validation", mesh=mesh,
                     )  # fmt: skip
                     if np.any(collapsed_seeds(key, run.majority, run.recall)):
@@ -472,7 +474,7 @@ def run_continual(cfg, *, progress: bool = True) -> dict:
                 name, lr=hp["lr"], budget=budget or 1, cfg=cfg, sizes=sizes, **_store_hp(hp)
             )
             run = run_seeds(
-                learner, sizes, test_seeds, data, cfg=cfg, joint=name.endswith("_joint"),
+                learner, sizes, test_seeds, data, cfg=cfg, joint=_joint(name),
                 evaluate_on="test", mesh=mesh,
             )  # fmt: skip
             matrix, curve, majority = run.matrix, run.curve, run.majority
@@ -503,7 +505,9 @@ def run_continual(cfg, *, progress: bool = True) -> dict:
                     "run_s": run.run_s,
                     "lr": hp["lr"],
                     "tol": getattr(learner, "tol", None),
-                    "alpha": getattr(learner, "alpha", None) if "priority" in name else None,
+                    "alpha": getattr(learner, "alpha", None)
+                    if STORE_VARIANTS.get(name, {}).get("priority")
+                    else None,
                     "g0": learner.astrocytes.g0 if getattr(learner, "astrocytes", None) else None,
                 }
             )

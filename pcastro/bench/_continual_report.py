@@ -33,7 +33,11 @@ def paired_rows(results: list[dict]) -> list[dict]:
 
 def merge_parts(parts: list[dict]) -> dict:
     """One payload from several runs on the same seeds (their results concatenated; a
-    method and budget present twice keeps the first)."""
+    method and budget present twice keeps the first); a run recorded under former method
+    names reads under the current ones."""
+    from ._methods import current_names
+
+    parts = [current_names(p, "continual") for p in parts]
     seen, results, selected, wall = set(), [], {}, {}
     for p in parts:
         for r in p["results"]:

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ._compare import is_pc_method, paired_differences
+from ._methods import current_names
 from ._report import _save_figure
 
 # One colour per method name. PC methods are cool colours (blues, purples, cyans),
@@ -43,6 +44,7 @@ METHOD_COLOURS = {
     "backprop_sequential": "#fdae6b",
     "backprop_interrupted": "#e6550d",
     "backprop_joint": "#843c39",
+    "backprop_rehearse": "#fc9272",
     "pc_no_store": "#6baed6",
     "pc_replay": "#08519c",
     "pc_store_stored": "#31a354",
@@ -51,10 +53,9 @@ METHOD_COLOURS = {
     "pc_store_no_ne": "#bcbddc",
     "pc_astro_ablated": "#ad494a",
     # Continual learning.
-    "bp_finetune": "#e6ab02",
-    "bp_joint": "#a6761d",
-    "bp_er": "#f46d43",
-    "bp_per": "#a50026",
+    "backprop_finetune": "#e6ab02",
+    "backprop_er": "#f46d43",
+    "backprop_per": "#a50026",
     "pc_finetune": "#80b1d3",
     "pc_joint": "#253494",
     "pc_er": "#1b9e77",
@@ -442,6 +443,7 @@ def plot_results(results_json, out_dir=None) -> list[Path]:
     payload = json.loads(results_json.read_text())
     out = Path(out_dir) if out_dir is not None else results_json.parent
     kind = _kind(payload)
+    payload = current_names(payload, kind)  # a record older than a rename
     if kind == "continual":
         from ._continual_report import write_figures
 

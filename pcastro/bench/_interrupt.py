@@ -38,8 +38,8 @@ PHASES = ("A_k", "B", "final")
 
 # (condition, its control): the astrocyte conditions against plain interleaved replay of
 # the same stimuli (what the astrocyte adds beyond replay), the gated store against the
-# same store with its astrocytes ablated, replay against no replay, and
-# PC replay against backprop replay (the same schedule, the other learning rule).
+# same store with its astrocytes ablated, replay against no replay, and PC's replay of A
+# after B against backprop's rehearsal of A during B.
 PAIRS = (
     ("pc_store_stored", "pc_replay"),
     ("pc_store_fresh", "pc_replay"),
@@ -48,7 +48,7 @@ PAIRS = (
     ("pc_astro_ablated", "pc_replay"),
     ("pc_store_ne", "pc_astro_ablated"),  # the gate alone: same store, astrocytes silenced
     ("pc_replay", "pc_no_store"),
-    ("pc_replay", "backprop_replay"),
+    ("pc_replay", "backprop_rehearse"),
 )
 
 

@@ -23,6 +23,7 @@ from ..data import sample_episodes
 from ..data._omniglot import find_omniglot, load_characters, load_official_runs
 from ._config import hidden_units, make_solver
 from ._learners import PC, Backprop, BackpropRule, PCRule, PixelNN, accuracy, make_model, pretrain
+from ._methods import method_names
 from ._readouts import pc_local_learners, readout_learners
 from ._records import failures, grid_edges, result_row, run_test_episodes, tune
 
@@ -80,7 +81,7 @@ def omniglot_learners(cfg, features: int):
             blocks=1,
         )["pc_sgd"]
     )
-    for name in ("proto_cos", "proto_euc", "head_ft"):
+    for name in method_names("oneshot", group="readout", protocol="omniglot"):
         learners += readout_learners(
             name, rules=rules, lrs=cfg.lrs, updates=updates, replay_per_class=1, num_classes=20
         )

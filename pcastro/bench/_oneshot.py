@@ -17,12 +17,11 @@ from ._learners import (
     PCRule,
     PixelNN,
 )
+from ._methods import ONESHOT, method_names
 from ._pixel_nn import PixelNNTwoPart
 from ._readouts import (
     COVERAGE,
-    PC_LOCAL,
     READOUTS,
-    TRANSFER_ONLY,
     coverage_learners,
     coverage_of,
     diagnostic_learners,
@@ -34,20 +33,13 @@ from ._report import payload, resolved_config
 from ._scratch import run_scratch
 from ._transfer import run_transfer
 
-# The order methods run and are reported in, per protocol.
+# The methods that run when `--methods` is not given, in the order they run and are
+# reported in, per protocol; the baselines run in every run.
 PROTOCOLS = {
-    "scratch": (
-        run_scratch,
-        ("pc", "backprop", "pc_astro", "pixel_nn", "class_mean")
-        + tuple(r for r in READOUTS if r not in TRANSFER_ONLY),
-    ),
-    "transfer": (
-        run_transfer,
-        ("pc", "pc_astro", *PC_LOCAL, "backprop", "backprop_replay", *READOUTS)
-        + ("pixel_nn", "class_mean"),
-    ),
+    "scratch": (run_scratch, method_names("oneshot", protocol="scratch", default=True)),
+    "transfer": (run_transfer, method_names("oneshot", protocol="transfer", default=True)),
 }
-BASELINES = ("pixel_nn", "class_mean")
+BASELINES = tuple(name for name, method in ONESHOT.items() if method.always)
 
 
 def make_learners(cfg: OneShotConfig, *, features: int = 64) -> list[AbstractLearner]:

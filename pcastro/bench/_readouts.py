@@ -46,6 +46,7 @@ from ._learners import (
     default_astrocytes,
     local_update,
 )
+from ._methods import method_names
 
 NOVEL_BIASES = (0.0, -0.05, 0.05, -0.1, 0.1, -0.2, 0.2, -0.4, 0.4)
 """Offsets added to the scores of classes learned in the episode (relative to the spread
@@ -630,22 +631,27 @@ def coverage_of(learner) -> list[bool] | None:
     return covered.tolist()
 
 
-DIAGNOSTICS = tuple(_DIAGNOSTIC_VARIANTS)
+DIAGNOSTICS = method_names("oneshot", group="diagnostic")
 """The learners of [`diagnostic_learners`][] (transfer only; asked for by name, not in the
 default set of methods)."""
 
-COVERAGE = "pc_sgd_astro_coverage"
+(COVERAGE,) = method_names("oneshot", group="coverage")
 """The coverage sweep: every learner of [`coverage_learners`][], asked for by this name
 (not in the default set of methods)."""
 
-READOUTS = ("proto_cos", "proto_euc", "imprint", "head_ft", "head_ft_replay")
+READOUTS = method_names("oneshot", group="readout")
 """Read-out baselines by name; in transfer each runs on the PC- and on the
 backprop-pretrained network (reported as `NAME@pc` and `NAME@bp`)."""
 
-PC_LOCAL = ("pc_sgd", "pc_sgd_astro_layers", "pc_sgd_astro_columns", "pc_astro_target")
+PC_LOCAL = method_names("oneshot", group="pc_local")
 """PC-native one-shot learners by name."""
 
-TRANSFER_ONLY = ("head_ft_replay", *DIAGNOSTICS)
+TRANSFER_ONLY = tuple(
+    name
+    for name in method_names("oneshot")
+    if name not in method_names("oneshot", protocol="scratch")
+)
+"""The methods that learn on top of base classes, so run in the transfer protocol only."""
 
 
 def readout_learners(
