@@ -196,6 +196,33 @@ def test_a_store_without_states_replays_the_same_stimuli_bit_for_bit(getkey):
         np.testing.assert_array_equal(getattr(full.store, name), getattr(lean.store, name))
 
 
+@pytest.mark.parametrize("ablated", [True, False])
+def test_a_per_example_gated_store_runs_and_silenced_equals_the_batch_gate(getkey, ablated):
+    # Silenced astrocytes gate every stimulus with exactly 1, per example or per batch.
+    net = make_network(getkey(), (64, 16, 10))
+    rule = PCRule(steps=2, solver=pc.Euler(dt=0.2))
+    cells = pc.astro.Astrocytes(tau_c=2.0, c_half=0.05, ablated=ablated)
+    kwargs = dict(rule=rule, lr=1e-2, capacity=6, replay_batch=4, astrocytes=cells, tol=0.05)
+    x = jax.random.uniform(getkey(), (4, 8, 64))
+    y = jax.nn.one_hot(jax.random.randint(getkey(), (4, 8), 0, 10), 10)
+    keys = jax.random.split(getkey(), 4)
+    runs = []
+    for per_example in (False, True):
+        learner = AstrocyteStore(**kwargs, per_example=per_example)
+        state = learner.init(net, key=None)
+        step = eqx.filter_jit(learner.step)
+        for i in range(4):
+            state, status = step(state, x[i], y[i], key=keys[i])
+            assert int(status) == int(pc.RESULTS.successful)
+        runs.append(state)
+    batch, example = (jax.tree_util.tree_leaves(r.net) for r in runs)
+    same = [np.array_equal(u, v) for u, v in zip(batch, example, strict=True)]
+    # Silenced: equal bit for bit; present: gated per stimulus, the stream learns otherwise.
+    assert all(same) if ablated else not all(same)
+    with pytest.raises(ValueError, match=r"per_example=True\)` gates each stimulus.*astrocytes="):
+        AstrocyteStore(rule=rule, lr=1e-2, capacity=6, replay_batch=4, per_example=True)
+
+
 def test_paired_differences_use_the_same_seeds():
     base = {"budget": 10, "per_seed": [0.5, 0.6, 0.7]}
     rows = paired_rows(

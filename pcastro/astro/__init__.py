@@ -11,6 +11,7 @@ from ._gate import (
     gate_updates as gate_updates,
     scale_by_astrocytes as scale_by_astrocytes,
 )
+from ._per_example import gated_param_grads as gated_param_grads
 from ._regions import (
     AbstractSense as AbstractSense,
     Regions as Regions,

@@ -315,6 +315,15 @@ def gate_updates(updates: Network, gates: Array, regions: Regions) -> Network:
     return eqx.tree_at(lambda u: u.nodes, updates, tuple(new_nodes))
 
 
+def _finite_energy(region_energy: Array) -> Array:
+    return check_values(
+        region_energy,
+        lambda xp, e: ~(xp.isfinite(e) & (e >= 0)),
+        "`region_energy` must be finite and non-negative (it is 1/2 sum e^2): the error "
+        "neurons hold NaN or inf; check the data and the inference status.",
+    )
+
+
 def _batch_energy(region_energy: ArrayLike, num_regions: int) -> Array:
     region_energy = jnp.asarray(region_energy)
     if region_energy.ndim == 2:
@@ -325,20 +334,38 @@ def _batch_energy(region_energy: ArrayLike, num_regions: int) -> Array:
             f"{num_regions} regions: pass `region_energies(state, regions)` of shape "
             f"(batch, {num_regions}) or its batch mean of shape ({num_regions},)."
         )
-    return check_values(
-        region_energy,
-        lambda xp, e: ~(xp.isfinite(e) & (e >= 0)),
-        "`region_energy` must be finite and non-negative (it is 1/2 sum e^2): the error "
-        "neurons hold NaN or inf; check the data and the inference status.",
-    )
+    return _finite_energy(region_energy)
 
 
-def _check_ne(ne: ArrayLike, num_regions: int) -> Array:
+def example_energy(region_energy: ArrayLike, num_regions: int) -> Array:
+    """The per-example region energies `E_{b,r}`, shape `(batch, R)`, checked."""
+    region_energy = jnp.asarray(region_energy)
+    if region_energy.ndim != 2 or region_energy.shape[1] != num_regions:
+        raise ValueError(
+            f"The per-example gate needs the region energies of every example, shape "
+            f"(batch, {num_regions}), as `region_energies(state, regions)` returns them; got "
+            f"shape {region_energy.shape}."
+        )
+    return _finite_energy(region_energy)
+
+
+def check_ne(ne: ArrayLike, num_regions: int, *, batch: int | None = None) -> Array:
+    """NE checked: a scalar or `(R,)`; with `batch` (the per-example gate) also one value
+    per example, `(batch, 1)`, or per example and region, `(batch, R)`."""
     ne = jnp.asarray(ne)
-    if ne.shape not in ((), (num_regions,)):
+    shapes = [(), (num_regions,)]
+    if batch is not None:
+        shapes += [(batch, 1), (batch, num_regions)]
+    if ne.shape not in shapes:
+        per_example = (
+            ""
+            if batch is None
+            else f"; per example, shape ({batch}, 1) (e.g. `ne[:, None]`) or ({batch}, "
+            f"{num_regions})"
+        )
         raise ValueError(
             f"`ne` has shape {ne.shape}; norepinephrine is a scalar or one value per region, "
-            f"shape ({num_regions},)."
+            f"shape ({num_regions},){per_example}."
         )
     return check_values(
         ne,
@@ -346,6 +373,22 @@ def _check_ne(ne: ArrayLike, num_regions: int) -> Array:
         "`ne` (norepinephrine) must be finite and non-negative: it is a concentration; "
         "pass 0 for none and a positive value for salience.",
     )
+
+
+def example_gates(
+    astrocytes: Astrocytes, calcium: Array, region_energy: Array, ne: Array
+) -> tuple[Array, Array]:
+    """The calcium one Euler step would reach from `calcium` if example `b` alone drove
+    it, `c_r^b = step(c_r, E_{b,r}, NE_b)`, and its gate `g(c_r^b)`; both `(batch, R)`.
+
+    `region_energy` is `(batch, R)`; `ne` is a scalar, `(R,)`, `(batch, 1)` or
+    `(batch, R)`. The one place the per-example gate is computed: the gate's update and
+    the gradient weights of [`pcastro.astro.apply_gated_grads`][] both call it.
+    """
+    calcium = jnp.broadcast_to(calcium, region_energy.shape)
+    ne = jnp.broadcast_to(jnp.asarray(ne, calcium.dtype), region_energy.shape)
+    examples = astrocytes.step(calcium, region_energy, ne)
+    return examples, astrocytes.gate(examples)
 
 
 def _check_same_astrocytes(recorded: Astrocytes, own: Astrocytes, calcium: Array) -> Array:
@@ -420,6 +463,15 @@ def scale_by_astrocytes(
     momentum keeps moving a region after its gate closes. Before a stateless linear
     optimiser such as `optax.sgd(lr)` (no momentum) either order is exact.
 
+    **Per example.** With the extra argument `per_example=True`, `update` reads every
+    example's `E_{b,r}` (`region_energy` of shape `(batch, R)`, or `inferred`) and NE
+    (scalar, `(R,)`, `(batch, 1)` or `(batch, R)`), advances the calcium to the mean of
+    the per-example calcium `c_r^b` and scales the updates by the mean gate
+    `mean_b g(c_r^b)`. It expects the gate-weighted gradients that
+    [`pcastro.astro.apply_gated_grads`][] with `per_example=True` builds (which passes
+    this argument, and where the design is explained); given the plain batch-mean
+    gradient it would only scale it by the mean gate.
+
     **Arguments:**
 
     - `astrocytes`: the [`pcastro.astro.Astrocytes`][] (hyperparameters).
@@ -429,7 +481,7 @@ def scale_by_astrocytes(
 
     An `optax.GradientTransformationExtraArgs`; the extra arguments of `update` are
     `region_energy` (shape `(batch, R)` averaged over the batch, or `(R,)`) or
-    `inferred`, and `ne` (scalar or `(R,)`).
+    `inferred`, `ne` (scalar or `(R,)`), and `per_example` (default False; above).
 
     **Raises:**
 
@@ -473,7 +525,15 @@ def scale_by_astrocytes(
         return AstrocyteGateState(calcium=jnp.zeros((num,), dtype), astrocytes=record)
 
     def update_fn(
-        updates, state, params=None, *, region_energy=None, inferred=None, ne=None, **extra_args
+        updates,
+        state,
+        params=None,
+        *,
+        region_energy=None,
+        inferred=None,
+        ne=None,
+        per_example=False,
+        **extra_args,
     ):
         del params, extra_args
         calcium = _check_same_astrocytes(state.astrocytes, astrocytes, state.calcium)
@@ -486,9 +546,20 @@ def scale_by_astrocytes(
                 "none) to advance its calcium, or neither to hold it; got only "
                 + ("`ne`." if region_energy is None else "the region energies.")
             )
+        if per_example:
+            if region_energy is None:
+                raise ValueError(
+                    "The per-example gate (`per_example=True`) reads every example's region "
+                    "energies and NE; pass `region_energy=` (or `inferred=`) and `ne=`."
+                )
+            energy = example_energy(region_energy, num).astype(calcium.dtype)
+            ne = check_ne(ne, num, batch=energy.shape[0])
+            examples, gates = example_gates(astrocytes, calcium, energy, ne)
+            calcium, gates = jnp.mean(examples, axis=0), jnp.mean(gates, axis=0)
+            return gate_updates(updates, gates, regions), state._replace(calcium=calcium)
         if region_energy is not None:
             energy = _batch_energy(region_energy, num).astype(calcium.dtype)
-            calcium = astrocytes.step(calcium, energy, _check_ne(ne, num))
+            calcium = astrocytes.step(calcium, energy, check_ne(ne, num))
         gates = astrocytes.gate(calcium)
         return gate_updates(updates, gates, regions), state._replace(calcium=calcium)
 
@@ -503,13 +574,46 @@ def apply_gated_grads(
     optimizer: optax.GradientTransformation,
     region_energy: ArrayLike,
     ne: ArrayLike,
+    per_example: bool = False,
+    regions: Regions | None = None,
     throw: bool = True,
 ) -> tuple[Network, Any]:
-    """Learn from inferred states through an optimiser that contains the astrocyte gate.
+    r"""Learn from inferred states through an optimiser that contains the astrocyte gate.
 
     `theta <- theta + optimizer(dF/dtheta; region_energy, ne)`, the gradients being the
     local ones of [`pcastro.param_grads`][]; `region_energy` and `ne` reach every
     transformation of the chain that accepts them (the gate).
+
+    **The per-example gate** (`per_example=True`). The batch gate (the default) averages
+    `E_r` over the batch and scales the batch-mean gradient by one gate per region, so
+    two stimuli of one batch, a current one and a replayed one, cannot be gated apart.
+    The per-example gate scales each example's local gradient by its own gate, read
+    from that example's `E_{b,r}` and NE, and averages the scaled gradients.
+
+    Calcium stays a slow state, one per region (one astrocyte per region). What example
+    `b`'s gate reads is the calcium one Euler step would reach if `b` alone drove it,
+
+    `c_r^b = c_r + (dt / tau_c) * (-c_r + k * NE_b * s(E_{b,r} - theta_r))`,
+    `g_{b,r} = g(c_r^b)`,
+
+    and the calcium then advances to their mean, `c_r <- mean_b c_r^b`: one Euler step
+    driven by the mean of the per-example drives `k * NE_b * s(E_{b,r} - theta_r)`. The
+    astrocyte integrates what it senses of each stimulus: unlike the drive of the mean
+    energy, a stimulus above threshold drives calcium even when the batch mean is below
+    it, one below threshold adds nothing, and NE may differ per stimulus. It costs
+    `batch x R` scalars, and with a batch of one it is the batch gate exactly.
+
+    The gate stays *after* the optimiser, so that a shut region still changes by exactly
+    nothing (see [`pcastro.astro.scale_by_astrocytes`][]): the optimiser receives the
+    gate-weighted mean gradient `(1/B) sum_b w_{b,r} dF_b/dtheta_r` with
+    `w_{b,r} = g_{b,r} / gbar_r` ([`pcastro.astro.gated_param_grads`][]), and the gate
+    scales its output by the mean gate `gbar_r = mean_b g_{b,r}`. Through a stateless
+    linear optimiser (`optax.sgd`) the update is exactly
+    `-lr * (1/B) sum_b g_{b,r} dF_b/dtheta_r`; through Adam the open examples set the
+    direction and `gbar_r` the size. No per-example gradient is formed (one backward
+    pass; see [`pcastro.astro.gated_param_grads`][] for the memory). With ablated
+    astrocytes the gradient is [`pcastro.param_grads`][]'s and the gate 1: plain PC
+    learning, bit for bit, whatever the NE.
 
     **Arguments:**
 
@@ -518,8 +622,15 @@ def apply_gated_grads(
     - `optimizer`: e.g. `optax.chain(optax.adam(1e-3), scale_by_astrocytes(astro, regions))`.
       It must contain the gate: for a plain optimiser use [`pcastro.apply_param_grads`][].
     - `region_energy`: `E_r` driving the calcium, usually
-      `region_energies(state, regions)`.
-    - `ne`: norepinephrine, scalar or per region (0.0 for none).
+      `region_energies(state, regions)`, shape `(batch, R)` (per example with
+      `per_example=True`, else averaged over the batch) or `(R,)` (batch gate only).
+    - `ne`: norepinephrine (0.0 for none): a scalar or one value per region, `(R,)`; with
+      `per_example=True` also one value per example, `(batch, 1)`, or per example and
+      region, `(batch, R)`.
+    - `per_example`: gate every example by its own `E_{b,r}` and NE (above); needs
+      `regions`.
+    - `regions`: the [`pcastro.astro.Regions`][] the gate was built with (only with
+      `per_example=True`).
     - `throw`: raise when the update is non-finite or larger than the parameters.
 
     **Returns:**
@@ -528,9 +639,29 @@ def apply_gated_grads(
 
     **Raises:**
 
-    `ValueError` when `optimizer` holds no astrocyte gate (NE would change nothing).
+    `ValueError` when `optimizer` holds no astrocyte gate (NE would change nothing), for
+    `per_example=True` without `regions` (or `regions` without it), and for
+    `region_energy` or `ne` of a shape the gate cannot read.
     """
     check_gate_arguments(opt_state, ne, "apply_gated_grads")
+    if per_example:
+        from ._per_example import apply_per_example  # it builds on this module
+
+        return apply_per_example(
+            net,
+            opt_state,
+            state,
+            optimizer=optimizer,
+            regions=regions,
+            region_energy=region_energy,
+            ne=ne,
+            throw=throw,
+        )
+    if regions is not None:
+        raise ValueError(
+            "`apply_gated_grads(regions=...)` is read only by the per-example gate; pass "
+            "`per_example=True` with it, or leave `regions` out for the batch gate."
+        )
     return apply_param_grads(
         net,
         opt_state,

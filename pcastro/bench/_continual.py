@@ -57,6 +57,8 @@ STORE_VARIANTS = {
     "pc_store_uniform": dict(priority=False, gate=False, discard=False),
     "pc_store_priority": dict(priority=True, gate=False, discard=True),
     "pc_store_gate": dict(priority=False, gate=True, discard=True),
+    # The same gate, per stimulus: each current or replayed stimulus by its own E_r.
+    "pc_store_gate_example": dict(priority=False, gate=True, discard=True, per_example=True),
     "pc_store_both": dict(priority=True, gate=True, discard=True),
     "pc_store_both_refresh": dict(priority=True, gate=True, discard=True, refresh=True),
     "pc_store_priority_refresh": dict(priority=True, gate=False, discard=True, refresh=True),
@@ -126,6 +128,7 @@ def make_learner(
         refresh=v.get("refresh", False),
         tol=tol if v["discard"] else 0.0,
         states=v.get("states", True),
+        per_example=v.get("per_example", False),
     )
 
 

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import optax
 from jax import lax
 
+from .. import RESULTS
 from ..astro import (
     Astrocytes,
     RejectWhenFull,
@@ -33,6 +34,7 @@ from ..astro import (
     scale_by_astrocytes,
     snapshot,
 )
+from ..astro._per_example import apply_example_grads
 from ._learners import AbstractRule, PCRule, local_update, params_of
 
 
@@ -249,6 +251,10 @@ class AstrocyteStore(AbstractContinualLearner):
       at the snapshot: stale);
     - `tol`: a replayed slot whose measured `E_r` is below `tol` in every region is
       discarded, its slot freed for new stimuli (0: never);
+    - `per_example`: gate every stimulus of the update, current or replayed, by its own
+      `E_r` (`apply_gated_grads(per_example=True)`: the astrocyte reads each stimulus's
+      error, and a replayed slot whose error is below threshold adds nothing); else one
+      gate per region from the batch's mean `E_r`. Needs `astrocytes`;
     - `states`: the store keeps every slot's free states (True), or only its clamps,
       `E_r`, step count and priority (False, `make_store(..., states=False)`). Replay
       starts fresh either way, so the stored states are never read here; without them
@@ -271,6 +277,14 @@ class AstrocyteStore(AbstractContinualLearner):
     refresh: bool = eqx.field(static=True, default=False)
     tol: float = eqx.field(static=True, default=0.0)
     states: bool = eqx.field(static=True, default=True)
+    per_example: bool = eqx.field(static=True, default=False)
+
+    def __check_init__(self):
+        if self.per_example and self.astrocytes is None:
+            raise ValueError(
+                "`AstrocyteStore(per_example=True)` gates each stimulus by its astrocytes; "
+                "pass `astrocytes=`."
+            )
 
     def optimizer(self, net):
         """Adam at `lr`, followed by the astrocyte gate when the method has one."""
@@ -306,9 +320,15 @@ class AstrocyteStore(AbstractContinualLearner):
         if self.astrocytes is not None:
             extra = dict(region_energy=jnp.concatenate([measured[:batch], replayed]), ne=self.ne)
         # As `train_step(throw=False)`: the update is applied and its status counted.
-        net, opt_state, status = local_update(
-            net, state.opt_state, relaxed, solved, optimizer=optimizer, **extra
-        )
+        if self.per_example:
+            net, opt_state, updated = apply_example_grads(
+                net, state.opt_state, relaxed, optimizer=optimizer, regions=regions, **extra
+            )
+            status = jnp.where(solved != RESULTS.successful, solved, updated)
+        else:
+            net, opt_state, status = local_update(
+                net, state.opt_state, relaxed, solved, optimizer=optimizer, **extra
+            )
         if self.refresh:
             store = _rewrite(store, slots, relaxed, measured, batch, self.rule.steps)
         if self.tol > 0:

@@ -64,6 +64,7 @@ METHOD_COLOURS = {
     "pc_store_priority": "#66a61e",
     "pc_store_priority_refresh": "#b8e186",
     "pc_store_gate": "#bc80bd",
+    "pc_store_gate_example": "#e7298a",
     "pc_store_both": "#4d004b",
     "pc_store_both_refresh": "#c51b7d",
     "pc_store_ablated": "#666666",
