@@ -287,6 +287,10 @@ CONTINUAL: dict[str, Method] = {
         "pc_store_uniform without free states: about twice the slots in the same bytes",
         "_continual_methods:AstrocyteStore", "store", "pc",
     ),
+    "pc_store_gate_example": _continual(
+        "pc_store_gate with one gate per example (current and replayed stimuli gated apart)",
+        "_continual_methods:AstrocyteStore", "store", "pc",
+    ),
 }  # fmt: skip
 
 REGISTRY: dict[str, dict[str, Method]] = {
