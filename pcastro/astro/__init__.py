@@ -50,6 +50,7 @@ __all__ = [
     "EvictOldest",
     "Footprint",
     "footprint_bytes",
+    "gated_param_grads",
     "gate_updates",
     "has_gate",
     "load",
