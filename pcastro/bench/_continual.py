@@ -504,7 +504,7 @@ def run_continual(cfg, *, progress: bool = True) -> dict:
                     "lr": hp["lr"],
                     "tol": getattr(learner, "tol", None),
                     "alpha": getattr(learner, "alpha", None) if "priority" in name else None,
-                    "g0": learner.astrocytes.g0 if getattr(learner, "astrocytes", None) else None,
+                    "g0": learner.astrocytes.g0 if getattr(learner, "astrocytes", None) else None,  # pyright: ignore[reportAttributeAccessIssue]
                 }
             )
             bar.update(1)
