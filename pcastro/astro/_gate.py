@@ -493,7 +493,7 @@ def scale_by_astrocytes(
         gates = astrocytes.gate(calcium)
         return gate_updates(updates, gates, regions), state._replace(calcium=calcium)
 
-    # pyright: ignore below: optax's ArrayTree types do not cover Equinox modules.
+    # optax's ArrayTree types do not cover the Equinox modules of this state and updates.
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)  # pyright: ignore[reportArgumentType]
 
 
