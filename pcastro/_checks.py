@@ -5,6 +5,7 @@ from types import ModuleType
 
 import equinox as eqx
 import jax
+import jax.core
 import jax.numpy as jnp
 import numpy as np
 
@@ -13,7 +14,7 @@ from ._custom_types import Array
 
 def check_values(
     value: Array,
-    bad: Callable[[ModuleType, Array], Array],
+    bad: Callable[[ModuleType, Array | np.ndarray], Array | np.ndarray],
     message: str,
 ) -> Array:
     """Refuse bad values: with a `ValueError` at once when `value` is concrete, with a

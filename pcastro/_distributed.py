@@ -83,6 +83,7 @@ def check_process_options(
             "and a free port) and its own --process-id from 0 to "
             f"{num_processes - 1}."
         )
+    assert coordinator is not None and process_id is not None  # none is missing
     host, _, port = coordinator.rpartition(":")
     if not host or not port.isdigit():
         raise ValueError(

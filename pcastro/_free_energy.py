@@ -30,7 +30,7 @@ def summed_inputs(
         if i in given:
             out[i] = given[i]
         else:
-            out[i] = jax.vmap(node.summed_input)([xs[p] for p in node.parents])
+            out[i] = jax.vmap(node.summed_input)([xs[p] for p in node.parents])  # pyright: ignore[reportOptionalIterable]  # resolved by Network
     return out
 
 
@@ -59,7 +59,7 @@ def node_terms(
     leaky node the error neurons that drove `G`.
     """
     pres = summed_inputs(net, xs, skip=skip, given=pres)
-    drive = 0.0
+    drive = jnp.asarray(0.0)
     energies = {}
     errors = {}
     for i, pre in pres.items():

@@ -22,7 +22,8 @@ def _drive(params, static, state: PCState, reference: PCState):
     skip = amortised_nodes(net, state.clamps)
     leaky = {i: state.e[i] for i, n in enumerate(net.nodes, start=1) if n.tau_e is not None}
     pres = summed_inputs(net, reference.x, skip=skip)
-    drive, _, _ = node_terms(net, state.x, skip=skip, pres=pres, leaky=leaky)
+    # A leaky node's error neurons are arrays (`init_state` sets them).
+    drive, _, _ = node_terms(net, state.x, skip=skip, pres=pres, leaky=leaky)  # pyright: ignore[reportArgumentType]
     return drive / state.batch_size
 
 
@@ -52,7 +53,7 @@ def param_grads(net: Network, state: PCState, *, reference: PCState | None = Non
     return jax.grad(_drive)(params, static, state, reference)
 
 
-def _norm(tree) -> Array:
+def _norm(tree) -> Array | float:
     leaves = jax.tree_util.tree_leaves(tree)
     return jnp.sqrt(sum(jnp.sum(jnp.square(leaf)) for leaf in leaves)) if leaves else 0.0
 

@@ -194,11 +194,11 @@ class Network(eqx.Module):
             )
         shapes = [self.input_shape]
         for i, node in enumerate(self.nodes, start=1):
-            parent_structs = [jax.ShapeDtypeStruct(shapes[p], self.dtype) for p in node.parents]
+            parent_structs = [jax.ShapeDtypeStruct(shapes[p], self.dtype) for p in node.parents]  # pyright: ignore[reportOptionalIterable]  # resolved by Network
             try:
                 out = eqx.filter_eval_shape(lambda n, xs: n.predict(xs), node, parent_structs)
             except Exception as err:  # noqa: BLE001 -- re-raised with the node named
-                got = ", ".join(str(shapes[p]) for p in node.parents)
+                got = ", ".join(str(shapes[p]) for p in node.parents)  # pyright: ignore[reportOptionalIterable]  # resolved by Network
                 raise ValueError(
                     f"Node {i} cannot predict from its parents {node.parents} with state "
                     f"shape(s) {got}: {err}. Check that each module's input size matches "
@@ -216,7 +216,7 @@ class Network(eqx.Module):
         """The feedforward pass for one example: the top node's prediction."""
         states = [x]
         for node in self.nodes:
-            states.append(node.predict([states[p] for p in node.parents]))
+            states.append(node.predict([states[p] for p in node.parents]))  # pyright: ignore[reportOptionalIterable]  # resolved by Network
         return states[-1]
 
 

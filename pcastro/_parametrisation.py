@@ -211,7 +211,7 @@ def _position(net: Network, index: int, parent: int) -> Position:
         return "input"
     if index == len(net.nodes):
         return "output"
-    skips = [p == parent and not _has_params(m) for m, p in zip(node.modules, node.parents)]
+    skips = [p == parent and not _has_params(m) for m, p in zip(node.modules, node.parents)]  # pyright: ignore[reportArgumentType]  # resolved by Network
     return "residual" if any(skips) else "hidden"
 
 
@@ -255,7 +255,7 @@ def parametrise(net: Network, parametrisation: AbstractParametrisation, *, key) 
     for index, (node, node_key) in enumerate(zip(net.nodes, keys), start=1):
         modules = []
         module_keys = jax.random.split(node_key, len(node.modules))
-        for module, parent, module_key in zip(node.modules, node.parents, module_keys):
+        for module, parent, module_key in zip(node.modules, node.parents, module_keys):  # pyright: ignore[reportArgumentType]  # resolved by Network
             if not _has_params(module):
                 modules.append(module)
                 continue

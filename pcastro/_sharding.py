@@ -19,7 +19,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 
-def make_mesh(devices: Sequence[jax.Device] | int | None = None, *, axis: str = "batch") -> Mesh:
+def make_mesh(devices: Sequence[jax.Device] | int | None = None, *, axis: str = "batch") -> Mesh:  # pyright: ignore[reportInvalidTypeForm]  # jax.Device is an alias
     """A one-dimensional device mesh whose single axis is named `axis`.
 
     **Arguments:**

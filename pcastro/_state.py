@@ -4,6 +4,7 @@ import enum
 
 import equinox as eqx
 import jax
+import jax.core
 import jax.numpy as jnp
 import numpy as np
 
@@ -33,7 +34,7 @@ def known_nodes(net: Network, clamps: tuple[Clamp, ...]) -> tuple[bool, ...]:
     predicted from parents that are all known. The one answer to "is this node known?"."""
     known = [clamps[0] is not Clamp.FREE]
     for i, node in enumerate(net.nodes, start=1):
-        known.append(clamps[i] is Clamp.CLAMPED or all(known[p] for p in node.parents))
+        known.append(clamps[i] is Clamp.CLAMPED or all(known[p] for p in node.parents))  # pyright: ignore[reportOptionalIterable]  # resolved by Network
     return tuple(known)
 
 
@@ -237,7 +238,7 @@ def init_state(
     if batch_size is None:
         if x is None and y is None:
             raise ValueError("Give `x`, `y` or `batch_size` so the batch size is known.")
-        batch_size = (x if x is not None else y).shape[0]
+        batch_size = (x if x is not None else y).shape[0]  # pyright: ignore[reportOptionalMemberAccess]  # one is given
     if batch_size < 1:
         raise ValueError(
             "The batch is empty (0 examples); pass at least one example (`x[None]` for one)."
@@ -263,21 +264,21 @@ def init_state(
     clamps = [Clamp.FREE] * net.num_nodes
     clamps[0], clamps[top] = clamp_of(x, x_mask), clamp_of(y, y_mask)
     clamps = tuple(clamps)
-    masks = [None] * net.num_nodes
+    masks: list[Array | None] = [None] * net.num_nodes
     masks[0], masks[top] = x_mask, y_mask
     known = known_nodes(net, clamps)
     # Unobserved units of a partially clamped node start at zero, before the feedforward
     # pass reads them: the hidden states must not see the values that are to be recalled.
     if x_mask is not None:
-        x = x * x_mask
+        x = x * x_mask  # pyright: ignore[reportOptionalOperand]  # x_mask needs x
     if y_mask is not None:
-        y = y * y_mask
+        y = y * y_mask  # pyright: ignore[reportOptionalOperand]  # y_mask needs y
     states = [jnp.zeros((batch_size, *net.input_shape), net.dtype) if x is None else x]
     for i, node in enumerate(net.nodes, start=1):
         if i == top and y is not None:
             states.append(y)
         elif known[i]:
-            mu = jax.vmap(node.predict)([states[p] for p in node.parents])
+            mu = jax.vmap(node.predict)([states[p] for p in node.parents])  # pyright: ignore[reportOptionalIterable]  # resolved by Network
             states.append(mu.astype(net.dtype))
         else:
             states.append(jnp.zeros((batch_size, *net.shapes[i]), net.dtype))
@@ -319,7 +320,7 @@ def errors(net: Network, state: PCState) -> tuple[Array | None, ...]:
     """
     out: list[Array | None] = [None]
     for i, node in enumerate(net.nodes, start=1):
-        mu = jax.vmap(node.predict)([state.x[p] for p in node.parents])
+        mu = jax.vmap(node.predict)([state.x[p] for p in node.parents])  # pyright: ignore[reportOptionalIterable]  # resolved by Network
         out.append(state.x[i] - mu)
     return tuple(out)
 

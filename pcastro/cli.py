@@ -197,6 +197,7 @@ def _run_oneshot(args) -> int:
     payload["processes"] = args.processes
     if not args.main_process:
         return 0  # process 0 writes the results
+    assert out is not None  # process 0 has its output folder
     path = save_json(out, payload)
     pngs = " and ".join(map(str, plot_results(path)))
     print(f"wrote {path} and {pngs} (total {payload['details']['wall_s']:.0f} s)")
@@ -274,6 +275,7 @@ def _run_interrupt(args) -> int:
     payload["processes"] = args.processes
     if not args.main_process:
         return 0  # process 0 writes the results
+    assert out is not None  # process 0 has its output folder
     path = save_json(out, payload)
     (png,) = plot_results(path)
     print(f"wrote {path} and {png} (total {payload['details']['wall_s']:.0f} s)")
@@ -322,6 +324,7 @@ def _run_continual(args) -> int:
     payload["processes"] = args.processes
     if not args.main_process:
         return 0  # process 0 writes the results
+    assert out is not None  # process 0 has its output folder
     path = save_json(out, payload)
     write_outputs(out, payload)
     print(f"wrote {path} and figures in {out} (total {payload['details']['wall_s']:.0f} s)")

@@ -20,7 +20,7 @@ def assemble(xs, free, free_xs) -> list:
 
 def _dot(a, b) -> Array:
     """Per-example inner product of two tuples of `(batch, ...)` arrays."""
-    return sum(jnp.sum((u * v).reshape(u.shape[0], -1), axis=1) for u, v in zip(a, b))
+    return sum(jnp.sum((u * v).reshape(u.shape[0], -1), axis=1) for u, v in zip(a, b))  # pyright: ignore[reportReturnType]  # never empty
 
 
 def max_curvature(

@@ -139,7 +139,7 @@ def _warn_if_stuck(net: Network, state: PCState) -> None:
     for i in range(net.num_nodes - 1, 0, -1):
         node = net.nodes[i - 1]
         here = state.clamps[i] is not Clamp.FREE or clamped_below[i]
-        for p in node.parents:
+        for p in node.parents:  # pyright: ignore[reportOptionalIterable]  # resolved by Network
             clamped_below[p] = clamped_below[p] or here
     if state.clamps[0] is not Clamp.CLAMPED and not clamped_below[0]:
         warnings.warn(
@@ -153,7 +153,7 @@ def _warn_if_stuck(net: Network, state: PCState) -> None:
         )
 
 
-def _as_int(value, name: str):
+def _as_int(value, name: str) -> Any:
     try:
         return operator.index(value)  # numpy and 0-d integer arrays too
     except TypeError:
@@ -355,7 +355,7 @@ def _hoisted(net: Network, state: PCState, problem: Problem) -> dict:
     skip = [
         i
         for i, node in enumerate(net.nodes, start=1)
-        if i in problem.amortised or not all(clamped[p] for p in node.parents)
+        if i in problem.amortised or not all(clamped[p] for p in node.parents)  # pyright: ignore[reportOptionalIterable]  # resolved by Network
     ]
     return summed_inputs(net, state.x, skip=skip)
 
@@ -390,7 +390,7 @@ def _stepper(solver: AbstractSolver, gradient, problem: Problem):
         # Any example whose energy rose on this step (a step that overshoots).
         rose_ = rose_ | jnp.any(rose(each, last))
         if solver.monotone:
-            new_xs, inner = solver.step(g, free_xs, inner, energy=each)
+            new_xs, inner = solver.step(g, free_xs, inner, energy=each)  # pyright: ignore[reportCallIssue]  # a monotone solver takes it
         else:
             new_xs, inner = solver.step(g, free_xs, inner)
         new_xs = hold_clamped(new_xs, problem.keep, problem.free_x0)

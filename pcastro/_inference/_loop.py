@@ -33,8 +33,8 @@ class Problem(NamedTuple):
     - `batch`: the batch size.
     """
 
-    free: list[int]
-    amortised: list[int]
+    free: tuple[int, ...]
+    amortised: tuple[int, ...]
     free_x0: tuple[Array, ...]
     keep: tuple[Array | None, ...]
     leaky0: dict[int, Array]
@@ -48,8 +48,8 @@ def pose(net: Network, state: PCState) -> Problem:
         free=free,
         amortised=amortised_nodes(net, state.clamps),
         free_x0=tuple(state.x[i] for i in free),
-        keep=tuple(None if state.masks[i] is None else 1.0 - state.masks[i] for i in free),
-        leaky0={i: state.e[i] for i, n in enumerate(net.nodes, start=1) if n.tau_e is not None},
+        keep=tuple(None if (m := state.masks[i]) is None else 1.0 - m for i in free),
+        leaky0={i: state.e[i] for i, n in enumerate(net.nodes, start=1) if n.tau_e is not None},  # pyright: ignore[reportArgumentType]  # set for leaky nodes
         batch=state.batch_size,
     )
 
@@ -152,7 +152,7 @@ def finalise(net: Network, state: PCState, problem: Problem, free_xs, leaky) -> 
     xs = assemble(state.x, problem.free, free_xs)
     for i in problem.amortised:
         node = net.nodes[i - 1]
-        xs[i] = jax.vmap(node.predict)([xs[p] for p in node.parents])
+        xs[i] = jax.vmap(node.predict)([xs[p] for p in node.parents])  # pyright: ignore[reportOptionalIterable]  # resolved by Network
     new = PCState(x=tuple(xs), e=state.e, masks=state.masks, clamps=state.clamps)
     instant = errors(net, new)
     # A leaky error neuron integrates the error at the returned states once more, so the

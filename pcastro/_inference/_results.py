@@ -24,6 +24,8 @@ class RESULTS(enum.IntEnum):
       step overshoots (`dt * lambda_max > 2`).
     """
 
+    message: str
+
     def __new__(cls, code: int, message: str):
         member = int.__new__(cls, code)
         member._value_ = code

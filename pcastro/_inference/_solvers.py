@@ -286,6 +286,7 @@ class AdaptiveEuler(AbstractStateSolver):
                 lambda x, g: x - _along_batch(s.dt, x).astype(x.dtype) * g, states, grads
             )
             return step, s
+        assert energy is not None  # the driver hands a monotone solver the energy
         first = jnp.isinf(s.energy)
         accept = within_noise(energy, s.energy) & jnp.isfinite(energy)
         # The quadratic along the last step through F_acc (slope -G) and F_trial.

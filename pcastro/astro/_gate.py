@@ -5,6 +5,7 @@ from typing import Any, NamedTuple
 
 import equinox as eqx
 import jax
+import jax.core
 import jax.numpy as jnp
 import optax
 
@@ -214,7 +215,7 @@ class AstrocyteGateState(NamedTuple):
 
 def _node_of_updates(updates: Any, regions: Regions) -> tuple:
     nodes = getattr(updates, "nodes", None)
-    if not isinstance(updates, Network) or len(nodes) != len(regions.shapes):
+    if not isinstance(updates, Network) or len(nodes) != len(regions.shapes):  # pyright: ignore[reportArgumentType]  # a Network's nodes
         raise TypeError(
             "The astrocyte gate expects parameters shaped like "
             "`eqx.filter(net, eqx.is_inexact_array)` for the network the regions were "
@@ -224,7 +225,7 @@ def _node_of_updates(updates: Any, regions: Regions) -> tuple:
             + ". Initialise the optimiser with `optimizer.init(eqx.filter(net, "
             "eqx.is_inexact_array))`."
         )
-    return nodes
+    return nodes  # pyright: ignore[reportReturnType]  # a Network's nodes
 
 
 def _check_columns(updates: Network, regions: Regions) -> None:
@@ -553,17 +554,18 @@ def scale_by_astrocytes(
                     "energies and NE; pass `region_energy=` (or `inferred=`) and `ne=`."
                 )
             energy = example_energy(region_energy, num).astype(calcium.dtype)
-            ne = check_ne(ne, num, batch=energy.shape[0])
+            ne = check_ne(ne, num, batch=energy.shape[0])  # pyright: ignore[reportArgumentType]  # given with region_energy
             examples, gates = example_gates(astrocytes, calcium, energy, ne)
             calcium, gates = jnp.mean(examples, axis=0), jnp.mean(gates, axis=0)
             return gate_updates(updates, gates, regions), state._replace(calcium=calcium)
         if region_energy is not None:
             energy = _batch_energy(region_energy, num).astype(calcium.dtype)
-            calcium = astrocytes.step(calcium, energy, check_ne(ne, num))
+            calcium = astrocytes.step(calcium, energy, check_ne(ne, num))  # pyright: ignore[reportArgumentType]  # given with region_energy
         gates = astrocytes.gate(calcium)
         return gate_updates(updates, gates, regions), state._replace(calcium=calcium)
 
-    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+    # optax's ArrayTree types do not cover the Equinox modules of this state and updates.
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)  # pyright: ignore[reportArgumentType]
 
 
 def apply_gated_grads(

@@ -64,7 +64,8 @@ def _gated_drive(params, static, state: PCState, gates: Array, regions: Regions)
     leaky = {i: state.e[i] for i, n in enumerate(net.nodes, start=1) if n.tau_e is not None}
     pres = summed_inputs(net, state.x, skip=skip)
     pres = {i: _scale_cotangent(pre, _unit_weights(gates, regions, i)) for i, pre in pres.items()}
-    drive, _, _ = node_terms(net, state.x, skip=skip, pres=pres, leaky=leaky)
+    # A leaky node's error neurons are arrays (`init_state` sets them).
+    drive, _, _ = node_terms(net, state.x, skip=skip, pres=pres, leaky=leaky)  # pyright: ignore[reportArgumentType]
     return drive / state.batch_size
 
 

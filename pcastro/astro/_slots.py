@@ -4,6 +4,7 @@ import dataclasses
 
 import equinox as eqx
 import jax
+import jax.core
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
@@ -328,8 +329,9 @@ def _recall(store: Store, slots: Array, net: Network, *, fresh: bool) -> PCState
             y_mask=masks[-1],
             batch_size=slots.shape[0],
         )
-    state = PCState(x=xs, e=(None,) * len(xs), masks=masks, clamps=store.clamps)
-    return PCState(x=xs, e=errors(net, state), masks=masks, clamps=store.clamps)
+    # A store that keeps states (checked by the callers) holds every node's.
+    state = PCState(x=xs, e=(None,) * len(xs), masks=masks, clamps=store.clamps)  # pyright: ignore[reportArgumentType]
+    return PCState(x=xs, e=errors(net, state), masks=masks, clamps=store.clamps)  # pyright: ignore[reportArgumentType]
 
 
 def discard(store: Store, slots: ArrayLike) -> Store:

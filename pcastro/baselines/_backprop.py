@@ -66,4 +66,5 @@ def backprop_step(
 
     loss, grads = jax.value_and_grad(loss_fn)(params)
     updates, opt_state = optimizer.update(grads, opt_state, params)
-    return eqx.combine(optax.apply_updates(params, updates), static), opt_state, loss
+    # optax types its updates as arrays, not as the Equinox module they are here.
+    return eqx.combine(optax.apply_updates(params, updates), static), opt_state, loss  # pyright: ignore[reportReturnType]

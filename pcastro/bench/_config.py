@@ -10,7 +10,7 @@ import types
 import typing
 from dataclasses import dataclass
 from functools import cache
-from typing import Literal
+from typing import Any, Literal
 
 DATASETS = ("digits", "mnist5k", "mnist", "fashion", "omniglot")
 
@@ -229,7 +229,7 @@ def _require(cfg, names, least: int) -> None:
                 )
 
 
-def _default(cfg, name: str):
+def _default(cfg, name: str) -> Any:
     """The default of the field `name` of `cfg`'s dataclass."""
     return {f.name: f.default for f in dataclasses.fields(cfg)}[name]
 
@@ -312,7 +312,7 @@ def field_docs(cls) -> dict[str, str]:
 
 @cache
 def _own_field_docs(klass) -> dict[str, str]:
-    body = ast.parse(inspect.getsource(klass)).body[0].body
+    body = ast.parse(inspect.getsource(klass)).body[0].body  # pyright: ignore[reportAttributeAccessIssue]  # a class
     docs = {}
     for node, after in zip(body, body[1:]):
         if (
@@ -321,7 +321,7 @@ def _own_field_docs(klass) -> dict[str, str]:
             and isinstance(after.value, ast.Constant)
             and isinstance(after.value.value, str)
         ):
-            docs[node.target.id] = " ".join(after.value.value.split())
+            docs[node.target.id] = " ".join(after.value.value.split())  # pyright: ignore[reportAttributeAccessIssue]  # a field name
     return docs
 
 

@@ -511,7 +511,7 @@ def run_continual(cfg, *, progress: bool = True) -> dict:
                     "alpha": getattr(learner, "alpha", None)
                     if STORE_VARIANTS.get(name, {}).get("priority")
                     else None,
-                    "g0": learner.astrocytes.g0 if getattr(learner, "astrocytes", None) else None,
+                    "g0": learner.astrocytes.g0 if getattr(learner, "astrocytes", None) else None,  # pyright: ignore[reportAttributeAccessIssue]
                 }
             )
             bar.update(1)

@@ -360,6 +360,7 @@ def interrupt_figure(payload: dict):
     method's colour, the phases told apart by shade and hatch; the legend sits outside
     the bars."""
     plt = _pyplot()
+    from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
     results = payload["results"]
@@ -393,7 +394,7 @@ def interrupt_figure(payload: dict):
         keep, hatch, label = _PHASES.get(phase, (1.0, "", f"after {phase}"))
         handles.append(Patch(facecolor=_tint("#555555", keep), edgecolor="0.25", hatch=hatch,
                              label=label))  # fmt: skip
-    handles.append(plt.Line2D([], [], color="0.35", ls="--", lw=1, label="chance (1/10)"))
+    handles.append(Line2D([], [], color="0.35", ls="--", lw=1, label="chance (1/10)"))
     fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize=8)
     fig.suptitle(_wrap(interrupt_title(payload), fig), fontsize=10)
     return fig

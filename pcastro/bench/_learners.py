@@ -27,6 +27,7 @@ from .. import (
     mlp,
     train_step,
 )
+from .._custom_types import Array, ArrayLike
 from .._learning import _apply as checked_apply
 from ..astro import (
     Astrocytes,
@@ -49,7 +50,9 @@ def params_of(net):
     return eqx.filter(net, eqx.is_inexact_array)
 
 
-def default_astrocytes(*, ablated: bool = False, covered=True, sense=None) -> Astrocytes:
+def default_astrocytes(
+    *, ablated: bool = False, covered: ArrayLike = True, sense=None
+) -> Astrocytes:
     """The benchmarks' astrocytes: faster calcium and a lower half-gate than the library
     defaults, so that one salient presentation opens the gate (`sense`: the library's
     default, the squared error, unless given)."""
@@ -64,7 +67,9 @@ class AbstractRule(eqx.Module):
     """One parameter update on a batch; also what a network is pretrained with."""
 
     @abc.abstractmethod
-    def update(self, net, opt_state, x, y, *, optimizer, throw: bool = False):
+    def update(
+        self, net, opt_state, x, y, *, optimizer, throw: bool = False
+    ) -> tuple[Network, Any, Array]:
         """Returns `(net, opt_state, status)` after one update on `(x, y)`; `status` is a
         [`pcastro.RESULTS`][] code, for the protocols to count (never to drop)."""
 
@@ -262,7 +267,7 @@ class _AbstractGradientLearner(AbstractLearner):
         if not one_at_a_time:
             return self._repeat(state, key, x, y, hp["updates"])[0]
 
-        def present(carry, item):
+        def present(carry: tuple[Any, Any], item):
             state, key, _ = self._repeat(*carry, item[0][None], item[1][None], hp["updates"])
             return (state, key), None
 
@@ -282,7 +287,7 @@ class _AbstractGradientLearner(AbstractLearner):
         # One batch: the network after u updates is a prefix of the longest run, so one
         # learning curve scores every update count.
         _, _, curve = self._repeat(state, key, x, y, max(self.updates), observe=evaluate)
-        return curve[np.asarray(self.updates) - 1]
+        return curve[np.asarray(self.updates) - 1]  # pyright: ignore[reportOptionalSubscript]  # observed
 
     def _repeat(self, state, key, x, y, n, *, observe=None):
         """`n` updates on `(x, y)`; with `observe`, also `observe(state)` after each."""
@@ -378,7 +383,7 @@ class BackpropReplay(_AbstractGradientLearner):
             net, lr, optax.adam(lr).init(params_of(net)), jnp.asarray(bx[idx]), jnp.asarray(by[idx])
         )
 
-    def step(self, state, x, y, *, key):
+    def step(self, state: "_Replaying", x, y, *, key):
         key, sub = jax.random.split(key)
         idx = jax.random.choice(sub, state.buffer_x.shape[0], (self.batch,), replace=False)
         x = jnp.concatenate([x, state.buffer_x[idx]])

@@ -13,6 +13,7 @@ runs use the 20-way choice.
 
 import math
 import time
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -122,7 +123,7 @@ def run_omniglot(cfg, bar, *, mesh) -> tuple[list[dict], dict]:
     pretrain_s = time.perf_counter() - t1
     bar.update(1)
 
-    common = dict(shots=1, queries=cfg.queries)
+    common: dict[str, Any] = dict(shots=1, queries=cfg.queries)
     tasks = {}
     for ways in (5, 20):
         val = sample_episodes(

@@ -312,7 +312,7 @@ class HeadFinetune(_AbstractReadout):
             lambda s: (s.lr, s.opt_state), state, (lr, opt_state), is_leaf=lambda v: v is None
         )
         if self.replay:
-            bx, by = base
+            bx, by = base  # pyright: ignore[reportGeneralTypeIssues]  # checked above
             idx = np.concatenate([np.flatnonzero(by == c)[: self.per_class] for c in np.unique(by)])
             state = eqx.tree_at(
                 lambda s: (s.buffer_h, s.buffer_y),
@@ -336,7 +336,7 @@ class HeadFinetune(_AbstractReadout):
         head = (state.weight, state.bias)
         optimizer = optax.adam(state.lr)
         updates, opt_state = optimizer.update(jax.grad(loss)(head), state.opt_state, head)
-        weight, bias = optax.apply_updates(head, updates)
+        weight, bias = optax.apply_updates(head, updates)  # pyright: ignore[reportGeneralTypeIssues]  # a pair
         known = state.known.at[y].set(True)
         return eqx.tree_at(
             lambda s: (s.weight, s.bias, s.known, s.opt_state),
@@ -358,7 +358,7 @@ class HeadFinetune(_AbstractReadout):
         if not one_at_a_time:
             return self._repeat(state, key, h, y, hp["updates"])[0][0]
 
-        def present(carry, item):
+        def present(carry: tuple[Any, Any], item):
             (state, key), _ = self._repeat(*carry, item[0][None], item[1][None], hp["updates"])
             return (state, key), None
 
@@ -374,7 +374,7 @@ class HeadFinetune(_AbstractReadout):
         for init in self.grid()["init"]:
             start = _imprint(state, h, y, 1.0) if init == "imprinted" else state
             _, curve = self._repeat(start, key, h, y, max(self.updates), observe=evaluate)
-            curves.append(curve[np.asarray(self.updates) - 1])
+            curves.append(curve[np.asarray(self.updates) - 1])  # pyright: ignore[reportOptionalSubscript]  # observed
         return jnp.stack(curves, axis=1)
 
 
@@ -419,10 +419,10 @@ class PCLocal(_AbstractGradientLearner):
                 "classes', so it needs base classes: it runs in the transfer protocol only."
             )
         if self.fresh:
-            net = fresh_novel_rows(net, base[1])
+            net = fresh_novel_rows(net, base[1])  # pyright: ignore[reportOptionalSubscript]  # checked above
         state = super().start(net, lr, base=base)
         if self.plastic == "novel":
-            rows = ~_base_rows(_output_layer(net).bias.shape[0], base[1])
+            rows = ~_base_rows(_output_layer(net).bias.shape[0], base[1])  # pyright: ignore[reportOptionalMemberAccess, reportOptionalSubscript]
             opt_state = optax.tree_utils.tree_set(state.opt_state, plastic_rows=rows)
             state = eqx.tree_at(lambda s: s.opt_state, state, opt_state)
         return state
@@ -431,7 +431,7 @@ class PCLocal(_AbstractGradientLearner):
         return make_regions(net, columns=self.columns if self.columns else 1)
 
     def optimizer(self, lr, net):
-        chain = [optax.sgd(lr)]
+        chain: list[optax.GradientTransformation] = [optax.sgd(lr)]
         if self.astrocytes is not None:
             chain.append(scale_by_astrocytes(self.astrocytes, self.regions(net)))
         if self.plastic != "all":
@@ -441,7 +441,7 @@ class PCLocal(_AbstractGradientLearner):
     def step(self, state, x, y, *, key):
         optimizer = self.optimizer(state.lr, state.net)
         if self.plastic == "target":  # only the rows of the classes presented now
-            rows = jnp.zeros(_output_layer(state.net).bias.shape[0], bool).at[y].set(True)
+            rows = jnp.zeros(_output_layer(state.net).bias.shape[0], bool).at[y].set(True)  # pyright: ignore[reportOptionalMemberAccess]  # the layer has a bias
             opt_state = optax.tree_utils.tree_set(state.opt_state, plastic_rows=rows)
             state = eqx.tree_at(lambda s: s.opt_state, state, opt_state)
         if self.astrocytes is None:
@@ -475,7 +475,7 @@ def _restrict_plasticity() -> optax.GradientTransformation:
     at `start` (`"novel"`) or the presented classes' rows at every step (`"target"`)."""
 
     def init_fn(params):
-        return _PlasticRows(jnp.ones(_output_layer(params).bias.shape[0], bool))
+        return _PlasticRows(jnp.ones(_output_layer(params).bias.shape[0], bool))  # pyright: ignore[reportOptionalMemberAccess]  # the layer has a bias
 
     def update_fn(updates, state, params=None):
         del params
@@ -493,14 +493,14 @@ def fresh_novel_rows(net, base_labels):
     """`net` with the output rows of every class absent from `base_labels` set to zero
     and their biases to the mean bias of the base classes."""
     layer = _output_layer(net)
-    known = _base_rows(layer.bias.shape[0], base_labels)
+    known = _base_rows(layer.bias.shape[0], base_labels)  # pyright: ignore[reportOptionalMemberAccess]  # the layer has a bias
     mean_bias = _masked_mean(layer.bias, known)
     return eqx.tree_at(
         lambda n: (_output_layer(n).weight, _output_layer(n).bias),
         net,
         (
             jnp.where(known[:, None], layer.weight, 0.0),
-            jnp.where(known, layer.bias, mean_bias),
+            jnp.where(known, layer.bias, mean_bias),  # pyright: ignore[reportArgumentType]  # has a bias
         ),
     )
 
@@ -521,7 +521,7 @@ def pc_local_learners(rule: PCRule, *, lrs, updates, hidden: int, classes: int, 
     `pcastro.astro.TargetExcess`: at the output only the presented class's column
     receives calcium)."""
     _check_blocks(hidden, blocks)
-    common = dict(rule=rule, lrs=lrs, updates=updates)
+    common: dict[str, Any] = dict(rule=rule, lrs=lrs, updates=updates)
     return {
         "pc_sgd": PCLocal(label="pc_sgd", **common),
         "pc_sgd_astro_layers": PCLocal(
@@ -612,7 +612,7 @@ def coverage_learners(
     masks = coverage_masks(
         blocks=blocks, classes=classes, fractions=fractions, draws=draws, seed=seed
     )
-    common = dict(rule=rule, lrs=lrs, updates=updates, columns=(blocks, classes))
+    common: dict[str, Any] = dict(rule=rule, lrs=lrs, updates=updates, columns=(blocks, classes))
     return {
         f"pc_sgd_cover_{place}": PCLocal(
             label=f"pc_sgd_cover_{place}",

@@ -5,6 +5,7 @@ import contextvars
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -16,7 +17,7 @@ from .._sharding import gather, make_mesh, split_leading_axis
 from ._stats import mean_ci95
 
 
-def select_on_validation(scores, grid: Mapping[str, Sequence]) -> tuple[dict[str, object], float]:
+def select_on_validation(scores, grid: Mapping[str, Sequence]) -> tuple[dict[str, Any], float]:
     """The hyperparameters with the best mean validation score.
 
     **Arguments:**
@@ -41,7 +42,7 @@ def select_on_validation(scores, grid: Mapping[str, Sequence]) -> tuple[dict[str
     # (a candidate that collapsed or could not be scored) is never chosen over a number.
     filled = np.where(np.isnan(scores), -np.inf, scores)
     index = np.unravel_index(int(np.argmax(filled)), shape)
-    chosen = {name: _plain(values[i]) for (name, values), i in zip(grid.items(), index)}
+    chosen = {name: _plain(values[int(i)]) for (name, values), i in zip(grid.items(), index)}
     return chosen, float(scores[index])
 
 

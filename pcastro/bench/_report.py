@@ -32,7 +32,7 @@ def environment(seed: int) -> dict:
             "pcastro": pcastro.__version__,
             "python": platform.python_version(),
             "jax": jax.__version__,
-            "jaxlib": jaxlib.__version__,
+            "jaxlib": jaxlib.__version__,  # pyright: ignore[reportPrivateImportUsage]
             "equinox": equinox.__version__,
             "optax": optax.__version__,
             "numpy": numpy.__version__,

@@ -47,5 +47,5 @@ def across_seeds(values) -> dict:
     """
     values = [float(v) for v in values]
     mean, ci, n = mean_ci95(values)
-    p = float(stats.ttest_1samp(values, 0.0).pvalue) if n > 1 and np.std(values) > 0 else 1.0
+    p = float(stats.ttest_1samp(values, 0.0).pvalue) if n > 1 and np.std(values) > 0 else 1.0  # pyright: ignore[reportAttributeAccessIssue]  # scipy's stubs
     return {"diff": mean, "ci95": ci, "n_seeds": n, "p": p, "per_seed": values}

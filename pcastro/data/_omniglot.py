@@ -54,7 +54,7 @@ def _image(data: bytes, size: int) -> np.ndarray:
 
     with Image.open(io.BytesIO(data)) as im:
         ink = Image.fromarray(np.uint8(255) - np.asarray(im.convert("L"), dtype=np.uint8))
-        small = ink.resize((size, size), Image.BOX) if size != ink.width else ink
+        small = ink.resize((size, size), Image.BOX) if size != ink.width else ink  # pyright: ignore[reportAttributeAccessIssue]  # Pillow's alias of Resampling.BOX
         return (np.asarray(small, dtype=np.float32) / np.float32(255)).reshape(-1)
 
 
