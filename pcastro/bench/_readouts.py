@@ -53,7 +53,7 @@ NOVEL_BIASES = (0.0, -0.05, 0.05, -0.1, 0.1, -0.2, 0.2, -0.4, 0.4)
 of the base scores), so that a read-out can trade novel-class recall for base retention;
 chosen on validation. 0 comes first so that ties (scratch: every class is novel) pick it."""
 
-IMPRINT_SCALES = (1.0, 0.5, 0.75, 1.5, 2.0, 3.0)
+IMPRINT_SCALES = (1.0, 0.25, 0.35, 0.5, 0.75, 1.5, 2.0, 3.0)
 """Imprinting scales `s`, in units of the mean norm of the base rows of the output layer."""
 
 _UNSEEN = -1e9  # score of a class that has no prototype yet
