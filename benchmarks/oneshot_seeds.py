@@ -9,7 +9,14 @@ carry the claims, with intervals over seeds and a Holm correction.
             --val-episodes 20 --frontier-episodes 0 --no-progress \\
             --out benchmarks/results/oneshot_target_seeds/mnist/s$s
     done
-    python benchmarks/oneshot_seeds.py benchmarks/results/oneshot_target_seeds/mnist
+    python benchmarks/oneshot_seeds.py benchmarks/results/oneshot_target_seeds/mnist \
+        --replace benchmarks/results/oneshot_target_seeds/mnist_imprint_scales \
+        --methods imprint@pc,imprint@bp
+
+`--replace FOLDER --methods A,B` takes those methods' rows from the runs in FOLDER (the
+same seeds re-run with a wider grid, e.g. imprinting's scale), after checking that every
+other method the two runs share has bit-for-bit the same per-episode values (the same
+pretraining and episodes, so the rows stay paired).
 
 Each seed pretrains its own networks and draws its own validation and test episodes, so a
 seed's value of a comparison (the mean over its test episodes of the paired difference)
@@ -58,6 +65,33 @@ def load_runs(folder: Path) -> list[dict]:
     return loaded
 
 
+def replace_rows(runs: list[dict], folder: Path, methods: list[str]) -> list[dict]:
+    """`runs` with the rows of `methods` taken from the same seeds' runs in `folder`."""
+    others = {r["seed"]: r for r in load_runs(folder)}
+    out = []
+    for run in runs:
+        other = others.get(run["seed"])
+        if other is None:
+            raise SystemExit(f"{folder} has no run with seed {run['seed']}.")
+        mine, theirs = episode_values(run), episode_values(other)
+        for key in set(mine) & set(theirs):
+            if key[0] not in methods and not np.array_equal(mine[key], theirs[key]):
+                raise SystemExit(
+                    f"{folder}, seed {run['seed']}: {key} differs from the main run, so the "
+                    "runs do not share their pretraining and episodes; rows cannot be paired."
+                )
+        missing = [m for m in methods if not any(r["method"] == m for r in other["results"])]
+        if missing:
+            raise SystemExit(f"{folder}, seed {run['seed']}: no rows for {missing}.")
+        rows = [r for r in run["results"] if r["method"] not in methods]
+        rows += [r for r in other["results"] if r["method"] in methods]
+        selected = {**run["details"]["selected"]}
+        selected.update({m: other["details"]["selected"][m] for m in methods})
+        details = {**run["details"], "selected": selected}
+        out.append({**run, "results": rows, "details": details, "replaced": other["command"]})
+    return out
+
+
 def episode_values(run: dict) -> dict:
     """`{(method, metric): per-episode values}` of one run."""
     return {(r["method"], r["metric"]): np.asarray(r["values"]) for r in run["results"]}
@@ -100,6 +134,7 @@ def summarise(runs: list[dict]) -> dict:
         "seeds": [r["seed"] for r in runs],
         "dataset": runs[0]["config"]["dataset"],
         "commands": [r["command"] for r in runs],
+        "replaced_from": [r["replaced"] for r in runs if "replaced" in r],
         "best_baseline": best,
         "accuracy": accuracy,
         "comparisons": rows,
@@ -114,6 +149,16 @@ def markdown(summary: dict) -> str:
         f"({', '.join(map(str, summary['seeds']))}); each seed has its own pretraining, "
         "validation and test episodes. Intervals are 95% Student-t over seeds.",
         "",
+        *(
+            [
+                "Some rows come from re-runs of the same seeds (same pretraining and episodes, "
+                "checked bit for bit on the rows both share): "
+                + "; ".join(f"`{c}`" for c in dict.fromkeys(summary["replaced_from"])),
+                "",
+            ]
+            if summary["replaced_from"]
+            else []
+        ),
         "| method | ten-way | novel | base | ten-way per seed |",
         "|---|---|---|---|---|",
     ]
@@ -176,8 +221,16 @@ def markdown(summary: dict) -> str:
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path, help="holds one run per seed, s0, s1, ...")
+    parser.add_argument("--replace", type=Path, help="runs of the same seeds to take rows from")
+    parser.add_argument("--methods", default="", help="comma-separated methods to take")
     args = parser.parse_args(argv)
-    summary = summarise(load_runs(args.folder))
+    runs = load_runs(args.folder)
+    if args.replace:
+        methods = [m for m in args.methods.split(",") if m]
+        if not methods:
+            raise SystemExit("`--replace` needs `--methods A,B`: which rows to take.")
+        runs = replace_rows(runs, args.replace, methods)
+    summary = summarise(runs)
     (args.folder / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     text = markdown(summary)
     (args.folder / "summary.md").write_text(text)
