@@ -228,6 +228,17 @@ def _node_of_updates(updates: Any, regions: Regions) -> tuple:
     return nodes  # pyright: ignore[reportReturnType]  # a Network's nodes
 
 
+def holds_parameters_outside_modules(node) -> bool:
+    """Whether a node (of a parameter tree) holds arrays outside its modules, e.g. in its
+    energy: parameters that no output unit of a module maps to."""
+    rest = [
+        getattr(node, f.name)
+        for f in dataclasses.fields(node)
+        if f.name != "modules" and not f.metadata.get("static", False)
+    ]
+    return any(eqx.is_array(leaf) for leaf in jax.tree_util.tree_leaves(rest))
+
+
 def _check_columns(updates: Network, regions: Regions) -> None:
     """Columns need output units that map to parameter rows: only `eqx.nn.Linear`."""
     for node_index, (node, c, size) in enumerate(
@@ -250,12 +261,7 @@ def _check_columns(updates: Network, regions: Regions) -> None:
                     "for `equinox.nn.Linear` layers (weight rows and bias entries). Use "
                     f"`make_regions(net, columns=...)` with 1 for node {node_index}."
                 )
-        rest = [
-            getattr(node, f.name)
-            for f in dataclasses.fields(node)
-            if f.name != "modules" and not f.metadata.get("static", False)
-        ]
-        if any(eqx.is_array(leaf) for leaf in jax.tree_util.tree_leaves(rest)):
+        if holds_parameters_outside_modules(node):
             raise ValueError(
                 f"Node {node_index} is split into columns={c} but holds parameters outside "
                 "its modules, which cannot be mapped to columns; use columns=1 for it."

@@ -1,6 +1,5 @@
 """The per-example gate: each example's local gradient scaled by its own gate."""
 
-import dataclasses
 import math
 from typing import Any
 
@@ -26,6 +25,7 @@ from ._gate import (
     check_ne,
     example_energy,
     example_gates,
+    holds_parameters_outside_modules,
 )
 from ._regions import Regions
 
@@ -73,12 +73,7 @@ def _check_node_parameters(params: Network) -> None:
     """Every parameter must reach the energy through a module's summed input, where the
     per-example gate scales the error signal."""
     for i, node in enumerate(params.nodes, start=1):
-        rest = [
-            getattr(node, f.name)
-            for f in dataclasses.fields(node)
-            if f.name != "modules" and not f.metadata.get("static", False)
-        ]
-        if any(eqx.is_array(leaf) for leaf in jax.tree_util.tree_leaves(rest)):
+        if holds_parameters_outside_modules(node):
             raise ValueError(
                 f"Node {i} holds parameters outside its modules (in its energy), which do not "
                 "reach the energy through the node's summed input; the per-example gate "
