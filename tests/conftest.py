@@ -22,3 +22,13 @@ def getkey(request):
         return sub
 
     return next_key
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _free_compiled_programs():
+    """Drop JAX's compiled programs after every test module. One process runs the whole
+    suite, and XLA's CPU backend maps memory for every executable it keeps: past a few
+    thousand programs the process nears the kernel's limit on memory mappings and a later
+    compilation crashes (a segmentation fault in `backend_compile_and_load`)."""
+    yield
+    jax.clear_caches()
