@@ -28,6 +28,17 @@ def _default_cache() -> str:
     return os.path.join(base, "pcastro", "jax")
 
 
+def _shown(folder: str | None) -> str | None:
+    """A folder as recorded in `results.json`: under the user's home as `~/...`, so a
+    record names the setting, not the machine's home path."""
+    if folder is None:
+        return None
+    home = os.path.expanduser("~")
+    if home not in ("", "/") and (folder == home or folder.startswith(home + os.sep)):
+        return "~" + folder[len(home) :]
+    return folder
+
+
 def _use_compilation_cache(args) -> str | None:
     """Turn on JAX's persistent compilation cache (warm starts: a second run compiles
     nothing it compiled before), unless `--no-compilation-cache`; returns its folder."""
@@ -193,7 +204,7 @@ def _run_oneshot(args) -> int:
         print(f"  {method}: selected on validation episodes {format_selection(sel)}")
     _print_paired(payload["details"].get("paired", []))
     # Where compiled programs came from: a warm cache changes the wall times, not results.
-    payload["compilation_cache"] = args.cache_dir
+    payload["compilation_cache"] = _shown(args.cache_dir)
     payload["processes"] = args.processes
     if not args.main_process:
         return 0  # process 0 writes the results
@@ -271,7 +282,7 @@ def _run_interrupt(args) -> int:
     ]
     print(format_table(paired, ["condition − control", "task", "diff"]))
     # Where compiled programs came from: a warm cache changes the wall times, not results.
-    payload["compilation_cache"] = args.cache_dir
+    payload["compilation_cache"] = _shown(args.cache_dir)
     payload["processes"] = args.processes
     if not args.main_process:
         return 0  # process 0 writes the results
@@ -320,7 +331,7 @@ def _run_continual(args) -> int:
     )
     print(result_table(payload))
     # Where compiled programs came from: a warm cache changes the wall times, not results.
-    payload["compilation_cache"] = args.cache_dir
+    payload["compilation_cache"] = _shown(args.cache_dir)
     payload["processes"] = args.processes
     if not args.main_process:
         return 0  # process 0 writes the results

@@ -225,3 +225,24 @@ def test_the_progress_bar_says_when_it_compiles(capsys):
     assert "demo: 0/1 done [00:00, compiling]" in shown
     assert "running (compiled in" in shown
     assert "<" not in shown and "it/s" not in shown  # no remaining-time estimate, no rate
+
+
+def test_a_snapshot_of_a_failed_solve_is_refused(getkey):
+    # A diverged solve must not become a memory that consolidation replays.
+    import types
+
+    from pcastro.bench._learners import PCRule, Trained
+    from pcastro.bench._schedules import Consolidate
+
+    net = pc.mlp([4, 8, 3], key=getkey())
+    x = 100.0 * jax.random.normal(getkey(), (2, 4))
+    y = jnp.array([0, 2])
+    learner = types.SimpleNamespace(rule=PCRule(steps=20, solver=pc.Euler(dt=50.0)))
+    state = Trained(net, 0.1, None, None)
+    resume = Consolidate(fresh=False, tol=0.0, ne=None)
+    with pytest.raises(Exception, match="Inference for a snapshot did not succeed"):
+        resume.remember(None, learner, state, x, y, step=1, capacity=2)
+    # A solve that succeeds is kept.
+    fine = types.SimpleNamespace(rule=PCRule(steps=5, solver=pc.AdaptiveEuler()))
+    store = resume.remember(None, fine, state, x / 100.0, y, step=1, capacity=2)
+    assert int(store.occupied.sum()) == 2

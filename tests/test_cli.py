@@ -293,3 +293,13 @@ def test_the_compilation_cache_fills_and_is_recorded(tmp_path):
     assert record["compilation_cache"] == str(cache)
     run("--out", str(tmp_path / "cold"), "--no-compilation-cache")
     assert json.loads((tmp_path / "cold" / "results.json").read_text())["compilation_cache"] is None
+
+
+def test_the_recorded_cache_folder_names_the_setting_not_the_home(monkeypatch):
+    from pcastro.cli import _shown
+
+    monkeypatch.setenv("HOME", "/home/someone")
+    assert _shown("/home/someone/.cache/pcastro/jax") == "~/.cache/pcastro/jax"
+    assert _shown("/data/cache") == "/data/cache"
+    assert _shown("/home/someoneelse/cache") == "/home/someoneelse/cache"
+    assert _shown(None) is None

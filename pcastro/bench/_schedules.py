@@ -12,6 +12,7 @@ import jax.numpy as jnp
 from jax import lax
 from jax.typing import ArrayLike
 
+from .. import RESULTS
 from ..astro import consolidate, make_regions, make_store, snapshot
 from ._learners import AbstractLearner, Trained
 
@@ -75,7 +76,16 @@ class Consolidate(AbstractResume):
     def remember(self, store, learner, state, x, y, *, step, capacity):
         if store is None:
             store = make_store(state.net, make_regions(state.net), capacity=capacity)
-        return snapshot(store, learner.rule.relax(state.net, x, y)[0], step=step)[0]
+        relaxed, solved = learner.rule.relax(state.net, x, y)
+        # A snapshot of a failed solve would be replayed as if it were a memory.
+        relaxed = eqx.error_if(
+            relaxed,
+            solved != RESULTS.successful,
+            "Inference for a snapshot did not succeed (diverged or non-finite): the store "
+            "would keep those states. Lower the solver's step or use the default "
+            "`pcastro.AdaptiveEuler()`.",
+        )
+        return snapshot(store, relaxed, step=step)[0]
 
     def resume(self, learner, state, store, a, b, *, rounds, key):
         net, opt_state, _, _ = consolidate(
