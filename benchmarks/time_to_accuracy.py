@@ -6,8 +6,11 @@ energies) on sklearn's digits (values/16, 80/20 stratified split, random_state=0
 of the pcx benchmark paper (Pinchetti et al., ICLR 2025) on full MNIST (the official
 60,000/10,000 split, read with `pcastro.data.load_dataset` from `--data-dir` or
 `PCASTRO_DATA`, pixels rescaled to [-1, 1]), batch 128, target 98%. Each library uses its
-documented setting for the workload (the adapter records it in `setting`; pcastro's was
-chosen on a validation split by `benchmarks/select_tta_setting.py`). Wall time runs from
+documented setting for the workload (the adapter records it in `setting`; pcastro's and,
+on MNIST, backprop's were chosen on a validation split by `benchmarks/select_tta_setting.py`).
+On MNIST `--setting-for LIB=NAME` runs a library on a named setting of
+`benchmarks/adapters/_tta_settings.py` (pcastro, pcx and backprop), so libraries can be
+timed on one and the same setting. Wall time runs from
 the start of training (compile included; compile time also reported apart) until the test
 accuracy, evaluated once per epoch by a feedforward pass over all test images, first
 reaches `--target`; `--max-epochs` caps the run and such a seed reports `null` seconds.
@@ -85,7 +88,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--setting-for",
         default="",
-        help="named alternative settings, e.g. pcastro=pcx-paper (see the adapters)",
+        help="named settings per library, e.g. pcastro=pcx-paper,backprop=pcx-paper (mnist: "
+        "benchmarks/adapters/_tta_settings.py)",
     )
     parser.add_argument(
         "--compilation-cache",

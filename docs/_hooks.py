@@ -16,6 +16,7 @@
   image from another host.
 """
 
+import functools
 import importlib
 import importlib.resources
 import inspect
@@ -321,6 +322,43 @@ def _time_to_accuracy(prefix: str) -> str:
     return "\n".join(lines)
 
 
+def _tta_mnist(record: str, prefix: str) -> str:
+    """A full-MNIST time-to-accuracy record: per library its setting, the seconds to the
+    target (median and every seed, compile included), how many seeds got there, and the
+    seconds relative to pcx."""
+    rows = json.loads((RESULTS / f"{record}.json").read_text())
+    meta = json.loads((RESULTS / f"{record}.meta.json").read_text())
+    target = rows[0]["target"]
+    pcx = next((r["seconds"] for r in rows if r["library"] == "pcx"), None)
+    lines = [
+        f"| library | setting | s to {100 * target:g}% (median) | per seed | reached "
+        "| × pcx's time | compile s | epochs | final acc |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        if r.get("error"):
+            lines.append(f"| {r['library']} | {r['error']} ||||||||")
+            continue
+        seeds = " / ".join(_fmt(v, ".1f") for v in r["seconds_per_seed"])
+        ratio = r["seconds"] / pcx if r["seconds"] is not None and pcx else None
+        lines.append(
+            f"| {r['library']} | {r['setting']} | {_fmt(r['seconds'], '.1f')} | {seeds} "
+            f"| {r['reached']} | {_fmt(ratio, '.2f')} | {_fmt(r['compile_s'], '.2f')} "
+            f"| {_fmt(r['epochs'], 'g')} | {_fmt(r['final_acc'], '.4f')} |"
+        )
+    load = meta.get("load_avg_at_start", [None])[0], meta.get("load_avg_at_end", [None])[0]
+    lines += [
+        "",
+        f"*`{meta['command']}`, {meta['date']}, {meta['machine']['cpu_count']} CPUs, load "
+        f"average {_fmt(load[0], '.1f')} at the start and {_fmt(load[1], '.1f')} at the end; "
+        f"a seed that never reaches {100 * target:g}% within {meta['max_epochs']} epochs "
+        "counts as slower than any that does.*",
+        "",
+        f"![{record}]({prefix}benchmarks/results/{record}.png)",
+    ]
+    return "\n".join(lines)
+
+
 def _scaling(prefix: str) -> str:
     d = json.loads((RESULTS / "scaling_cpu.json").read_text())
     sweeps = list(dict.fromkeys(k.split(":")[0] for k in d["slopes"]))
@@ -406,6 +444,13 @@ _TABLES = {
     "throughput": _throughput,
     "compare_libraries": _compare,
     "time_to_accuracy": _time_to_accuracy,
+    "time_to_accuracy_mnist": functools.partial(_tta_mnist, "time_to_accuracy_mnist"),
+    "time_to_accuracy_mnist_pcx_setting": functools.partial(
+        _tta_mnist, "time_to_accuracy_mnist_pcx_setting"
+    ),
+    "time_to_accuracy_mnist_pcastro_setting": functools.partial(
+        _tta_mnist, "time_to_accuracy_mnist_pcastro_setting"
+    ),
     "scaling": _scaling,
 }
 

@@ -4,7 +4,12 @@ Loss: softmax-free MSE on the one-hot target, summed over the batch,
 `L = sum_batch 1/2 ||y - f(x)||^2` -- the PC network's output energy at the feedforward
 states, so the two optimise the same objective. One `eqx.filter_jit` step with optax Adam.
 On `--workload mnist` (GELU hidden) the loss is the softmax cross-entropy averaged over
-the batch, the usual classifier, with Adam(1e-3).
+the batch, the usual classifier; in time-to-accuracy mode the weights follow a named
+setting of `_tta_settings.py` (`--setting NAME`; default `backprop-best`, backprop's
+optimiser chosen on validation by the same procedure as pcastro's; `pcx-paper` or
+`pcastro-best` give backprop another library's weight optimiser; `adam` is Adam(1e-3)).
+The initial weights equal those of `pcastro_lib.py` for the same seed (the same
+`equinox.nn.Linear` layers drawn from the same key).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import _tta_settings as settings  # noqa: E402
 from _common import Trainer, Workload, main  # noqa: E402
 
 
@@ -41,7 +47,16 @@ def make_trainer(spec: Workload, seed: int, mode: str) -> Trainer:
             for n_in, n_out, k in zip(spec.sizes[:-1], spec.sizes[1:], keys, strict=True)
         ]
     )
-    optimiser = optax.adam(spec.lr)
+    named = cross_entropy and mode == "tta"
+    if spec.setting and not named:
+        raise ValueError(f"backprop has no setting {spec.setting!r} for {spec.name}/{mode}")
+    name = spec.setting or "backprop-best"
+    if named:
+        optimiser = settings.weight_optimizer(optax, name, spec.epoch_steps)
+        words = f"cross-entropy loss; {settings.describe(name, backprop=True)}"
+    else:
+        optimiser = optax.adam(spec.lr)
+        words = f"{'cross-entropy' if cross_entropy else 'MSE'} loss; Adam({spec.lr})"
     opt_state = optimiser.init(eqx.filter(model, eqx.is_array))
 
     def loss(m, x, y):
@@ -71,7 +86,7 @@ def make_trainer(spec: Workload, seed: int, mode: str) -> Trainer:
         notes="backprop, softmax cross-entropy (batch mean), eqx.filter_jit"
         if cross_entropy
         else "backprop, softmax-free MSE (sum over batch of 1/2||y - f(x)||^2), eqx.filter_jit",
-        setting=f"{'cross-entropy' if cross_entropy else 'MSE'} loss; Adam({spec.lr})",
+        setting=words,
     )
 
 

@@ -7,11 +7,11 @@ offers on the same architecture and data, the setting `benchmarks/select_tta_set
 chose on a validation split of the training images (never the test images): a
 cross-entropy energy on the output node and few inference steps (`tta_setting`).
 
-`--setting pcx-paper` (MNIST, tta) runs instead the pcx benchmark paper's own PC-CE
-setting, the one `pcx_lib.py` runs in pcx: 5 inference steps of `optax.sgd(0.0183,
-momentum=0.35)` on the states (`pcastro.OptaxSolver`; pcastro's energy is summed over the
-batch, so each state moves by its own example's gradient, as pcx's batch-size scaling
-does) and AdamW (weight decay 0.0033) on the paper's 25-epoch warmup-cosine schedule.
+On MNIST `--setting NAME` runs a named setting of `_tta_settings.py` instead (e.g.
+`pcx-paper`, the one `pcx_lib.py` runs in pcx by default): the state steps as
+`pcastro.Euler(dt)`, or `pcastro.OptaxSolver(optax.sgd(lr, momentum))` with momentum
+(pcastro's energy is summed over the batch, so each state moves by its own example's
+gradient, as pcx's batch-size scaling does), and the setting's weight optimiser.
 """
 
 from __future__ import annotations
@@ -21,44 +21,29 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import _tta_settings as settings  # noqa: E402
 from _common import Trainer, Workload, main  # noqa: E402
 
 
 def tta_setting(spec: Workload):
     """`(steps, solver, optimizer, words)` for time-to-accuracy mode.
 
-    Digits: benchmarks/results/tta_setting.json; MNIST: tta_setting_mnist.json (no
-    candidate reached 98% validation accuracy within 9 epochs; at 97.5% this one needed
-    the fewest epochs times inference steps).
+    MNIST: the named setting of `_tta_settings.py` (`--setting NAME`; default
+    `pcastro-best`, chosen on validation for 98%). Digits: `results/tta_setting.json`.
     """
     import optax
 
     import pcastro as pc
 
-    if spec.setting == "pcx-paper":
-        lr, total = 0.00029959151754717025, 25 * spec.epoch_steps
-        schedule = optax.warmup_cosine_decay_schedule(
-            init_value=lr,
-            peak_value=1.1 * lr,
-            warmup_steps=int(0.1 * total),
-            decay_steps=total,
-            end_value=0.1 * lr,
-        )
-        return (
-            5,
-            pc.OptaxSolver(optax.sgd(0.01828189494026352, momentum=0.35)),
-            optax.adamw(schedule, weight_decay=0.003314230264294929),
-            "pcx paper's PC-CE setting: 5 steps of sgd(0.01828, momentum 0.35) on the "
-            "states; AdamW(warmup-cosine peak 0.00033, wd 0.00331)",
-        )
     if spec.name == "mnist":
-        schedule = optax.cosine_decay_schedule(3e-3, 5 * spec.epoch_steps, alpha=0.1)
-        return (
-            3,
-            pc.Euler(dt=0.1),
-            optax.adamw(schedule, weight_decay=1e-4),
-            "3 Euler steps (dt 0.1), AdamW(0.003, wd 1e-4, cosine to 0.0003 over 5 epochs)",
-        )
+        name = spec.setting or "pcastro-best"
+        s = settings.get(name, pc=True)
+        if s["state_momentum"]:
+            solver = pc.OptaxSolver(optax.sgd(s["state_lr"], momentum=s["state_momentum"]))
+        else:
+            solver = pc.Euler(dt=s["state_lr"])
+        optimizer = settings.weight_optimizer(optax, name, spec.epoch_steps)
+        return s["steps"], solver, optimizer, settings.describe(name)
     return 3, pc.Euler(dt=0.1), optax.adam(1e-3), "3 Euler steps (dt 0.1), Adam(0.001)"
 
 
@@ -86,9 +71,7 @@ def make_trainer(spec: Workload, seed: int, mode: str, *, net=None) -> Trainer:
     import pcastro as pc
 
     tta = mode == "tta"
-    if spec.setting not in (None, "pcx-paper") or (
-        spec.setting and not (tta and spec.name == "mnist")
-    ):
+    if spec.setting and not (tta and spec.name == "mnist" and spec.setting in settings.SETTINGS):
         raise ValueError(f"pcastro has no setting {spec.setting!r} for {spec.name}/{mode}")
     if net is None:
         net = network(spec, seed, mode)

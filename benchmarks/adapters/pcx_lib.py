@@ -15,7 +15,10 @@ MLP setting (Pinchetti et al., ICLR 2025; pcax repository,
 energy's gradient scaled by the batch size, as the paper's `optim_h.step(..., True)`),
 then one `optax.adamw` step (weight decay 0.0033) on the gradient of the batch-mean
 energy, its learning rate on the paper's warmup-cosine schedule (peak 1.1 x 2.996e-4 over
-the paper's 25 epochs, 10% warmup, end 0.1 x).
+the paper's 25 epochs, 10% warmup, end 0.1 x). `--setting NAME` runs another named
+setting of `_tta_settings.py` in the same model (e.g. `pcastro-best`: its state steps as
+`optax.sgd` on the vodes, its weight optimiser), so two libraries can be timed on one
+setting.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import _tta_settings as settings  # noqa: E402
 from _common import Trainer, Workload, main  # noqa: E402
 
 
@@ -41,6 +45,8 @@ def make_trainer(spec: Workload, seed: int, mode: str) -> Trainer:
     px.RKG.seed(seed)
     if spec.name == "mnist" and mode == "tta":
         return _paper_trainer(spec)
+    if spec.setting:
+        raise ValueError(f"pcx has no setting {spec.setting!r} for {spec.name}/{mode}")
 
     class Model(pxc.EnergyModule):
         def __init__(self, sizes, act_fn):
@@ -121,18 +127,20 @@ def make_trainer(spec: Workload, seed: int, mode: str) -> Trainer:
 
 
 # The pcx paper's tuned hyperparameters for PC with a cross-entropy output on MNIST.
+_P = settings.get("pcx-paper")
 PAPER = {
-    "T": 5,
-    "x_lr": 0.01828189494026352,
-    "x_momentum": 0.35,
-    "w_lr": 0.00029959151754717025,
-    "w_wd": 0.003314230264294929,
-    "epochs": 25,
+    "T": _P["steps"],
+    "x_lr": _P["state_lr"],
+    "x_momentum": _P["state_momentum"],
+    "w_lr": _P["lr"],
+    "w_wd": _P["weight_decay"],
+    "epochs": _P["epochs"],
 }
 
 
-def paper_parts(spec: Workload):
-    """The paper setting's pieces: `(model, train_on_batch, eval_on_batch, optim_w, optim_h)`.
+def paper_parts(spec: Workload, name: str = "pcx-paper"):
+    """A named setting's pieces (the paper's by default):
+    `(model, train_on_batch, eval_on_batch, optim_w, optim_h)`.
 
     `train_on_batch(T, record, x, y, *, model, optim_w, optim_h)` runs one training step;
     with `record=True` it also returns, for the trajectory comparison
@@ -230,44 +238,36 @@ def paper_parts(spec: Workload):
         with pxu.step(model, pxc.STATUS.INIT, clear_params=pxc.VodeParam.Cache):
             return forward(x, None, model=model)
 
-    total = spec.epoch_steps * PAPER["epochs"]
-    schedule = optax.warmup_cosine_decay_schedule(
-        init_value=PAPER["w_lr"],
-        peak_value=1.1 * PAPER["w_lr"],
-        warmup_steps=int(0.1 * total),
-        decay_steps=total,
-        end_value=0.1 * PAPER["w_lr"],
-    )
+    chosen = settings.get(name, pc=True)
     model = Model(spec.sizes)
     with pxu.step(model, pxc.STATUS.INIT, clear_params=pxc.VodeParam.Cache):
         forward(jnp.zeros((spec.batch, spec.sizes[0])), None, model=model)
-        optim_h = pxu.Optim(lambda: optax.sgd(PAPER["x_lr"], momentum=PAPER["x_momentum"]))
+        momentum = chosen["state_momentum"] or None
+        optim_h = pxu.Optim(lambda: optax.sgd(chosen["state_lr"], momentum=momentum))
         optim_w = pxu.Optim(
-            lambda: optax.adamw(schedule, weight_decay=PAPER["w_wd"]),
+            lambda: settings.weight_optimizer(optax, name, spec.epoch_steps),
             pxu.M(pxnn.LayerParam)(model),
         )
     return model, train_on_batch, eval_on_batch, optim_w, optim_h
 
 
 def _paper_trainer(spec: Workload) -> Trainer:
-    model, train_on_batch, eval_on_batch, optim_w, optim_h = paper_parts(spec)
+    name = spec.setting or "pcx-paper"
+    steps = settings.get(name)["steps"]
+    model, train_on_batch, eval_on_batch, optim_w, optim_h = paper_parts(spec, name)
 
     def step(x, y):
-        train_on_batch(PAPER["T"], False, x, y, model=model, optim_w=optim_w, optim_h=optim_h)
+        train_on_batch(steps, False, x, y, model=model, optim_w=optim_w, optim_h=optim_h)
         return model.layers[-1].nn.weight.get()
 
     return Trainer(
         step=step,
         predict=lambda x: eval_on_batch(x, model=model),
         notes=(
-            "pcx benchmark paper's PC-CE MLP setting (pcax examples/s4_1_discriminative_mode/"
+            "pcx benchmark paper's PC-CE MLP model (pcax examples/s4_1_discriminative_mode/"
             "MLP/mnist, L_PC_CE_mnist.yaml), written with the pcx 0.6 API; batch-mean energy"
         ),
-        setting=(
-            f"ce_energy output, T={PAPER['T']}, sgd({PAPER['x_lr']:.4g}, momentum "
-            f"{PAPER['x_momentum']}) on vodes; AdamW(warmup-cosine peak "
-            f"{1.1 * PAPER['w_lr']:.3g}, wd {PAPER['w_wd']:.3g})"
-        ),
+        setting=f"ce_energy output (vodes); {settings.describe(name)}",
     )
 
 
