@@ -296,6 +296,55 @@ def _check_header_fields(header: dict, name: str) -> None:
         )
 
 
+def _leaf(record: dict, leaf_path: str, leaf: Any, payload: bytes) -> Any:
+    """One saved leaf, checked against the template's `leaf` at the same path (kind, shape,
+    dtype) and read bit-exact from `payload`; non-array leaves come from the template."""
+    if record["path"] != leaf_path:
+        raise ValueError(
+            f"Structure mismatch with the expected template: the file has leaf "
+            f"{record['path']} where `like` has {leaf_path}."
+        )
+    if record["kind"] == "other":
+        if _template_spec(leaf) is not None:
+            raise ValueError(
+                f"Structure mismatch with the expected template at {leaf_path}: the file "
+                f"holds a {record['type']} but `like` holds an array."
+            )
+        return leaf
+    want = _template_spec(leaf)
+    if want is None:
+        raise ValueError(
+            f"Structure mismatch with the expected template at {leaf_path}: the file "
+            f"holds an array but `like` holds a {type(leaf).__name__}."
+        )
+    if record["kind"] != want["kind"]:
+        raise ValueError(
+            f"Structure mismatch with the expected template at {leaf_path}: the file "
+            f"holds a {record['kind']} but `like` holds a {want['kind']}."
+        )
+    if record["shape"] != want["shape"]:
+        raise ValueError(
+            f"Shape mismatch with the expected template at {leaf_path}: the file has "
+            f"{tuple(record['shape'])}, `like` has {tuple(want['shape'])}."
+        )
+    if record["dtype"] != want["dtype"]:
+        raise ValueError(
+            f"Dtype mismatch with the expected template at {leaf_path}: the file has "
+            f"{record['dtype']}, `like` has {want['dtype']}."
+        )
+    dtype = jnp.dtype(record["dtype"])
+    raw = payload[record["offset"] : record["offset"] + record["nbytes"]]
+    arr = np.frombuffer(raw, dtype=dtype.newbyteorder("<")).astype(dtype)
+    arr = arr.reshape(record["shape"])
+    if record["kind"] != "array":
+        return type(leaf)(arr.item())
+    if isinstance(leaf, np.generic):
+        return arr[()]
+    if isinstance(leaf, np.ndarray):
+        return arr.copy()
+    return jnp.asarray(arr)
+
+
 def load(path: str | os.PathLike, *, like: Any) -> tuple[Any, Any, Any]:
     """Read what [`pcastro.save`][] wrote, bit-exact, checked against a template.
 
@@ -337,54 +386,10 @@ def load(path: str | os.PathLike, *, like: Any) -> tuple[Any, Any, Any]:
             f"leaves but `like` has {len(template)}; pass the network, optimiser state and "
             "store that were saved (same architecture, optimiser and capacity)."
         )
-    leaves = []
-    for record, (leaf_path, leaf) in zip(records, template, strict=True):
-        if record["path"] != leaf_path:
-            raise ValueError(
-                f"Structure mismatch with the expected template: the file has leaf "
-                f"{record['path']} where `like` has {leaf_path}."
-            )
-        if record["kind"] == "other":
-            if _template_spec(leaf) is not None:
-                raise ValueError(
-                    f"Structure mismatch with the expected template at {leaf_path}: the file "
-                    f"holds a {record['type']} but `like` holds an array."
-                )
-            leaves.append(leaf)
-            continue
-        want = _template_spec(leaf)
-        if want is None:
-            raise ValueError(
-                f"Structure mismatch with the expected template at {leaf_path}: the file "
-                f"holds an array but `like` holds a {type(leaf).__name__}."
-            )
-        if record["kind"] != want["kind"]:
-            raise ValueError(
-                f"Structure mismatch with the expected template at {leaf_path}: the file "
-                f"holds a {record['kind']} but `like` holds a {want['kind']}."
-            )
-        if record["shape"] != want["shape"]:
-            raise ValueError(
-                f"Shape mismatch with the expected template at {leaf_path}: the file has "
-                f"{tuple(record['shape'])}, `like` has {tuple(want['shape'])}."
-            )
-        if record["dtype"] != want["dtype"]:
-            raise ValueError(
-                f"Dtype mismatch with the expected template at {leaf_path}: the file has "
-                f"{record['dtype']}, `like` has {want['dtype']}."
-            )
-        dtype = jnp.dtype(record["dtype"])
-        raw = payload[record["offset"] : record["offset"] + record["nbytes"]]
-        arr = np.frombuffer(raw, dtype=dtype.newbyteorder("<")).astype(dtype)
-        arr = arr.reshape(record["shape"])
-        if record["kind"] != "array":
-            leaves.append(type(leaf)(arr.item()))
-        elif isinstance(leaf, np.generic):
-            leaves.append(arr[()])
-        elif isinstance(leaf, np.ndarray):
-            leaves.append(arr.copy())
-        else:
-            leaves.append(jnp.asarray(arr))
+    leaves = [
+        _leaf(record, leaf_path, leaf, payload)
+        for record, (leaf_path, leaf) in zip(records, template, strict=True)
+    ]
     if "static" in header:
         expected = _config_of(tuple(like))
         saved = saved_config

@@ -139,42 +139,7 @@ class Network(eqx.Module):
     def __init__(self, nodes: Sequence, *, input_shape: Sequence[int] | int, dtype=None):
         if len(nodes) == 0:
             raise ValueError("A Network needs at least one Node.")
-        resolved = []
-        for i, node in enumerate(nodes, start=1):
-            if not isinstance(node, Node):
-                raise TypeError(
-                    f"Network node {i} is a {type(node).__name__}; wrap modules in "
-                    "`pcastro.Node(module, activation=...)`."
-                )
-            parents = node.parents if node.parents is not None else (i - 1,)
-            for p in parents:
-                if not 0 <= p < i:
-                    raise ValueError(
-                        f"Node {i} names parent {p}, but parents must be earlier nodes "
-                        f"(0 to {i - 1}); order the nodes so that parents come first."
-                    )
-            if len(parents) != len(node.modules):
-                raise ValueError(f"Node {i} has {len(node.modules)} modules for parents {parents}.")
-            resolved.append(
-                Node(
-                    node.modules,
-                    parents=parents,
-                    activation=node.activation,
-                    energy=node.energy,
-                    tau_e=node.tau_e,
-                )
-            )
-        for i, node in enumerate(resolved, start=1):
-            for p in node.parents:
-                if p >= 1 and resolved[p - 1].energy.amortised:
-                    raise ValueError(
-                        f"Node {p} has a {type(resolved[p - 1].energy).__name__} energy but "
-                        f"feeds node {i}. A free node of an amortised energy is held at its "
-                        "prediction (a softmax for cross-entropy), which ignores the errors "
-                        "of its children, so it must be a sink (an output node). Give node "
-                        f"{p} a Gaussian energy, or feed node {i} from another node."
-                    )
-        self.nodes = tuple(resolved)
+        self.nodes = _resolved_nodes(nodes)
         if isinstance(input_shape, int):
             input_shape = (input_shape,)
         try:
@@ -192,20 +157,7 @@ class Network(eqx.Module):
                 f"A Network computes in a floating dtype, got dtype={self.dtype}; the inputs "
                 "would be truncated. Use float32 (the default) or float64."
             )
-        shapes = [self.input_shape]
-        for i, node in enumerate(self.nodes, start=1):
-            parent_structs = [jax.ShapeDtypeStruct(shapes[p], self.dtype) for p in node.parents]  # pyright: ignore[reportOptionalIterable]  # resolved by Network
-            try:
-                out = eqx.filter_eval_shape(lambda n, xs: n.predict(xs), node, parent_structs)
-            except Exception as err:  # noqa: BLE001 -- re-raised with the node named
-                got = ", ".join(str(shapes[p]) for p in node.parents)  # pyright: ignore[reportOptionalIterable]  # resolved by Network
-                raise ValueError(
-                    f"Node {i} cannot predict from its parents {node.parents} with state "
-                    f"shape(s) {got}: {err}. Check that each module's input size matches "
-                    "its parent's output size."
-                ) from err
-            shapes.append(tuple(out.shape))
-        self.shapes = tuple(shapes)
+        self.shapes = _node_shapes(self.nodes, self.input_shape, self.dtype)
 
     @property
     def num_nodes(self) -> int:
@@ -259,6 +211,65 @@ def chain(
             )
         )
     return Network(nodes, input_shape=input_shape)
+
+
+def _resolved_nodes(nodes: Sequence) -> tuple[Node, ...]:
+    """The nodes with their parents filled in (default: the node before), checked: parents
+    come first, one module per parent, and no amortised (cross-entropy) node feeds another."""
+    resolved = []
+    for i, node in enumerate(nodes, start=1):
+        if not isinstance(node, Node):
+            raise TypeError(
+                f"Network node {i} is a {type(node).__name__}; wrap modules in "
+                "`pcastro.Node(module, activation=...)`."
+            )
+        parents = node.parents if node.parents is not None else (i - 1,)
+        for p in parents:
+            if not 0 <= p < i:
+                raise ValueError(
+                    f"Node {i} names parent {p}, but parents must be earlier nodes "
+                    f"(0 to {i - 1}); order the nodes so that parents come first."
+                )
+        if len(parents) != len(node.modules):
+            raise ValueError(f"Node {i} has {len(node.modules)} modules for parents {parents}.")
+        resolved.append(
+            Node(
+                node.modules,
+                parents=parents,
+                activation=node.activation,
+                energy=node.energy,
+                tau_e=node.tau_e,
+            )
+        )
+    for i, node in enumerate(resolved, start=1):
+        for p in node.parents:
+            if p >= 1 and resolved[p - 1].energy.amortised:
+                raise ValueError(
+                    f"Node {p} has a {type(resolved[p - 1].energy).__name__} energy but "
+                    f"feeds node {i}. A free node of an amortised energy is held at its "
+                    "prediction (a softmax for cross-entropy), which ignores the errors "
+                    "of its children, so it must be a sink (an output node). Give node "
+                    f"{p} a Gaussian energy, or feed node {i} from another node."
+                )
+    return tuple(resolved)
+
+
+def _node_shapes(nodes, input_shape: tuple[int, ...], dtype) -> tuple[tuple[int, ...], ...]:
+    """Every node's state shape (the input's first), by tracing each prediction."""
+    shapes = [input_shape]
+    for i, node in enumerate(nodes, start=1):
+        parent_structs = [jax.ShapeDtypeStruct(shapes[p], dtype) for p in node.parents]
+        try:
+            out = eqx.filter_eval_shape(lambda n, xs: n.predict(xs), node, parent_structs)
+        except Exception as err:  # noqa: BLE001 -- re-raised with the node named
+            got = ", ".join(str(shapes[p]) for p in node.parents)
+            raise ValueError(
+                f"Node {i} cannot predict from its parents {node.parents} with state "
+                f"shape(s) {got}: {err}. Check that each module's input size matches "
+                "its parent's output size."
+            ) from err
+        shapes.append(tuple(out.shape))
+    return tuple(shapes)
 
 
 def mlp(

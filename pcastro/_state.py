@@ -225,6 +225,35 @@ def init_state(
 
     `ValueError` naming the node and the expected shape when the data do not fit.
     """
+    x, y, x_mask, y_mask, batch_size = _checked_data(net, x, y, x_mask, y_mask, batch_size)
+
+    def clamp_of(data, mask):
+        if data is None:
+            return Clamp.FREE
+        return Clamp.CLAMPED if mask is None else Clamp.PARTIAL
+
+    top = net.num_nodes - 1
+    clamps = [Clamp.FREE] * net.num_nodes
+    clamps[0], clamps[top] = clamp_of(x, x_mask), clamp_of(y, y_mask)
+    clamps = tuple(clamps)
+    masks: list[Array | None] = [None] * net.num_nodes
+    masks[0], masks[top] = x_mask, y_mask
+    # Unobserved units of a partially clamped node start at zero, before the feedforward
+    # pass reads them: the hidden states must not see the values that are to be recalled.
+    if x_mask is not None:
+        x = x * x_mask  # pyright: ignore[reportOptionalOperand]  # x_mask needs x
+    if y_mask is not None:
+        y = y * y_mask  # pyright: ignore[reportOptionalOperand]  # y_mask needs y
+    states = _feedforward_states(net, x, y, known_nodes(net, clamps), batch_size)
+    state = PCState(x=states, e=(None,) * net.num_nodes, masks=tuple(masks), clamps=clamps)
+    if not compute_errors:
+        return state
+    return PCState(x=state.x, e=errors(net, state), masks=state.masks, clamps=state.clamps)
+
+
+def _checked_data(net: Network, x, y, x_mask, y_mask, batch_size):
+    """`init_state`'s data as arrays of the network's dtype, the masks broadcast and the
+    batch size known; refuses shapes that do not fit, an empty batch and NaNs."""
     if y is not None:
         y = _as_target(net, y)
         _check_batch("y", net.num_nodes - 1, y, net.shapes[-1])
@@ -251,28 +280,15 @@ def init_state(
         if y is None:
             raise ValueError("`y_mask` needs the partially observed target `y`.")
         y_mask = _as_mask("y_mask", y_mask, y.shape, net.dtype)
-
     x = None if x is None else _finite_data("x", x, x_mask)
     y = None if y is None else _finite_data("y", y, y_mask)
+    return x, y, x_mask, y_mask, batch_size
 
-    def clamp_of(data, mask):
-        if data is None:
-            return Clamp.FREE
-        return Clamp.CLAMPED if mask is None else Clamp.PARTIAL
 
+def _feedforward_states(net: Network, x, y, known, batch_size: int) -> tuple[Array, ...]:
+    """The clamped data where given, the feedforward prediction at every node whose
+    parents are known, zeros elsewhere."""
     top = net.num_nodes - 1
-    clamps = [Clamp.FREE] * net.num_nodes
-    clamps[0], clamps[top] = clamp_of(x, x_mask), clamp_of(y, y_mask)
-    clamps = tuple(clamps)
-    masks: list[Array | None] = [None] * net.num_nodes
-    masks[0], masks[top] = x_mask, y_mask
-    known = known_nodes(net, clamps)
-    # Unobserved units of a partially clamped node start at zero, before the feedforward
-    # pass reads them: the hidden states must not see the values that are to be recalled.
-    if x_mask is not None:
-        x = x * x_mask  # pyright: ignore[reportOptionalOperand]  # x_mask needs x
-    if y_mask is not None:
-        y = y * y_mask  # pyright: ignore[reportOptionalOperand]  # y_mask needs y
     states = [jnp.zeros((batch_size, *net.input_shape), net.dtype) if x is None else x]
     for i, node in enumerate(net.nodes, start=1):
         if i == top and y is not None:
@@ -282,12 +298,7 @@ def init_state(
             states.append(mu.astype(net.dtype))
         else:
             states.append(jnp.zeros((batch_size, *net.shapes[i]), net.dtype))
-    state = PCState(
-        x=tuple(states), e=(None,) * net.num_nodes, masks=tuple(masks), clamps=tuple(clamps)
-    )
-    if not compute_errors:
-        return state
-    return PCState(x=state.x, e=errors(net, state), masks=state.masks, clamps=state.clamps)
+    return tuple(states)
 
 
 def _as_mask(name: str, mask: ArrayLike, shape: tuple[int, ...], dtype) -> Array:

@@ -189,6 +189,17 @@ def _gate_sense(opt_state: Any) -> AbstractSense | None:
     return gates[0].astrocytes.sense
 
 
+def _round_stats(energy, gone, order):
+    """One round's `(mean energy, E_r per slot, order, discarded ids)`, from the values
+    recorded in replay order (`order`) put back in slot order."""
+    inverse = jnp.argsort(order)
+    energy, gone = energy[inverse], gone[inverse]
+    totals = jnp.sum(energy, axis=1)
+    replayed = ~jnp.isnan(totals)
+    mean = jnp.sum(jnp.where(replayed, totals, 0.0)) / jnp.sum(replayed)
+    return mean, energy, order, gone
+
+
 @eqx.filter_jit
 def _consolidate(
     net, opt_state, store, ne, tol, *, optimizer, steps, rounds, fresh, solver, throw, sense
@@ -244,12 +255,7 @@ def _consolidate(
         store = carry[2]
         order = jnp.argsort(jnp.where(store.occupied, -store.priority, jnp.inf), stable=True)
         carry, (energy, gone) = lax.scan(visit, carry, order)
-        inverse = jnp.argsort(order)
-        energy, gone = energy[inverse], gone[inverse]
-        totals = jnp.sum(energy, axis=1)
-        replayed = ~jnp.isnan(totals)
-        mean = jnp.sum(jnp.where(replayed, totals, 0.0)) / jnp.sum(replayed)
-        return carry, (mean, energy, order, gone)
+        return carry, _round_stats(energy, gone, order)
 
     worst = jnp.asarray(RESULTS.successful)
     (params, opt_state, store, worst), stats = lax.scan(

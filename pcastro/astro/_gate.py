@@ -439,6 +439,31 @@ def _check_same_astrocytes(recorded: Astrocytes, own: Astrocytes, calcium: Array
     return eqx.error_if(calcium, bad, message)
 
 
+def _check_gate_args(astrocytes, regions) -> None:
+    """Types of `scale_by_astrocytes`'s arguments, and `theta`/`covered` per region."""
+    if not isinstance(astrocytes, Astrocytes):
+        raise TypeError(
+            f"`astrocytes` must be a `pcastro.astro.Astrocytes`, got {type(astrocytes).__name__}."
+        )
+    if not isinstance(regions, Regions):
+        raise TypeError(
+            "`regions` must be a `pcastro.astro.Regions` from `make_regions(net)`, got "
+            f"{type(regions).__name__}."
+        )
+    num = regions.num_regions
+    if astrocytes.theta.shape not in ((), (num,)):
+        raise ValueError(
+            f"`Astrocytes(theta=...)` has shape {astrocytes.theta.shape}, but there are {num} "
+            f"regions; pass a scalar or shape ({num},)."
+        )
+
+    if astrocytes.covered.shape not in ((), (num,)):
+        raise ValueError(
+            f"`Astrocytes(covered=...)` has shape {astrocytes.covered.shape}, but there are "
+            f"{num} regions; pass True or a boolean mask of shape ({num},)."
+        )
+
+
 def scale_by_astrocytes(
     astrocytes: Astrocytes, regions: Regions
 ) -> optax.GradientTransformationExtraArgs:
@@ -498,27 +523,8 @@ def scale_by_astrocytes(
     Grounded in Lefton et al. (*Science* 2025); the reference is on
     [`pcastro.astro.Astrocytes`][].
     """
-    if not isinstance(astrocytes, Astrocytes):
-        raise TypeError(
-            f"`astrocytes` must be a `pcastro.astro.Astrocytes`, got {type(astrocytes).__name__}."
-        )
-    if not isinstance(regions, Regions):
-        raise TypeError(
-            "`regions` must be a `pcastro.astro.Regions` from `make_regions(net)`, got "
-            f"{type(regions).__name__}."
-        )
+    _check_gate_args(astrocytes, regions)
     num = regions.num_regions
-    if astrocytes.theta.shape not in ((), (num,)):
-        raise ValueError(
-            f"`Astrocytes(theta=...)` has shape {astrocytes.theta.shape}, but there are {num} "
-            f"regions; pass a scalar or shape ({num},)."
-        )
-
-    if astrocytes.covered.shape not in ((), (num,)):
-        raise ValueError(
-            f"`Astrocytes(covered=...)` has shape {astrocytes.covered.shape}, but there are "
-            f"{num} regions; pass True or a boolean mask of shape ({num},)."
-        )
 
     def init_fn(params):
         _node_of_updates(params, regions)

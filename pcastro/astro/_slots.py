@@ -1,6 +1,7 @@
 """The store's operations: snapshot, recall, overwrite and discard slots."""
 
 import dataclasses
+import functools
 
 import equinox as eqx
 import jax
@@ -126,6 +127,24 @@ def snapshot(
 
 @eqx.filter_jit
 def _snapshot(store, state, energies, priority, step, policy):
+    energies, priority = _checked_energies(store, state, energies, priority)
+    batch = state.batch_size
+    step = _batched(step, batch, jnp.int32, "step")
+    masks = tuple(
+        None if a is None else jnp.broadcast_to(m, (batch, *a.shape[1:])).astype(a.dtype)
+        for a, m in zip(store.masks, state.masks, strict=True)
+    )
+    xs = tuple(
+        None if a is None else x.astype(a.dtype) for x, a in zip(state.x, store.x, strict=True)
+    )
+    write = functools.partial(_write, policy)
+    store, report = lax.scan(write, store, (xs, masks, energies, priority, step))
+    return store, Evicted(*report)
+
+
+def _checked_energies(store, state, energies, priority):
+    """The region energies (read off the state's errors unless given) and the priorities
+    (their sums unless given), one per stimulus, refused when not finite."""
     batch = state.batch_size
     num = store.regions.num_regions
     dtype = store.region_energy.dtype
@@ -158,54 +177,47 @@ def _snapshot(store, state, energies, priority, step, policy):
         "A snapshot's `priority` is NaN or infinite, which would make the eviction policy "
         "reject every later stimulus; check the region energies (the inference status).",
     )
-    step = _batched(step, batch, jnp.int32, "step")
+    return energies, priority
 
-    def write(store: Store, item):
-        xs, masks, energy, prio, stp = item
-        has_free = ~jnp.all(store.occupied)
-        victim, accept_full = policy.choose(store.priority, store.ids, prio)
-        slot = jnp.where(has_free, jnp.argmin(store.occupied), victim)
-        accept = has_free | accept_full
-        evict = accept & ~has_free
-        new_id = store.next_id
-        report = (
-            evict | ~accept,
-            ~accept,
-            jnp.where(evict, store.ids[slot], jnp.where(accept, -1, new_id)),
-            jnp.where(evict, store.priority[slot], jnp.where(accept, jnp.nan, prio)),
-            jnp.where(evict, store.region_energy[slot], jnp.where(accept, jnp.nan, energy)),
-            jnp.where(evict, store.steps[slot], jnp.where(accept, 0, stp)),
-            jnp.where(accept, slot, -1),
-            new_id,
-        )
 
-        def put(arr, value):
-            return arr.at[slot].set(jnp.where(accept, value, arr[slot]))
-
-        store = dataclasses.replace(
-            store,
-            x=tuple(None if a is None else put(a, v) for a, v in zip(store.x, xs, strict=True)),
-            masks=tuple(
-                None if a is None else put(a, v) for a, v in zip(store.masks, masks, strict=True)
-            ),
-            region_energy=put(store.region_energy, energy),
-            steps=put(store.steps, stp),
-            priority=put(store.priority, prio),
-            occupied=put(store.occupied, True),
-            ids=put(store.ids, new_id),
-            next_id=new_id + 1,
-        )
-        return store, report
-
-    masks = tuple(
-        None if a is None else jnp.broadcast_to(m, (batch, *a.shape[1:])).astype(a.dtype)
-        for a, m in zip(store.masks, state.masks, strict=True)
+def _write(policy, store: Store, item):
+    """Write one stimulus into a free slot, or into the victim `policy` chooses if it
+    accepts it; report what was evicted or refused."""
+    xs, masks, energy, prio, stp = item
+    has_free = ~jnp.all(store.occupied)
+    victim, accept_full = policy.choose(store.priority, store.ids, prio)
+    slot = jnp.where(has_free, jnp.argmin(store.occupied), victim)
+    accept = has_free | accept_full
+    evict = accept & ~has_free
+    new_id = store.next_id
+    report = (
+        evict | ~accept,
+        ~accept,
+        jnp.where(evict, store.ids[slot], jnp.where(accept, -1, new_id)),
+        jnp.where(evict, store.priority[slot], jnp.where(accept, jnp.nan, prio)),
+        jnp.where(evict, store.region_energy[slot], jnp.where(accept, jnp.nan, energy)),
+        jnp.where(evict, store.steps[slot], jnp.where(accept, 0, stp)),
+        jnp.where(accept, slot, -1),
+        new_id,
     )
-    xs = tuple(
-        None if a is None else x.astype(a.dtype) for x, a in zip(state.x, store.x, strict=True)
+
+    def put(arr, value):
+        return arr.at[slot].set(jnp.where(accept, value, arr[slot]))
+
+    store = dataclasses.replace(
+        store,
+        x=tuple(None if a is None else put(a, v) for a, v in zip(store.x, xs, strict=True)),
+        masks=tuple(
+            None if a is None else put(a, v) for a, v in zip(store.masks, masks, strict=True)
+        ),
+        region_energy=put(store.region_energy, energy),
+        steps=put(store.steps, stp),
+        priority=put(store.priority, prio),
+        occupied=put(store.occupied, True),
+        ids=put(store.ids, new_id),
+        next_id=new_id + 1,
     )
-    store, report = lax.scan(write, store, (xs, masks, energies, priority, step))
-    return store, Evicted(*report)
+    return store, report
 
 
 def _slot_array(slots: ArrayLike) -> Array:

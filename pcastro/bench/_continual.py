@@ -397,6 +397,81 @@ def _tuning_key(name):
     return name
 
 
+def _select(key: str, name: str, cfg, sizes, val_seeds, data, *, mesh) -> dict:
+    """The hyperparameters of `key` with the best final accuracy over the validation
+    seeds (collapsed candidates counted and never chosen), with every candidate's score."""
+    largest = max(cfg.budgets)
+    grid = _grid(key, cfg)
+    points = [dict(zip(grid, v)) for v in np.ndindex(*map(len, grid.values()))]
+    scores, failures = [], []
+    # A single candidate needs no validation run.
+    for point in points if len(points) > 1 else ():
+        hp = {k: grid[k][i] for k, i in point.items()}
+        learner = make_learner(
+            key, budget=largest, cfg=cfg, sizes=sizes, lr=hp["lr"], **_store_hp(hp)
+        )
+        run = run_seeds(
+            learner, sizes, val_seeds, data, cfg=cfg, joint=_joint(key),
+            evaluate_on="validation", mesh=mesh,
+        )  # fmt: skip
+        if np.any(collapsed_seeds(key, run.majority, run.recall)):
+            # Counted, and never chosen: a collapsed candidate scores NaN.
+            failures.append({**hp, **status_summary(run.counts)})
+            scores.append(float("nan"))
+        else:
+            scores.append(float(final_accuracy(run.matrix).mean()))
+    scores = scores or [float("nan")]
+    table = np.asarray(scores).reshape([len(v) for v in grid.values()])
+    hp, score = select_on_validation(table, grid)
+    return {
+        **hp,
+        "val_final_acc": score,
+        "at_edge": grid_edges(hp, grid),
+        "candidates": [
+            {**{k: grid[k][i] for k, i in p.items()}, "val_final_acc": s}
+            for p, s in zip(points, scores)
+        ],
+        "budget": largest if name in MEMORY_METHODS else None,
+        "collapsed_candidates": failures,
+    }
+
+
+def _result_row(name: str, budget, learner, run, hp: dict, sizes) -> dict:
+    """One `results.json` row: final accuracy over the test seeds with every per-seed
+    value, collapse and inference statuses, memory and timing."""
+    matrix, curve, majority = run.matrix, run.curve, run.majority
+    final = final_accuracy(matrix)
+    collapsed = collapsed_seeds(name, majority, run.recall)
+    mean, ci, n = mean_ci95(final)
+    net = make_network(jax.random.key(0), sizes)
+    return {
+        "method": name,
+        "budget": budget,
+        "capacity": getattr(learner, "capacity", getattr(learner, "memory", 0)),
+        "memory_bytes": learner.memory_bytes(net),
+        "mean": mean,
+        "ci95": ci,
+        "n": n,
+        "per_seed": final.tolist(),
+        "matrix_mean": matrix.mean(axis=0).tolist(),
+        "matrix_per_seed": matrix.tolist(),
+        "majority_fraction_per_seed": majority.tolist(),
+        "class_recall_per_seed": run.recall.tolist(),
+        "collapsed_per_seed": collapsed.tolist(),
+        "collapsed_seeds": int(np.sum(collapsed)),
+        **status_summary(run.counts),
+        "curve_mean": curve.mean(axis=0).tolist(),
+        "compile_s": run.compile_s,
+        "run_s": run.run_s,
+        "lr": hp["lr"],
+        "tol": getattr(learner, "tol", None),
+        "alpha": getattr(learner, "alpha", None)
+        if STORE_VARIANTS.get(name, {}).get("priority")
+        else None,
+        "g0": learner.astrocytes.g0 if getattr(learner, "astrocytes", None) else None,  # pyright: ignore[reportAttributeAccessIssue]
+    }
+
+
 def run_continual(cfg, *, progress: bool = True) -> dict:
     """Run split-MNIST class-incremental learning and return the `results.json` payload.
 
@@ -428,7 +503,6 @@ def run_continual(cfg, *, progress: bool = True) -> dict:
     names = cfg.methods or METHODS
     test_seeds = [cfg.seed + 1000 + i for i in range(cfg.seeds)]
     val_seeds = [cfg.seed + 2000 + i for i in range(cfg.val_seeds)]
-    largest = max(cfg.budgets)
     selected: dict[str, dict] = {}
     results: list[dict] = []
     raw: dict[tuple, np.ndarray] = {}
@@ -438,39 +512,7 @@ def run_continual(cfg, *, progress: bool = True) -> dict:
             key = _tuning_key(name)
             if key not in selected:
                 bar.set_description(f"selecting {key} on validation")
-                grid = _grid(key, cfg)
-                points = [dict(zip(grid, v)) for v in np.ndindex(*map(len, grid.values()))]
-                scores, failures = [], []
-                # A single candidate needs no validation run.
-                for point in points if len(points) > 1 else ():
-                    hp = {k: grid[k][i] for k, i in point.items()}
-                    learner = make_learner(
-                        key, budget=largest, cfg=cfg, sizes=sizes, lr=hp["lr"], **_store_hp(hp)
-                    )
-                    run = run_seeds(
-                        learner, sizes, val_seeds, data, cfg=cfg, joint=_joint(key),
-                        evaluate_on="validation", mesh=mesh,
-                    )  # fmt: skip
-                    if np.any(collapsed_seeds(key, run.majority, run.recall)):
-                        # Counted, and never chosen: a collapsed candidate scores NaN.
-                        failures.append({**hp, **status_summary(run.counts)})
-                        scores.append(float("nan"))
-                    else:
-                        scores.append(float(final_accuracy(run.matrix).mean()))
-                scores = scores or [float("nan")]
-                table = np.asarray(scores).reshape([len(v) for v in grid.values()])
-                hp, score = select_on_validation(table, grid)
-                selected[key] = {
-                    **hp,
-                    "val_final_acc": score,
-                    "at_edge": grid_edges(hp, grid),
-                    "candidates": [
-                        {**{k: grid[k][i] for k, i in p.items()}, "val_final_acc": s}
-                        for p, s in zip(points, scores)
-                    ],
-                    "budget": largest if name in MEMORY_METHODS else None,
-                    "collapsed_candidates": failures,
-                }
+                selected[key] = _select(key, name, cfg, sizes, val_seeds, data, mesh=mesh)
             hp = selected[key]
             bar.set_description(f"{name} M={budget}" if budget else name)
             learner = make_learner(
@@ -480,40 +522,8 @@ def run_continual(cfg, *, progress: bool = True) -> dict:
                 learner, sizes, test_seeds, data, cfg=cfg, joint=_joint(name),
                 evaluate_on="test", mesh=mesh,
             )  # fmt: skip
-            matrix, curve, majority = run.matrix, run.curve, run.majority
-            final = final_accuracy(matrix)
-            collapsed = collapsed_seeds(name, majority, run.recall)
-            raw[(name, budget)] = final
-            mean, ci, n = mean_ci95(final)
-            net = make_network(jax.random.key(0), sizes)
-            results.append(
-                {
-                    "method": name,
-                    "budget": budget,
-                    "capacity": getattr(learner, "capacity", getattr(learner, "memory", 0)),
-                    "memory_bytes": learner.memory_bytes(net),
-                    "mean": mean,
-                    "ci95": ci,
-                    "n": n,
-                    "per_seed": final.tolist(),
-                    "matrix_mean": matrix.mean(axis=0).tolist(),
-                    "matrix_per_seed": matrix.tolist(),
-                    "majority_fraction_per_seed": majority.tolist(),
-                    "class_recall_per_seed": run.recall.tolist(),
-                    "collapsed_per_seed": collapsed.tolist(),
-                    "collapsed_seeds": int(np.sum(collapsed)),
-                    **status_summary(run.counts),
-                    "curve_mean": curve.mean(axis=0).tolist(),
-                    "compile_s": run.compile_s,
-                    "run_s": run.run_s,
-                    "lr": hp["lr"],
-                    "tol": getattr(learner, "tol", None),
-                    "alpha": getattr(learner, "alpha", None)
-                    if STORE_VARIANTS.get(name, {}).get("priority")
-                    else None,
-                    "g0": learner.astrocytes.g0 if getattr(learner, "astrocytes", None) else None,  # pyright: ignore[reportAttributeAccessIssue]
-                }
-            )
+            raw[(name, budget)] = final_accuracy(run.matrix)
+            results.append(_result_row(name, budget, learner, run, hp, sizes))
             bar.update(1)
     paired = paired_differences(raw, cfg.budgets)
     details = {

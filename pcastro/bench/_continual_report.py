@@ -143,18 +143,25 @@ def write_figures(out: Path, payload: dict, *, title: str | None = None) -> list
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from ._figures import method_colour
 
     title = title or continual_title(payload)
     out = Path(out)
     results = payload["results"]
-    paths = []
-
-    # Learning curves: mean over seeds of the mean accuracy over contexts seen so far.
+    # The curves and matrices show the methods without memory and the largest budget.
     budgets = sorted({r["budget"] for r in results if r["budget"] is not None}) or [None]
     shown = [r for r in results if r["budget"] in (None, budgets[-1])]
+    paths = [_curves(out, results, shown, title), _matrices(out, shown, title)]
+    if any(r["budget"] is not None for r in results):
+        paths.append(_final(out, results, title))
+    return paths
+
+
+def _curves(out: Path, results, shown, title: str) -> Path:
+    """Learning curves: mean over seeds of the mean accuracy over contexts seen so far."""
+    import matplotlib.pyplot as plt
+
+    from ._figures import method_colour
+
     fig, ax = plt.subplots(figsize=(10.5, 4.2), layout="constrained")
     for r in shown:
         curve = np.asarray(r["curve_mean"])  # (contexts, points, contexts)
@@ -172,10 +179,15 @@ def write_figures(out: Path, payload: dict, *, title: str | None = None) -> list
     # Beside the axes, so that it never covers a curve.
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.set_title(textwrap.fill(title + " — learning curves", 100), fontsize=9)
-    paths.append(_save_figure(fig, out / "curves.png"))
+    path = _save_figure(fig, out / "curves.png")
     plt.close(fig)
+    return path
 
-    # Accuracy matrices A[t, c].
+
+def _matrices(out: Path, shown, title: str) -> Path:
+    """The mean accuracy matrices `A[t, c]`, one panel per method."""
+    import matplotlib.pyplot as plt
+
     n = len(shown)
     cols = min(n, 5)
     rows_ = -(-n // cols)
@@ -197,34 +209,40 @@ def write_figures(out: Path, payload: dict, *, title: str | None = None) -> list
         textwrap.fill(title + " — A[after context t (rows), on context c]", 90), fontsize=8
     )
     fig.tight_layout()
-    paths.append(_save_figure(fig, out / "matrices.png"))
+    path = _save_figure(fig, out / "matrices.png")
     plt.close(fig)
+    return path
 
-    # Final accuracy against memory budget.
+
+def _final(out: Path, results, title: str) -> Path:
+    """Final accuracy against the memory budget, the methods without memory as lines."""
+    import matplotlib.pyplot as plt
+
+    from ._figures import method_colour
+
     memory = [r for r in results if r["budget"] is not None]
-    if memory:
-        fig, ax = plt.subplots(figsize=(8.5, 4), layout="constrained")
-        for name in dict.fromkeys(r["method"] for r in memory):
-            rs = sorted((r for r in memory if r["method"] == name), key=lambda r: r["budget"])
-            ax.errorbar(
-                [r["budget"] for r in rs], [r["mean"] for r in rs], yerr=[r["ci95"] for r in rs],
-                marker="o", capsize=2, label=name, ls="-" if name.startswith("pc") else "--",
-                color=method_colour(name),
-            )  # fmt: skip
-        for r in results:
-            if r["budget"] is None:
-                colour = method_colour(r["method"])
-                label = f"{r['method']} (no memory)"
-                ax.axhline(r["mean"], lw=1.0, ls=":", color=colour, label=label)
-        ax.set_xscale("log")
-        ax.set_xlabel("memory budget M (raw exemplars; the store gets the same bytes)")
-        ax.set_ylabel("final accuracy (mean, 95% CI)")
-        ax.set_ylim(0, 1)
-        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-        ax.set_title(textwrap.fill(title + " — accuracy vs memory", 90), fontsize=9)
-        paths.append(_save_figure(fig, out / "final.png"))
-        plt.close(fig)
-    return paths
+    fig, ax = plt.subplots(figsize=(8.5, 4), layout="constrained")
+    for name in dict.fromkeys(r["method"] for r in memory):
+        rs = sorted((r for r in memory if r["method"] == name), key=lambda r: r["budget"])
+        ax.errorbar(
+            [r["budget"] for r in rs], [r["mean"] for r in rs], yerr=[r["ci95"] for r in rs],
+            marker="o", capsize=2, label=name, ls="-" if name.startswith("pc") else "--",
+            color=method_colour(name),
+        )  # fmt: skip
+    for r in results:
+        if r["budget"] is None:
+            colour = method_colour(r["method"])
+            label = f"{r['method']} (no memory)"
+            ax.axhline(r["mean"], lw=1.0, ls=":", color=colour, label=label)
+    ax.set_xscale("log")
+    ax.set_xlabel("memory budget M (raw exemplars; the store gets the same bytes)")
+    ax.set_ylabel("final accuracy (mean, 95% CI)")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.set_title(textwrap.fill(title + " — accuracy vs memory", 90), fontsize=9)
+    path = _save_figure(fig, out / "final.png")
+    plt.close(fig)
+    return path
 
 
 def markdown_tables(payload: dict) -> str:

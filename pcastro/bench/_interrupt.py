@@ -113,19 +113,8 @@ def run_interrupt(cfg, *, progress: bool = True) -> dict:
     with progress_bar(3 + len(names), enabled=progress) as bar:
         bar.set_description("tuning PC and backprop on validation episodes")
         for i, learner in enumerate((pc, backprop)):
-            key = jax.random.fold_in(k_tune, i == 0)
-            val = sample_episodes(
-                key, ds.x_train, ds.y_train, num=cfg.val_episodes, ways=10, shots=cfg.shots,
-                queries=cfg.queries,
-            )  # fmt: skip
-            keys = jax.random.split(jax.random.fold_in(key, 7), cfg.val_episodes)
-
-            def sweep(episode, lr, learner=learner):
-                key, sx, sy, qx, qy = episode
-                evaluate = lambda state: accuracy(learner, state, qx, qy)
-                return learner.sweep(make_model(key, sizes), sx, sy, lr, evaluate, key=key)
-
-            hp, val_acc = tune(learner, sweep, (keys, *original_labels(val)), mesh=mesh)
+            hp, val_acc = _tune(cfg, ds, learner, sizes, jax.random.fold_in(k_tune, i == 0),
+                                mesh=mesh)  # fmt: skip
             chosen[learner.rule] = hp
             edges = grid_edges(hp, learner.grid())
             selected[learner.name] = {**hp, "val_acc": val_acc, "at_edge": edges}
@@ -134,39 +123,8 @@ def run_interrupt(cfg, *, progress: bool = True) -> dict:
         # The store's tolerance and start (stored or fresh states), chosen on validation
         # episodes from the training split by final accuracy on A and B.
         bar.set_description("choosing the store's tolerance and start on validation episodes")
-        lr, n = chosen[rule]["lr"], chosen[rule]["updates"]
-        val_keys = jax.random.split(jax.random.fold_in(k_init, 1), cfg.val_episodes)
-        val_a, val_b = jax.random.fold_in(k_a, 1), jax.random.fold_in(k_b, 1)
-        val_set = (val_keys, *_tasks(val_a, val_b, ds.x_train, ds.y_train, cfg.val_episodes, cfg))
-        scores = np.zeros((2, len(cfg.tols)))
-        for i, fresh in enumerate((False, True)):
-
-            def over_tols(episode, tols, fresh=fresh):
-                def one(tol):
-                    schedule = Interrupted(resume=Consolidate(fresh=fresh, tol=tol, ne=None))
-                    k = _interruption(cfg, n)
-                    return _episode(pc, schedule, lr=lr, n=n, k=k, sizes=sizes)(episode)
-
-                return jax.vmap(one)(tols)
-
-            out, _ = timed(
-                jax.vmap(over_tols, in_axes=(0, None)), val_set, jnp.asarray(cfg.tols),
-                in_axes=(0, None), mesh=mesh,
-            )  # fmt: skip
-            # (episodes, tols, phases, tasks): mean final accuracy on A and B per tolerance.
-            scores[i] = np.asarray(out)[:, :, 2, :].mean(axis=(0, 2))
-        grid = {"fresh": (False, True), "tol": cfg.tols}
-        store, val_final = select_on_validation(scores, grid)
-        selected["store"] = {
-            **store,
-            "val_final_acc": val_final,
-            "at_edge": grid_edges(store, grid),
-            "candidates": [
-                {"fresh": f, "tol": t, "val_final_acc": float(scores[i, j])}
-                for i, f in enumerate(grid["fresh"])
-                for j, t in enumerate(grid["tol"])
-            ],
-        }
+        hp = chosen[rule]
+        store, selected["store"] = _choose_store(cfg, ds, pc, hp, sizes, mesh=mesh)
         bar.update(1)
 
         test_set = (jax.random.split(k_init, cfg.episodes),)
@@ -193,6 +151,64 @@ def run_interrupt(cfg, *, progress: bool = True) -> dict:
     )  # fmt: skip
     out["paired"] = paired_differences(results)
     return out
+
+
+def _tune(cfg, ds, learner, sizes, key, *, mesh):
+    """`(hyperparameters, validation accuracy)` of `learner` from learning curves on
+    10-way validation episodes of the training split drawn with `key`."""
+    val = sample_episodes(
+        key, ds.x_train, ds.y_train, num=cfg.val_episodes, ways=10, shots=cfg.shots,
+        queries=cfg.queries,
+    )  # fmt: skip
+    keys = jax.random.split(jax.random.fold_in(key, 7), cfg.val_episodes)
+
+    def sweep(episode, lr):
+        key, sx, sy, qx, qy = episode
+        evaluate = lambda state: accuracy(learner, state, qx, qy)  # noqa: E731
+        return learner.sweep(make_model(key, sizes), sx, sy, lr, evaluate, key=key)
+
+    return tune(learner, sweep, (keys, *original_labels(val)), mesh=mesh)
+
+
+def _choose_store(cfg, ds, pc, hp, sizes, *, mesh):
+    """The store's tolerance and start (stored or fresh states) with the best final
+    accuracy on A and B over validation episodes of the training split, PC at its chosen
+    `hp`; returns `(choice, selection record)`."""
+    _, k_a, k_b, k_init = jax.random.split(jax.random.key(cfg.seed), 4)
+    lr, n = hp["lr"], hp["updates"]
+    val_keys = jax.random.split(jax.random.fold_in(k_init, 1), cfg.val_episodes)
+    val_a, val_b = jax.random.fold_in(k_a, 1), jax.random.fold_in(k_b, 1)
+    val_set = (val_keys, *_tasks(val_a, val_b, ds.x_train, ds.y_train, cfg.val_episodes, cfg))
+    scores = np.zeros((2, len(cfg.tols)))
+    for i, fresh in enumerate((False, True)):
+
+        def over_tols(episode, tols, fresh=fresh):
+            def one(tol):
+                schedule = Interrupted(resume=Consolidate(fresh=fresh, tol=tol, ne=None))
+                k = _interruption(cfg, n)
+                return _episode(pc, schedule, lr=lr, n=n, k=k, sizes=sizes)(episode)
+
+            return jax.vmap(one)(tols)
+
+        out, _ = timed(
+            jax.vmap(over_tols, in_axes=(0, None)), val_set, jnp.asarray(cfg.tols),
+            in_axes=(0, None), mesh=mesh,
+        )  # fmt: skip
+        # (episodes, tols, phases, tasks): mean final accuracy on A and B per tolerance.
+        scores[i] = np.asarray(out)[:, :, 2, :].mean(axis=(0, 2))
+    grid = {"fresh": (False, True), "tol": cfg.tols}
+    store, val_final = select_on_validation(scores, grid)
+    record = {
+        **store,
+        "val_final_acc": val_final,
+        "at_edge": grid_edges(store, grid),
+        "candidates": [
+            {"fresh": f, "tol": t, "val_final_acc": float(scores[i, j])}
+            for i, f in enumerate(grid["fresh"])
+            for j, t in enumerate(grid["tol"])
+        ],
+    }
+    return store, record
 
 
 def final_differences(results: list[dict]) -> dict[tuple[str, str, str], np.ndarray]:

@@ -80,7 +80,7 @@ ONESHOT: dict[str, Method] = {
     "pc_astro_target": _oneshot(
         "pc_sgd_astro_columns whose astrocytes sense the target-directed excess "
         "(pcastro.astro.TargetExcess)",
-        "_readouts:pc_local_learners", "pc_local", "pc", default=("transfer",),
+        "_readouts:pc_local_learners", "pc_local", "pc", _ALL, default=("transfer", "omniglot"),
     ),
     "backprop": _oneshot(
         "backprop on the same modules, Adam, a few updates per presentation",

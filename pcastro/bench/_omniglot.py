@@ -72,16 +72,19 @@ def omniglot_learners(cfg, features: int):
         PC(rule=rule, lrs=cfg.lrs, updates=updates),
         Backprop(lrs=cfg.lrs, updates=updates),
     ]
-    learners.append(
-        pc_local_learners(
-            rule,
-            lrs=cfg.sgd_lrs,
-            updates=updates,
-            hidden=hidden_units(cfg, features),
-            classes=1,
-            blocks=1,
-        )["pc_sgd"]
+    # Column regions as in transfer: blocks of hidden units, then one per output unit of
+    # the episode's new head (`classes=0`: as many as the head has).
+    local = pc_local_learners(
+        rule,
+        lrs=cfg.sgd_lrs,
+        updates=updates,
+        hidden=hidden_units(cfg, features),
+        classes=0,
+        # (the width need not divide into blocks when no column astrocytes are asked for)
+        blocks=cfg.hidden_columns if not cfg.methods or "pc_astro_target" in cfg.methods else 1,
     )
+    learners += [local[name] for name in method_names("oneshot", group="pc_local",
+                                                       protocol="omniglot")]  # fmt: skip
     for name in method_names("oneshot", group="readout", protocol="omniglot"):
         learners += readout_learners(
             name, rules=rules, lrs=cfg.lrs, updates=updates, replay_per_class=1, num_classes=20
@@ -96,22 +99,13 @@ def omniglot_learners(cfg, features: int):
 def run_omniglot(cfg, bar, *, mesh) -> tuple[list[dict], dict]:
     """Pretrain, tune and test every learner on the three tasks, episodes split over the
     devices of `mesh`; `(results, details)`."""
-    folder = find_omniglot(cfg.data_dir)
     t0 = time.perf_counter()
-    background = load_characters(folder, cfg.background, size=cfg.image_size)
-    evaluation = load_characters(folder, "evaluation", size=cfg.image_size)
-    runs = load_official_runs(folder, size=cfg.image_size)
+    data = _omniglot_data(cfg)
     load_s = time.perf_counter() - t0
-    # Every fifth background character is held out for validation episodes.
-    held_out = background.y % 5 == 0
-    fit_chars = np.unique(background.y[~held_out])
-    fit_y = np.searchsorted(fit_chars, background.y[~held_out]).astype(np.int32)
-    fit_x = background.x[~held_out]
-    val_x, val_y = background.x[held_out], background.y[held_out]
-
+    fit_x, fit_y = data["fit"]
+    k_init = jax.random.split(jax.random.key(cfg.seed), 3)[2]
     features = fit_x.shape[1]
-    k_val, k_test, k_init = jax.random.split(jax.random.key(cfg.seed), 3)
-    net0 = make_body(cfg, k_init, features, len(fit_chars))
+    net0 = make_body(cfg, k_init, features, data["fit_characters"])
     learners = omniglot_learners(cfg, features)
     bar.set_description("pretraining on the background characters")
     t1 = time.perf_counter()
@@ -123,81 +117,24 @@ def run_omniglot(cfg, bar, *, mesh) -> tuple[list[dict], dict]:
     pretrain_s = time.perf_counter() - t1
     bar.update(1)
 
-    common: dict[str, Any] = dict(shots=1, queries=cfg.queries)
-    tasks = {}
-    for ways in (5, 20):
-        val = sample_episodes(
-            jax.random.fold_in(k_val, ways),
-            val_x,
-            val_y,
-            ways=ways,
-            num=cfg.val_episodes,
-            **common,
-        )
-        test = sample_episodes(
-            jax.random.fold_in(k_test, ways),
-            evaluation.x,
-            evaluation.y,
-            ways=ways,
-            num=cfg.episodes,
-            **common,
-        )
-        tasks[ways] = [(e.support_x, e.support_y, e.query_x, e.query_y) for e in (val, test)]
-    labels = np.broadcast_to(np.arange(20, dtype=np.int32), (len(runs.support_x), 20))
-    official = (runs.support_x, labels, runs.query_x, runs.query_y)
-
     results, selected, timing = [], {}, {}
     for learner in learners:
         net = pretrained[learner.rule]
-
-        def episode_net(key, ways, net=net):
-            return with_new_head(net, ways, key)
-
         chosen = {}
         for ways in (5, 20):
-            val, _ = tasks[ways]
-            keys = jax.random.split(jax.random.fold_in(k_init, 10 + ways), cfg.val_episodes)
-            if learner.grid():
-                bar.set_description(f"{learner.name}: tuning on {ways}-way validation episodes")
-
-                def sweep(episode, lr, learner=learner, ways=ways):
-                    key, sx, sy, qx, qy = episode
-                    return learner.sweep(
-                        episode_net(key, ways),
-                        sx,
-                        sy,
-                        lr,
-                        lambda state: accuracy(learner, state, qx, qy),
-                        key=key,
-                    )
-
-                hp, score = tune(learner, sweep, (keys, *val), mesh=mesh)
-                edges = grid_edges(hp, learner.grid())
-                selected[f"{learner.name}/{ways}-way"] = {**hp, "val_acc": score, "at_edge": edges}
-                chosen[ways] = hp
-            else:
-                chosen[ways] = {}
+            chosen[ways], selection = _tune(cfg, learner, net, data["tasks"][ways][0], ways, bar,
+                                            mesh=mesh)  # fmt: skip
+            if selection is not None:
+                selected[f"{learner.name}/{ways}-way"] = selection
         bar.update(1)
-
-        for task, ways, data in (
-            ("official_runs_20way", 20, official),
-            ("random_5way", 5, tasks[5][1]),
-            ("random_20way", 20, tasks[20][1]),
+        for task, ways, episodes in (
+            ("official_runs_20way", 20, data["official"]),
+            ("random_5way", 5, data["tasks"][5][1]),
+            ("random_20way", 20, data["tasks"][20][1]),
         ):
-            hp = chosen[ways]
-            statics = {k: v for k, v in hp.items() if k != "lr"}
-            num = data[0].shape[0]
-            keys = jax.random.split(jax.random.fold_in(k_init, 100 + ways), num)
-
-            def run(episode, lr, learner=learner, statics=statics):
-                key, sx, sy, qx, qy = episode
-                state = learner.start(episode_net(key, sy.shape[0]), lr)
-                state = learner.learn(state, sx, sy, {**statics, "lr": lr}, key=key)
-                return accuracy(learner, state, qx, qy), failures(state)
-
             bar.set_description(f"{learner.name}: {task}")
-            acc, timing[f"{learner.name}/{task}"] = run_test_episodes(
-                learner, run, (keys, *(jax.numpy.asarray(a) for a in data)), hp, mesh=mesh
+            acc, timing[f"{learner.name}/{task}"] = _test(
+                cfg, learner, net, episodes, ways, chosen[ways], mesh=mesh
             )
             results.append(result_row(learner.name, acc, metric=task))
         timing[learner.name] = timing[f"{learner.name}/random_20way"]
@@ -206,9 +143,88 @@ def run_omniglot(cfg, bar, *, mesh) -> tuple[list[dict], dict]:
         "timing": timing,
         "load_s": load_s,
         "pretrain_s": pretrain_s,
+        **data["counts"],
+    }
+    return results, details
+
+
+def _omniglot_data(cfg) -> dict[str, Any]:
+    """The background characters to pretrain on (every fifth held out for validation
+    episodes), the 5- and 20-way validation and test episodes, the 20 official runs."""
+    folder = find_omniglot(cfg.data_dir)
+    background = load_characters(folder, cfg.background, size=cfg.image_size)
+    evaluation = load_characters(folder, "evaluation", size=cfg.image_size)
+    runs = load_official_runs(folder, size=cfg.image_size)
+    held_out = background.y % 5 == 0
+    fit_chars = np.unique(background.y[~held_out])
+    fit_y = np.searchsorted(fit_chars, background.y[~held_out]).astype(np.int32)
+    fit_x = background.x[~held_out]
+    val_x, val_y = background.x[held_out], background.y[held_out]
+    k_val, k_test, _ = jax.random.split(jax.random.key(cfg.seed), 3)
+    common: dict[str, Any] = dict(shots=1, queries=cfg.queries)
+    tasks = {}
+    for ways in (5, 20):
+        val = sample_episodes(
+            jax.random.fold_in(k_val, ways), val_x, val_y, ways=ways, num=cfg.val_episodes,
+            **common,
+        )  # fmt: skip
+        test = sample_episodes(
+            jax.random.fold_in(k_test, ways), evaluation.x, evaluation.y, ways=ways,
+            num=cfg.episodes, **common,
+        )  # fmt: skip
+        tasks[ways] = [(e.support_x, e.support_y, e.query_x, e.query_y) for e in (val, test)]
+    labels = np.broadcast_to(np.arange(20, dtype=np.int32), (len(runs.support_x), 20))
+    counts = {
         "background_characters": int(background.num_characters),
         "pretrain_characters": int(len(fit_chars)),
         "validation_characters": int(np.unique(val_y).size),
         "evaluation_characters": int(evaluation.num_characters),
     }
-    return results, details
+    return dict(
+        fit=(fit_x, fit_y),
+        fit_characters=len(fit_chars),
+        tasks=tasks,
+        official=(runs.support_x, labels, runs.query_x, runs.query_y),
+        counts=counts,
+    )
+
+
+def _tune(cfg, learner, net, val, ways: int, bar, *, mesh):
+    """`(hyperparameters, selection record or None)` of `learner` on the `ways`-way
+    validation episodes (none to choose without a grid)."""
+    if not learner.grid():
+        return {}, None
+    k_init = jax.random.split(jax.random.key(cfg.seed), 3)[2]
+    keys = jax.random.split(jax.random.fold_in(k_init, 10 + ways), cfg.val_episodes)
+    bar.set_description(f"{learner.name}: tuning on {ways}-way validation episodes")
+
+    def sweep(episode, lr):
+        key, sx, sy, qx, qy = episode
+        return learner.sweep(
+            with_new_head(net, ways, key),
+            sx,
+            sy,
+            lr,
+            lambda state: accuracy(learner, state, qx, qy),
+            key=key,
+        )
+
+    hp, score = tune(learner, sweep, (keys, *val), mesh=mesh)
+    return hp, {**hp, "val_acc": score, "at_edge": grid_edges(hp, learner.grid())}
+
+
+def _test(cfg, learner, net, episodes, ways: int, hp, *, mesh):
+    """Accuracy of `learner` with `hp` on every test episode (a new head per episode)."""
+    statics = {k: v for k, v in hp.items() if k != "lr"}
+    k_init = jax.random.split(jax.random.key(cfg.seed), 3)[2]
+    keys = jax.random.split(jax.random.fold_in(k_init, 100 + ways), episodes[0].shape[0])
+
+    def run(episode, lr):
+        key, sx, sy, qx, qy = episode
+        state = learner.start(with_new_head(net, sy.shape[0], key), lr)
+        state = learner.learn(state, sx, sy, {**statics, "lr": lr}, key=key)
+        return accuracy(learner, state, qx, qy), failures(state)
+
+    return run_test_episodes(
+        learner, run, (keys, *(jax.numpy.asarray(a) for a in episodes)), hp, mesh=mesh
+    )

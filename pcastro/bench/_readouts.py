@@ -428,7 +428,16 @@ class PCLocal(_AbstractGradientLearner):
         return state
 
     def regions(self, net):
-        return make_regions(net, columns=self.columns if self.columns else 1)
+        """One region per node, or the column regions `columns`: its entries name the
+        last nodes' regions (earlier nodes get one region each), 0 meaning one region
+        per unit (the output layer of a head whose width changes with the episode)."""
+        if not self.columns:
+            return make_regions(net, columns=1)
+        num = net.num_nodes - 1
+        columns = (1,) * (num - len(self.columns)) + tuple(self.columns)
+        shapes = net.shapes[1:]
+        columns = tuple(c or int(np.prod(shapes[i])) for i, c in enumerate(columns))
+        return make_regions(net, columns=columns)
 
     def optimizer(self, lr, net):
         chain: list[optax.GradientTransformation] = [optax.sgd(lr)]

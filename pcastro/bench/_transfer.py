@@ -28,6 +28,43 @@ METRICS = ("novel_accuracy", "base_retention", "ten_way_accuracy")
 def run_transfer(cfg, ds, learners: list[AbstractLearner], bar, *, mesh) -> tuple[list[dict], dict]:
     """Pretrain, tune and test every learner, episodes split over the devices of `mesh`;
     returns `(results, details)`."""
+    k_init = jax.random.split(jax.random.key(cfg.seed), 4)[2]
+    data = _data(cfg, ds)
+    features = ds.x_train.shape[1]
+    net0 = make_model(k_init, (features, hidden_units(cfg, features), 10))
+    bar.set_description("pretraining on base digits 0-4")
+    t0 = time.perf_counter()
+    # One pretrained network per update rule, shared by the learners with that rule.
+    pretrained = {}
+    for rule in dict.fromkeys(learner.rule for learner in learners if learner.rule):
+        pretrained[rule] = pretrain(
+            rule, net0, *data["fit"], epochs=cfg.pretrain_epochs, seed=cfg.seed
+        )
+    pretrain_s = time.perf_counter() - t0
+    bar.update(1)
+
+    results, selected, timing, frontiers = [], {}, {}, {}
+    for learner in learners:
+        net = pretrained.get(learner.rule, net0)
+        out, timing[learner.name], chosen, front = _evaluate(
+            cfg, learner, net, data, bar, mesh=mesh
+        )
+        if chosen is not None:
+            selected[learner.name] = chosen
+        if front is not None:
+            frontiers[learner.name] = front
+        results += [result_row(learner.name, out[:, j], metric=m) for j, m in enumerate(METRICS)]
+        bar.update(1)
+    details = {"selected": selected, "timing": timing, "pretrain_s": pretrain_s}
+    if frontiers:
+        details["frontier"] = frontiers
+    return results, details
+
+
+def _data(cfg, ds) -> dict[str, Any]:
+    """The base images to pretrain on (`fit`), to score retention on in validation
+    (`base_val`, a fifth of the base training images) and test (`base_test`), and the
+    validation and test episodes of the novel digits, each with its learners' keys."""
     k_val, k_test, k_init, _ = jax.random.split(jax.random.key(cfg.seed), 4)
     base_train, _ = base_novel_split(ds.y_train, base=BASE, novel=NOVEL)
     base_test, _ = base_novel_split(ds.y_test, base=BASE, novel=NOVEL)
@@ -47,78 +84,60 @@ def run_transfer(cfg, ds, learners: list[AbstractLearner], bar, *, mesh) -> tupl
     val_set += original_labels(val)
     test_set = (jax.random.split(jax.random.fold_in(k_init, 4), cfg.episodes),)
     test_set += original_labels(test)
+    return dict(fit=fit, base_val=base_val, base_test=base_test, val=val_set, test=test_set)
 
-    features = ds.x_train.shape[1]
-    net0 = make_model(k_init, (features, hidden_units(cfg, features), 10))
-    bar.set_description("pretraining on base digits 0-4")
-    t0 = time.perf_counter()
-    # One pretrained network per update rule, shared by the learners with that rule.
-    pretrained = {}
-    for rule in dict.fromkeys(learner.rule for learner in learners if learner.rule):
-        pretrained[rule] = pretrain(rule, net0, *fit, epochs=cfg.pretrain_epochs, seed=cfg.seed)
-    pretrain_s = time.perf_counter() - t0
-    bar.update(1)
 
-    results, selected, timing, frontiers = [], {}, {}, {}
-    for learner in learners:
-        net = pretrained.get(learner.rule, net0)
+def _evaluate(cfg, learner, net, data, bar, *, mesh):
+    """Tune `learner` on the validation episodes (if it has a grid), then run the test
+    episodes: `(scores per episode, timing, selection or None, frontier or None)`."""
+    fit, test_set = data["fit"], data["test"]
 
-        def scores(state, qx, qy, base, learner=learner):
-            novel = accuracy(learner, state, qx, qy)
-            old = accuracy(learner, state, *base)
-            return jnp.stack([novel, old, 0.5 * (novel + old)])
+    def scores(state, qx, qy, base):
+        novel = accuracy(learner, state, qx, qy)
+        old = accuracy(learner, state, *base)
+        return jnp.stack([novel, old, 0.5 * (novel + old)])
 
-        hp = {}
-        if learner.grid():
-            bar.set_description(f"{learner.name}: tuning on validation episodes")
-
-            def sweep_on(base, learner=learner, net=net, scores=scores):
-                def sweep(episode, lr):
-                    key, sx, sy, qx, qy = episode
-                    net_, base_ = _unfoldable(net, base)
-                    return learner.sweep(
-                        net_,
-                        sx,
-                        sy,
-                        lr,
-                        lambda state: scores(state, qx, qy, base_),
-                        key=key,
-                        base=fit,
-                        one_at_a_time=True,
-                    )
-
-                return sweep
-
-            hp, val = tune(
-                learner, sweep_on(base_val), val_set, score=lambda out: out[..., 2], mesh=mesh
-            )
-            edges = grid_edges(hp, learner.grid())
-            selected[learner.name] = {**hp, "val_ten_way": val, "at_edge": edges}
-            if cfg.frontier_episodes:
-                bar.set_description(f"{learner.name}: every grid point on test episodes")
-                first = jax.tree_util.tree_map(lambda a: a[: cfg.frontier_episodes], test_set)
-                frontiers[learner.name] = frontier(
-                    learner, sweep_on(base_test), first, hp, mesh=mesh
-                )
-            bar.update(1)
-
-        def test_episode(episode, lr, learner=learner, net=net, hp=hp, scores=scores):
+    def sweep_on(base):
+        def sweep(episode, lr):
             key, sx, sy, qx, qy = episode
-            net_, base_ = _unfoldable(net, base_test)
-            state = learner.start(net_, lr, base=fit)
-            state = learner.learn(state, sx, sy, {**hp, "lr": lr}, key=key, one_at_a_time=True)
-            return scores(state, qx, qy, base_), failures(state)
+            net_, base_ = _unfoldable(net, base)
+            return learner.sweep(
+                net_,
+                sx,
+                sy,
+                lr,
+                lambda state: scores(state, qx, qy, base_),
+                key=key,
+                base=fit,
+                one_at_a_time=True,
+            )
 
-        bar.set_description(f"{learner.name}: test episodes")
-        out, timing[learner.name] = run_test_episodes(
-            learner, test_episode, test_set, hp, mesh=mesh
-        )
-        results += [result_row(learner.name, out[:, j], metric=m) for j, m in enumerate(METRICS)]
+        return sweep
+
+    hp, chosen, front = {}, None, None
+    if learner.grid():
+        bar.set_description(f"{learner.name}: tuning on validation episodes")
+        hp, val = tune(
+            learner, sweep_on(data["base_val"]), data["val"], score=lambda out: out[..., 2],
+            mesh=mesh,
+        )  # fmt: skip
+        chosen = {**hp, "val_ten_way": val, "at_edge": grid_edges(hp, learner.grid())}
+        if cfg.frontier_episodes:
+            bar.set_description(f"{learner.name}: every grid point on test episodes")
+            first = jax.tree_util.tree_map(lambda a: a[: cfg.frontier_episodes], test_set)
+            front = frontier(learner, sweep_on(data["base_test"]), first, hp, mesh=mesh)
         bar.update(1)
-    details = {"selected": selected, "timing": timing, "pretrain_s": pretrain_s}
-    if frontiers:
-        details["frontier"] = frontiers
-    return results, details
+
+    def test_episode(episode, lr):
+        key, sx, sy, qx, qy = episode
+        net_, base_ = _unfoldable(net, data["base_test"])
+        state = learner.start(net_, lr, base=fit)
+        state = learner.learn(state, sx, sy, {**hp, "lr": lr}, key=key, one_at_a_time=True)
+        return scores(state, qx, qy, base_), failures(state)
+
+    bar.set_description(f"{learner.name}: test episodes")
+    out, timing = run_test_episodes(learner, test_episode, test_set, hp, mesh=mesh)
+    return out, timing, chosen, front
 
 
 def _unfoldable(*values):
