@@ -37,8 +37,13 @@ import numpy as np
 from pcastro.bench._compare import is_pc_method
 from pcastro.bench._stats import across_seeds, holm, mean_ci95
 
-PRIMARY = "ten_way_accuracy"
-METRICS = ("ten_way_accuracy", "novel_accuracy", "base_retention")
+# Per dataset: the metrics (the primary one first, on which Holm runs) and their labels.
+METRICS = {
+    "transfer": {"ten_way_accuracy": "ten-way", "novel_accuracy": "novel accuracy",
+                 "base_retention": "base retention"},
+    "omniglot": {"random_20way": "20-way", "random_5way": "5-way",
+                 "official_runs_20way": "official 20-way runs"},
+}  # fmt: skip
 
 # (method, reference, what the comparison asks); "BEST" is the best baseline.
 QUESTIONS = (
@@ -52,6 +57,19 @@ QUESTIONS = (
     ("pc_sgd_target_fresh", "BEST", "the hand-restricted update against the best baseline"),
     ("imprint@pc", "imprint@bp", "the PC body against the backprop body (imprinting)"),
 )
+
+# Omniglot: every episode learns a new head on the pretrained body.
+OMNIGLOT_QUESTIONS = (
+    ("pc_astro_target", "BEST", "the astrocyte learner against the best baseline, any body"),
+    ("pc_astro_target", "pc_sgd", "column astrocytes (target-directed) vs none"),
+    ("pc_sgd", "BEST", "PC's local update against the best baseline"),
+    ("proto_cos@pc", "proto_cos@bp", "the PC body against the backprop body (prototypes)"),
+    ("head_ft@pc", "head_ft@bp", "the PC body against the backprop body (head fine-tuning)"),
+)
+
+
+def protocol_of(runs: list[dict]) -> str:
+    return "omniglot" if runs[0]["config"]["dataset"] == "omniglot" else "transfer"
 
 
 def load_runs(folder: Path) -> list[dict]:
@@ -98,41 +116,49 @@ def episode_values(run: dict) -> dict:
 
 
 def summarise(runs: list[dict]) -> dict:
+    protocol = protocol_of(runs)
+    metrics = tuple(METRICS[protocol])
+    primary_metric = metrics[0]
+    questions = OMNIGLOT_QUESTIONS if protocol == "omniglot" else QUESTIONS
     values = [episode_values(r) for r in runs]
-    methods = [m for (m, metric) in values[0] if metric == PRIMARY]
-    methods = [m for m in methods if all((m, PRIMARY) in v for v in values)]
+    methods = [m for (m, metric) in values[0] if metric == primary_metric]
+    methods = [m for m in methods if all((m, primary_metric) in v for v in values)]
     accuracy = {}
     for m in methods:
-        for metric in METRICS:
+        for metric in metrics:
             per_seed = [float(v[(m, metric)].mean()) for v in values]
             mean, ci, n = mean_ci95(per_seed)
             accuracy.setdefault(m, {})[metric] = {"mean": mean, "ci95": ci, "per_seed": per_seed}
     baselines = [m for m in methods if not is_pc_method(m)]
-    best = max(baselines, key=lambda m: accuracy[m][PRIMARY]["mean"])
+    best = max(baselines, key=lambda m: accuracy[m][primary_metric]["mean"])
     rows, asked = [], set()
-    for method, ref, question in QUESTIONS:
+    for method, ref, question in questions:
         ref = best if ref == "BEST" else ref
         if method not in methods or ref not in methods or (method, ref) in asked:
             continue
         asked.add((method, ref))
-        for metric in METRICS:
+        for metric in metrics:
             diffs = [float((v[(method, metric)] - v[(ref, metric)]).mean()) for v in values]
             rows.append(
                 {"method": method, "vs": ref, "metric": metric, "question": question,
                  **across_seeds(diffs)}
             )  # fmt: skip
-    primary = [r for r in rows if r["metric"] == PRIMARY]
+    primary = [r for r in rows if r["metric"] == primary_metric]
     for row, rejected in zip(primary, holm([r["p"] for r in primary]), strict=True):
         row["holm_5pct"] = rejected
+    # Omniglot selects per task: `name/5-way`, `name/20-way`.
+    keys = dict.fromkeys(k for run in runs for k in run["details"]["selected"])
     selected = {
-        m: [run["details"]["selected"].get(m) for run in runs]
-        for m in methods
-        if any(m in run["details"]["selected"] for run in runs)
+        k: [run["details"]["selected"].get(k) for run in runs]
+        for k in keys
+        if k.split("/")[0] in methods
     }
     return {
         "runs": [r["name"] for r in runs],
         "seeds": [r["seed"] for r in runs],
         "dataset": runs[0]["config"]["dataset"],
+        "protocol": protocol,
+        "metrics": list(metrics),
         "commands": [r["command"] for r in runs],
         "replaced_from": [r["replaced"] for r in runs if "replaced" in r],
         "best_baseline": best,
@@ -144,8 +170,18 @@ def summarise(runs: list[dict]) -> dict:
 
 def markdown(summary: dict) -> str:
     n = len(summary["runs"])
+    protocol = summary.get("protocol", "transfer")
+    metrics = summary.get("metrics", list(METRICS["transfer"]))
+    labels = METRICS[protocol]
+    primary_metric, others = metrics[0], metrics[1:]
+    what = (
+        f"One-shot Omniglot on {summary['dataset']} (a new head per episode on the "
+        "pretrained body), 1 shot"
+        if protocol == "omniglot"
+        else f"One-shot transfer on {summary['dataset']}, 10-way 1-shot"
+    )
     lines = [
-        f"One-shot transfer on {summary['dataset']}, 10-way 1-shot, {n} seeds "
+        f"{what}, {n} seeds "
         f"({', '.join(map(str, summary['seeds']))}); each seed has its own pretraining, "
         "validation and test episodes. Intervals are 95% Student-t over seeds.",
         "",
@@ -159,20 +195,25 @@ def markdown(summary: dict) -> str:
             if summary["replaced_from"]
             else []
         ),
-        "| method | ten-way | novel | base | ten-way per seed |",
-        "|---|---|---|---|---|",
+        "| method | "
+        + " | ".join(labels[m].split()[0] for m in metrics)
+        + f" | {labels[primary_metric]} per seed |",
+        "|---" * (len(metrics) + 2) + "|",
     ]
-    order = sorted(summary["accuracy"], key=lambda m: -summary["accuracy"][m][PRIMARY]["mean"])
+    order = sorted(
+        summary["accuracy"], key=lambda m: -summary["accuracy"][m][primary_metric]["mean"]
+    )
     for m in order:
         a = summary["accuracy"][m]
-        cells = [f"{a[k]['mean']:.3f} ± {a[k]['ci95']:.3f}" for k in METRICS]
-        seeds = " ".join(f"{v:.3f}" for v in a[PRIMARY]["per_seed"])
+        cells = [f"{a[k]['mean']:.3f} ± {a[k]['ci95']:.3f}" for k in metrics]
+        seeds = " ".join(f"{v:.3f}" for v in a[primary_metric]["per_seed"])
         lines.append(f"| {m} | {' | '.join(cells)} | {seeds} |")
-    primary = [r for r in summary["comparisons"] if r["metric"] == PRIMARY]
+    primary = [r for r in summary["comparisons"] if r["metric"] == primary_metric]
     lines += [
         "",
-        f"Paired differences in ten-way accuracy (best baseline: {summary['best_baseline']}, "
-        f"chosen on test); Holm over the {len(primary)} comparisons.",
+        f"Paired differences in {labels[primary_metric]} accuracy (best baseline: "
+        f"{summary['best_baseline']}, chosen on test); Holm over the {len(primary)} "
+        "comparisons.",
         "",
         "| method − reference | question | diff ± 95% CI (seeds) | p | Holm 5% | per seed |",
         "|---|---|---|---|---|---|",
@@ -183,12 +224,19 @@ def markdown(summary: dict) -> str:
             f"| {r['method']} − {r['vs']} | {r['question']} | {r['diff']:+.3f} ± "
             f"{r['ci95']:.3f} | {r['p']:.3g} | {'yes' if r['holm_5pct'] else 'no'} | {seeds} |"
         )
-    lines += ["", "The same comparisons in novel accuracy and base retention (no correction):", ""]
-    lines += ["| method − reference | novel | base |", "|---|---|---|"]
+    lines += [
+        "",
+        f"The same comparisons in {' and '.join(labels[m] for m in others)} (no correction):",
+        "",
+    ]
+    lines += [
+        "| method − reference | " + " | ".join(labels[m].split()[0] for m in others) + " |",
+        "|---" * (len(others) + 1) + "|",
+    ]
     by_key = {(r["method"], r["vs"], r["metric"]): r for r in summary["comparisons"]}
     for r in primary:
         cells = []
-        for metric in ("novel_accuracy", "base_retention"):
+        for metric in others:
             o = by_key[(r["method"], r["vs"], metric)]
             cells.append(f"{o['diff']:+.3f} ± {o['ci95']:.3f}")
         lines.append(f"| {r['method']} − {r['vs']} | {' | '.join(cells)} |")
@@ -211,7 +259,7 @@ def markdown(summary: dict) -> str:
                 f"{k}={v:g}{'*' if k in edge else ''}" if isinstance(v, float)
                 else f"{k}={v}{'*' if k in edge else ''}"
                 for k, v in pick.items()
-                if k not in ("at_edge", "val_ten_way")
+                if k not in ("at_edge", "val_ten_way", "val_acc")
             ]  # fmt: skip
             cells.append(", ".join(shown))
         lines.append(f"| {m} | {'; '.join(cells)} |")

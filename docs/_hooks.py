@@ -322,6 +322,14 @@ def _time_to_accuracy(prefix: str) -> str:
     return "\n".join(lines)
 
 
+def _caps(meta: dict) -> str:
+    """`25 epochs`, or each library's cap when they differ."""
+    caps = meta.get("max_epochs_per_library") or {}
+    if len(set(caps.values())) > 1:
+        return "its epoch cap (" + ", ".join(f"{k} {v}" for k, v in caps.items()) + ")"
+    return f"{meta['max_epochs']} epochs"
+
+
 def _tta_mnist(record: str, prefix: str) -> str:
     """A full-MNIST time-to-accuracy record: per library its setting, the seconds to the
     target (median and every seed, compile included), how many seeds got there, and the
@@ -329,21 +337,29 @@ def _tta_mnist(record: str, prefix: str) -> str:
     rows = json.loads((RESULTS / f"{record}.json").read_text())
     meta = json.loads((RESULTS / f"{record}.meta.json").read_text())
     target = rows[0]["target"]
+    # When some library missed the run's target, the table reports the highest target
+    # every library reached; the run's own target is shown beside it.
+    aimed = meta["target"] if meta["target"] > target else None
     pcx = next((r["seconds"] for r in rows if r["library"] == "pcx"), None)
+    extra = f" s to {100 * aimed:g}% (reached) |" if aimed else ""
     lines = [
         f"| library | setting | s to {100 * target:g}% (median) | per seed | reached "
-        "| × pcx's time | compile s | epochs | final acc |",
-        "|---|---|---|---|---|---|---|---|---|",
+        f"| × pcx's time |{extra} compile s | epochs | final acc |",
+        "|---" * (9 + bool(aimed)) + "|",
     ]
     for r in rows:
         if r.get("error"):
-            lines.append(f"| {r['library']} | {r['error']} ||||||||")
+            lines.append(f"| {r['library']} | {r['error']} |" + "|" * (7 + bool(aimed)))
             continue
         seeds = " / ".join(_fmt(v, ".1f") for v in r["seconds_per_seed"])
         ratio = r["seconds"] / pcx if r["seconds"] is not None and pcx else None
+        cell = ""
+        if aimed:
+            top = r["by_target"][format(aimed, "g")]
+            cell = f" {_fmt(top['seconds'], '.1f')} ({top['reached']}) |"
         lines.append(
             f"| {r['library']} | {r['setting']} | {_fmt(r['seconds'], '.1f')} | {seeds} "
-            f"| {r['reached']} | {_fmt(ratio, '.2f')} | {_fmt(r['compile_s'], '.2f')} "
+            f"| {r['reached']} | {_fmt(ratio, '.2f')} |{cell} {_fmt(r['compile_s'], '.2f')} "
             f"| {_fmt(r['epochs'], 'g')} | {_fmt(r['final_acc'], '.4f')} |"
         )
     load = meta.get("load_avg_at_start", [None])[0], meta.get("load_avg_at_end", [None])[0]
@@ -351,8 +367,8 @@ def _tta_mnist(record: str, prefix: str) -> str:
         "",
         f"*`{meta['command']}`, {meta['date']}, {meta['machine']['cpu_count']} CPUs, load "
         f"average {_fmt(load[0], '.1f')} at the start and {_fmt(load[1], '.1f')} at the end; "
-        f"a seed that never reaches {100 * target:g}% within {meta['max_epochs']} epochs "
-        "counts as slower than any that does.*",
+        f"a seed that never reaches {100 * target:g}% within {_caps(meta)} counts as "
+        "slower than any that does.*",
         "",
         f"![{record}]({prefix}benchmarks/results/{record}.png)",
     ]
@@ -451,6 +467,7 @@ _TABLES = {
     "time_to_accuracy_mnist_pcastro_setting": functools.partial(
         _tta_mnist, "time_to_accuracy_mnist_pcastro_setting"
     ),
+    "time_to_accuracy_mnist_all": functools.partial(_tta_mnist, "time_to_accuracy_mnist_all"),
     "scaling": _scaling,
 }
 
