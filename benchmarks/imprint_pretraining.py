@@ -25,6 +25,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from oneshot_seeds import episode_values  # benchmarks/, beside this script
 
 from pcastro.bench._stats import across_seeds
 
@@ -36,8 +37,7 @@ def load(folder: Path) -> dict:
 
 
 def values(run: dict, method: str) -> np.ndarray:
-    (row,) = [r for r in run["results"] if r["method"] == method and r["metric"] == METRIC]
-    return np.asarray(row["values"])
+    return episode_values(run)[(method, METRIC)]
 
 
 def setting(run: dict) -> str:
@@ -49,35 +49,28 @@ def setting(run: dict) -> str:
     )
 
 
+def sweep_row(name: str, run: dict) -> dict:
+    """One run of the sweep: its PC pretraining, validation selections and test means."""
+    sel = run["details"]["selected"]
+    return {
+        "run": name,
+        "setting": setting(run),
+        "val_imprint_pc": sel["imprint@pc"]["val_ten_way"],
+        "scale": sel["imprint@pc"]["scale"],
+        "at_edge": sel["imprint@pc"]["at_edge"],
+        "val_imprint_bp": sel["imprint@bp"]["val_ten_way"],
+        "val_proto_cos_pc": sel["proto_cos@pc"]["val_ten_way"],
+        "test_imprint_pc": float(values(run, "imprint@pc").mean()),
+        "test_imprint_bp": float(values(run, "imprint@bp").mean()),
+    }
+
+
 def summarise(folder: Path, default: Path, chosen: str) -> dict:
-    sweep = []
     runs = {p.name: load(p) for p in sorted(folder.iterdir()) if (p / "results.json").is_file()}
     default_runs = {load(p)["seed"]: load(p) for p in sorted(default.iterdir())
                     if (p / "results.json").is_file()}  # fmt: skip
-    for name, run in runs.items():
-        if run["seed"] != 0:
-            continue
-        sel = run["details"]["selected"]
-        sweep.append(
-            {"run": name, "setting": setting(run),
-             "val_imprint_pc": sel["imprint@pc"]["val_ten_way"],
-             "scale": sel["imprint@pc"]["scale"], "at_edge": sel["imprint@pc"]["at_edge"],
-             "val_imprint_bp": sel["imprint@bp"]["val_ten_way"],
-             "val_proto_cos_pc": sel["proto_cos@pc"]["val_ten_way"],
-             "test_imprint_pc": float(values(run, "imprint@pc").mean()),
-             "test_imprint_bp": float(values(run, "imprint@bp").mean())}
-        )  # fmt: skip
-    sweep.append(
-        {"run": "default (oneshot_target_seeds/mnist_imprint_scales/s0)",
-         "setting": setting(default_runs[0]),
-         "val_imprint_pc": default_runs[0]["details"]["selected"]["imprint@pc"]["val_ten_way"],
-         "scale": default_runs[0]["details"]["selected"]["imprint@pc"]["scale"],
-         "at_edge": default_runs[0]["details"]["selected"]["imprint@pc"]["at_edge"],
-         "val_imprint_bp": default_runs[0]["details"]["selected"]["imprint@bp"]["val_ten_way"],
-         "val_proto_cos_pc": default_runs[0]["details"]["selected"]["proto_cos@pc"]["val_ten_way"],
-         "test_imprint_pc": float(values(default_runs[0], "imprint@pc").mean()),
-         "test_imprint_bp": float(values(default_runs[0], "imprint@bp").mean())}
-    )  # fmt: skip
+    sweep = [sweep_row(name, run) for name, run in runs.items() if run["seed"] == 0]
+    sweep.append(sweep_row(f"default ({default.parent.name}/{default.name}/s0)", default_runs[0]))
     sweep.sort(key=lambda r: -r["val_imprint_pc"])
     picked = {run["seed"]: run for name, run in runs.items() if name.startswith(chosen + "_s")}
     seeds = sorted(picked)

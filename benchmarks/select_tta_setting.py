@@ -50,7 +50,10 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+# After benchmarks/, whose own `_common` must win.
+sys.path.append(str(Path(__file__).resolve().parent / "adapters"))
 
+import _tta_settings as settings  # noqa: E402
 import equinox as eqx  # noqa: E402
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
@@ -80,11 +83,12 @@ class Candidate:
             return {
                 "family": self.family,
                 "output_energy": "cross-entropy",
-                "steps": 5,
-                "dt": PCX_STATE_LR,
-                "lr": PCX_LR,
-                "solver": "OptaxSolver(sgd, momentum 0.35)",
-                "optimizer": f"adamw(wd {PCX_WD:.5f}), pcx paper's 25-epoch warmup-cosine",
+                "steps": PCX["steps"],
+                "dt": PCX["state_lr"],
+                "lr": PCX["lr"],
+                "solver": f"OptaxSolver(sgd, momentum {PCX['state_momentum']:g})",
+                "optimizer": f"adamw(wd {PCX['weight_decay']:.5f}), pcx paper's "
+                f"{PCX['epochs']}-epoch warmup-cosine",
             }
         return {
             "family": self.family,
@@ -101,29 +105,24 @@ class Candidate:
         }
 
     def optimizer(self, epoch_steps: int):
+        """The weight optimiser, built as the adapters build a named setting's."""
         if self.pcx_paper:
-            total = 25 * epoch_steps
-            schedule = optax.warmup_cosine_decay_schedule(
-                init_value=PCX_LR,
-                peak_value=1.1 * PCX_LR,
-                warmup_steps=int(0.1 * total),
-                decay_steps=total,
-                end_value=0.1 * PCX_LR,
+            return settings.optimizer_of(optax, PCX, epoch_steps)
+        described = {"weights": "adam", "lr": self.lr}
+        if self.cosine_epochs is not None:
+            described.update(
+                weights="cosine", weight_decay=self.weight_decay, epochs=self.cosine_epochs
             )
-            return optax.adamw(schedule, weight_decay=PCX_WD)
-        if self.cosine_epochs is None:
-            return optax.adam(self.lr)
-        schedule = optax.cosine_decay_schedule(self.lr, self.cosine_epochs * epoch_steps, alpha=0.1)
-        return optax.adamw(schedule, weight_decay=self.weight_decay)
+        return settings.optimizer_of(optax, described, epoch_steps)
 
     def solver(self):
         if self.pcx_paper:
-            return pc.OptaxSolver(optax.sgd(PCX_STATE_LR, momentum=0.35))
+            return pc.OptaxSolver(optax.sgd(PCX["state_lr"], momentum=PCX["state_momentum"]))
         return pc.Euler(dt=self.dt)
 
 
 # The pcx benchmark paper's PC-CE MLP setting (the one benchmarks/adapters/pcx_lib.py runs).
-PCX_LR, PCX_WD, PCX_STATE_LR = 0.00029959151754717025, 0.003314230264294929, 0.01828189494026352
+PCX = settings.get("pcx-paper")
 
 # Longer schedules for the 98% target (`--grid long`): the first grid's curves level off
 # near 97.8% validation accuracy by epoch 9. Every family gets the same optimiser grid.
@@ -140,7 +139,7 @@ def long_grid(family: str) -> list[Candidate]:
     ]
     grid.append(Candidate(ce=True, steps=steps, lr=1e-3, family=family))
     if family == "pc":
-        grid.append(Candidate(ce=True, steps=5, lr=PCX_LR, pcx_paper=True))
+        grid.append(Candidate(ce=True, steps=PCX["steps"], lr=PCX["lr"], pcx_paper=True))
     return grid
 
 

@@ -322,16 +322,12 @@ def _leaf(record: dict, leaf_path: str, leaf: Any, payload: bytes) -> Any:
             f"Structure mismatch with the expected template at {leaf_path}: the file "
             f"holds a {record['kind']} but `like` holds a {want['kind']}."
         )
-    if record["shape"] != want["shape"]:
-        raise ValueError(
-            f"Shape mismatch with the expected template at {leaf_path}: the file has "
-            f"{tuple(record['shape'])}, `like` has {tuple(want['shape'])}."
-        )
-    if record["dtype"] != want["dtype"]:
-        raise ValueError(
-            f"Dtype mismatch with the expected template at {leaf_path}: the file has "
-            f"{record['dtype']}, `like` has {want['dtype']}."
-        )
+    for key, shown in (("shape", tuple), ("dtype", str)):
+        if record[key] != want[key]:
+            raise ValueError(
+                f"{key.capitalize()} mismatch with the expected template at {leaf_path}: the "
+                f"file has {shown(record[key])}, `like` has {shown(want[key])}."
+            )
     dtype = jnp.dtype(record["dtype"])
     raw = payload[record["offset"] : record["offset"] + record["nbytes"]]
     arr = np.frombuffer(raw, dtype=dtype.newbyteorder("<")).astype(dtype)

@@ -74,7 +74,12 @@ def get(name: str, *, pc: bool = False) -> dict[str, Any]:
 
 def weight_optimizer(optax, name: str, epoch_steps: int):
     """The setting's optimiser for the weights (`optax` passed in: each environment's own)."""
-    s = get(name)
+    return optimizer_of(optax, get(name), epoch_steps)
+
+
+def optimizer_of(optax, s: dict[str, Any], epoch_steps: int):
+    """The weight optimiser a setting dict describes (`weights`: `adam`, `cosine` or
+    `warmup-cosine`; `lr`, and `weight_decay` and `epochs` for the schedules)."""
     if s["weights"] == "adam":
         return optax.adam(s["lr"])
     total = s["epochs"] * epoch_steps

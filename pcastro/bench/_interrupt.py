@@ -124,7 +124,8 @@ def run_interrupt(cfg, *, progress: bool = True) -> dict:
         # episodes from the training split by final accuracy on A and B.
         bar.set_description("choosing the store's tolerance and start on validation episodes")
         hp = chosen[rule]
-        store, selected["store"] = _choose_store(cfg, ds, pc, hp, sizes, mesh=mesh)
+        keys = (k_a, k_b, k_init)
+        store, selected["store"] = _choose_store(cfg, ds, pc, hp, sizes, keys=keys, mesh=mesh)
         bar.update(1)
 
         test_set = (jax.random.split(k_init, cfg.episodes),)
@@ -170,11 +171,11 @@ def _tune(cfg, ds, learner, sizes, key, *, mesh):
     return tune(learner, sweep, (keys, *original_labels(val)), mesh=mesh)
 
 
-def _choose_store(cfg, ds, pc, hp, sizes, *, mesh):
+def _choose_store(cfg, ds, pc, hp, sizes, *, keys, mesh):
     """The store's tolerance and start (stored or fresh states) with the best final
     accuracy on A and B over validation episodes of the training split, PC at its chosen
     `hp`; returns `(choice, selection record)`."""
-    _, k_a, k_b, k_init = jax.random.split(jax.random.key(cfg.seed), 4)
+    k_a, k_b, k_init = keys
     lr, n = hp["lr"], hp["updates"]
     val_keys = jax.random.split(jax.random.fold_in(k_init, 1), cfg.val_episodes)
     val_a, val_b = jax.random.fold_in(k_a, 1), jax.random.fold_in(k_b, 1)

@@ -100,10 +100,10 @@ def run_omniglot(cfg, bar, *, mesh) -> tuple[list[dict], dict]:
     """Pretrain, tune and test every learner on the three tasks, episodes split over the
     devices of `mesh`; `(results, details)`."""
     t0 = time.perf_counter()
-    data = _omniglot_data(cfg)
+    k_val, k_test, k_init = jax.random.split(jax.random.key(cfg.seed), 3)
+    data = _omniglot_data(cfg, k_val, k_test)
     load_s = time.perf_counter() - t0
     fit_x, fit_y = data["fit"]
-    k_init = jax.random.split(jax.random.key(cfg.seed), 3)[2]
     features = fit_x.shape[1]
     net0 = make_body(cfg, k_init, features, data["fit_characters"])
     learners = omniglot_learners(cfg, features)
@@ -123,7 +123,7 @@ def run_omniglot(cfg, bar, *, mesh) -> tuple[list[dict], dict]:
         chosen = {}
         for ways in (5, 20):
             chosen[ways], selection = _tune(cfg, learner, net, data["tasks"][ways][0], ways, bar,
-                                            mesh=mesh)  # fmt: skip
+                                            k_init=k_init, mesh=mesh)  # fmt: skip
             if selection is not None:
                 selected[f"{learner.name}/{ways}-way"] = selection
         bar.update(1)
@@ -134,7 +134,7 @@ def run_omniglot(cfg, bar, *, mesh) -> tuple[list[dict], dict]:
         ):
             bar.set_description(f"{learner.name}: {task}")
             acc, timing[f"{learner.name}/{task}"] = _test(
-                cfg, learner, net, episodes, ways, chosen[ways], mesh=mesh
+                cfg, learner, net, episodes, ways, chosen[ways], k_init=k_init, mesh=mesh
             )
             results.append(result_row(learner.name, acc, metric=task))
         timing[learner.name] = timing[f"{learner.name}/random_20way"]
@@ -148,7 +148,7 @@ def run_omniglot(cfg, bar, *, mesh) -> tuple[list[dict], dict]:
     return results, details
 
 
-def _omniglot_data(cfg) -> dict[str, Any]:
+def _omniglot_data(cfg, k_val, k_test) -> dict[str, Any]:
     """The background characters to pretrain on (every fifth held out for validation
     episodes), the 5- and 20-way validation and test episodes, the 20 official runs."""
     folder = find_omniglot(cfg.data_dir)
@@ -160,7 +160,6 @@ def _omniglot_data(cfg) -> dict[str, Any]:
     fit_y = np.searchsorted(fit_chars, background.y[~held_out]).astype(np.int32)
     fit_x = background.x[~held_out]
     val_x, val_y = background.x[held_out], background.y[held_out]
-    k_val, k_test, _ = jax.random.split(jax.random.key(cfg.seed), 3)
     common: dict[str, Any] = dict(shots=1, queries=cfg.queries)
     tasks = {}
     for ways in (5, 20):
@@ -189,12 +188,11 @@ def _omniglot_data(cfg) -> dict[str, Any]:
     )
 
 
-def _tune(cfg, learner, net, val, ways: int, bar, *, mesh):
+def _tune(cfg, learner, net, val, ways: int, bar, *, k_init, mesh):
     """`(hyperparameters, selection record or None)` of `learner` on the `ways`-way
     validation episodes (none to choose without a grid)."""
     if not learner.grid():
         return {}, None
-    k_init = jax.random.split(jax.random.key(cfg.seed), 3)[2]
     keys = jax.random.split(jax.random.fold_in(k_init, 10 + ways), cfg.val_episodes)
     bar.set_description(f"{learner.name}: tuning on {ways}-way validation episodes")
 
@@ -213,10 +211,9 @@ def _tune(cfg, learner, net, val, ways: int, bar, *, mesh):
     return hp, {**hp, "val_acc": score, "at_edge": grid_edges(hp, learner.grid())}
 
 
-def _test(cfg, learner, net, episodes, ways: int, hp, *, mesh):
+def _test(cfg, learner, net, episodes, ways: int, hp, *, k_init, mesh):
     """Accuracy of `learner` with `hp` on every test episode (a new head per episode)."""
     statics = {k: v for k, v in hp.items() if k != "lr"}
-    k_init = jax.random.split(jax.random.key(cfg.seed), 3)[2]
     keys = jax.random.split(jax.random.fold_in(k_init, 100 + ways), episodes[0].shape[0])
 
     def run(episode, lr):

@@ -28,8 +28,8 @@ METRICS = ("novel_accuracy", "base_retention", "ten_way_accuracy")
 def run_transfer(cfg, ds, learners: list[AbstractLearner], bar, *, mesh) -> tuple[list[dict], dict]:
     """Pretrain, tune and test every learner, episodes split over the devices of `mesh`;
     returns `(results, details)`."""
-    k_init = jax.random.split(jax.random.key(cfg.seed), 4)[2]
-    data = _data(cfg, ds)
+    k_val, k_test, k_init, _ = jax.random.split(jax.random.key(cfg.seed), 4)
+    data = _data(cfg, ds, k_val, k_test, k_init)
     features = ds.x_train.shape[1]
     net0 = make_model(k_init, (features, hidden_units(cfg, features), 10))
     bar.set_description("pretraining on base digits 0-4")
@@ -61,11 +61,10 @@ def run_transfer(cfg, ds, learners: list[AbstractLearner], bar, *, mesh) -> tupl
     return results, details
 
 
-def _data(cfg, ds) -> dict[str, Any]:
+def _data(cfg, ds, k_val, k_test, k_init) -> dict[str, Any]:
     """The base images to pretrain on (`fit`), to score retention on in validation
     (`base_val`, a fifth of the base training images) and test (`base_test`), and the
     validation and test episodes of the novel digits, each with its learners' keys."""
-    k_val, k_test, k_init, _ = jax.random.split(jax.random.key(cfg.seed), 4)
     base_train, _ = base_novel_split(ds.y_train, base=BASE, novel=NOVEL)
     base_test, _ = base_novel_split(ds.y_test, base=BASE, novel=NOVEL)
     xb, yb = ds.x_train[base_train], ds.y_train[base_train]
