@@ -20,7 +20,12 @@ from pcastro.bench._continual import (
     status_summary,
     store_capacity,
 )
-from pcastro.bench._continual_methods import AstrocyteStore, exemplar_bytes, reservoir_slots
+from pcastro.bench._continual_methods import (
+    AstrocyteStore,
+    _remeasure,
+    exemplar_bytes,
+    reservoir_slots,
+)
 from pcastro.bench._continual_report import paired_rows
 from pcastro.bench._learners import PCRule
 from pcastro.cli import main
@@ -194,6 +199,44 @@ def test_a_store_without_states_replays_the_same_stimuli_bit_for_bit(getkey):
         np.testing.assert_array_equal(u, v)
     for name in ("region_energy", "priority", "occupied", "ids"):
         np.testing.assert_array_equal(getattr(full.store, name), getattr(lean.store, name))
+
+
+def test_remeasured_slots_hold_their_current_energy_and_leave_uniform_replay_unchanged(getkey):
+    # Every `refresh_every` iterations each slot's E_r is measured again at the current
+    # network; a uniform store never reads E_r, so its run is unchanged bit for bit.
+    net = make_network(getkey(), (64, 16, 10))
+    rule = PCRule(steps=2, solver=pc.Euler(dt=0.2))
+    x = jax.random.uniform(getkey(), (6, 8, 64))
+    y = jax.nn.one_hot(jax.random.randint(getkey(), (6, 8), 0, 10), 10)
+    keys = jax.random.split(getkey(), 6)
+    runs = []
+    for every in (0, 2):
+        learner = AstrocyteStore(
+            rule=rule, lr=1e-2, capacity=64, replay_batch=4, states=False, refresh_every=every
+        )
+        state = learner.init(net, key=None)
+        step = eqx.filter_jit(learner.step)
+        for i in range(6):
+            state, status = step(state, x[i], y[i], key=keys[i])
+            assert int(status) == int(pc.RESULTS.successful)
+        runs.append(state)
+    stale, fresh = runs
+    for u, v in zip(jax.tree_util.tree_leaves(stale.net), jax.tree_util.tree_leaves(fresh.net)):
+        np.testing.assert_array_equal(u, v)
+    assert not np.allclose(stale.store.region_energy, fresh.store.region_energy)
+    # After a re-measurement, a slot's E_r is what relaxing its stimulus alone gives.
+    store, status = _remeasure(fresh.store, fresh.net, rule)
+    assert int(status) == int(pc.RESULTS.successful)
+    slot = int(np.flatnonzero(store.occupied)[0])
+    alone, _ = rule.relax(fresh.net, store.x[0][slot : slot + 1], store.x[-1][slot : slot + 1])
+    expected = pc.astro.region_energies(alone, store.regions)[0]
+    np.testing.assert_allclose(store.region_energy[slot], expected, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(store.priority[slot], jnp.sum(expected), rtol=1e-5)
+    for name in ("occupied", "ids"):
+        np.testing.assert_array_equal(getattr(store, name), getattr(fresh.store, name))
+    empty = ~np.asarray(store.occupied)
+    assert empty.sum() == 64 - 48  # 6 batches of 8 stimuli kept, the rest empty
+    np.testing.assert_array_equal(store.region_energy[empty], fresh.store.region_energy[empty])
 
 
 @pytest.mark.parametrize("ablated", [True, False])

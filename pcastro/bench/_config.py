@@ -423,6 +423,9 @@ class ContinualConfig:
     `(sum_r E_r) ** alpha`; 0 is uniform; backprop_per uses 0.6)."""
     gate_floors: tuple[float, ...] = (0.0,)
     """Gate floors `g0` tried for the store's astrocytes (plasticity without calcium)."""
+    refresh_every: int = 50
+    """Iterations between two re-measurements of every stored slot's `E_r` at the current
+    network (pc_store_priority_lean)."""
     eval_every: int = 50
     """Iterations between two points of the learning curve (divides `iterations`)."""
     curve_images: int = 1000
@@ -441,6 +444,7 @@ class ContinualConfig:
     def __post_init__(self):
         _require_devices(self)
         _require(self, ("seeds", "val_seeds", "iterations", "batch", "replay_batch"), 1)
+        _require(self, ("refresh_every",), 1)
         _require(self, ("hidden", "budgets", "inference_steps", "eval_every", "curve_images"), 1)
         _require(self, ("seed",), 0)
         _require_rates(self, ("lrs", "pc_lrs"), upper=1.0)

@@ -65,6 +65,11 @@ STORE_VARIANTS = {
     "pc_store_ablated": dict(priority=True, gate=True, discard=True, ablated=True),
     # The uniform store without free states: about twice the slots in the same bytes.
     "pc_store_uniform_lean": dict(priority=False, gate=False, discard=False, states=False),
+    # Prioritised replay from the store without states, every slot's E_r measured again at
+    # the current network every `refresh_every` iterations (fresh, not stale, priorities).
+    "pc_store_priority_lean": dict(
+        priority=True, gate=False, discard=False, states=False, remeasure=True
+    ),
 }
 METHODS = method_names("continual")
 MEMORY_METHODS = tuple(
@@ -126,6 +131,7 @@ def make_learner(
         astrocytes=astrocytes,
         ne=cfg.ne,
         refresh=v.get("refresh", False),
+        refresh_every=cfg.refresh_every if v.get("remeasure", False) else 0,
         tol=tol if v["discard"] else 0.0,
         states=v.get("states", True),
         per_example=v.get("per_example", False),
@@ -390,7 +396,10 @@ def _tuning_key(name):
     """Methods that share a selection: the store variants (and the ablated control) use
     the setting chosen for the full astrocyte method, so that their differences are the
     mechanism's alone; a store without states uses the setting of its twin with states,
-    so that their difference is the slots alone."""
+    so that their difference is the slots alone. The prioritised store without states
+    is selected on its own grid (learning rate and priority exponent)."""
+    if name == "pc_store_priority_lean":
+        return name
     name = name.removesuffix("_lean")
     if name in STORE_VARIANTS and name != "pc_store_uniform":
         return "pc_store_both"
@@ -550,7 +559,7 @@ def paired_differences(raw: dict, budgets) -> list[dict]:
     `raw` maps `(method, budget)` to per-seed final accuracies."""
     rows = []
     for budget in budgets:
-        for control in ("pc_store_uniform", "pc_er"):
+        for control in ("pc_store_uniform", "pc_store_uniform_lean", "pc_er"):
             if (control, budget) not in raw:
                 continue
             for name in STORE_VARIANTS:

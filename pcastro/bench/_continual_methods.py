@@ -12,6 +12,7 @@ gradient, which is how an empty memory replays nothing on the very first iterati
 """
 
 import abc
+import dataclasses
 from typing import Any, ClassVar
 
 import equinox as eqx
@@ -249,6 +250,12 @@ class AstrocyteStore(AbstractContinualLearner):
     - `refresh`: the replayed slots' `E_r` (and so their priority and the gate's drive)
       are rewritten with the values measured at this replay (else they stay as stored
       at the snapshot: stale);
+    - `refresh_every`: every that many iterations (0: never), before the draw, every
+      occupied slot's `E_r` and priority are measured again at the current network: its
+      stimulus re-presented from a fresh feedforward start and relaxed by the rule, as a
+      replayed one is (a store with states also keeps the new states). The cost is
+      `capacity` relaxations every `refresh_every` iterations; the solve's status is
+      counted with the update's;
     - `tol`: a replayed slot whose measured `E_r` is below `tol` in every region is
       discarded, its slot freed for new stimuli (0: never);
     - `per_example`: gate every stimulus of the update, current or replayed, by its own
@@ -275,6 +282,7 @@ class AstrocyteStore(AbstractContinualLearner):
     astrocytes: Astrocytes | None = None
     ne: float = eqx.field(static=True, default=1.0)
     refresh: bool = eqx.field(static=True, default=False)
+    refresh_every: int = eqx.field(static=True, default=0)
     tol: float = eqx.field(static=True, default=0.0)
     states: bool = eqx.field(static=True, default=True)
     per_example: bool = eqx.field(static=True, default=False)
@@ -305,6 +313,15 @@ class AstrocyteStore(AbstractContinualLearner):
         k_draw, k_keep, k_victim = jax.random.split(key, 3)
         net, store, batch = state.net, state.store, x.shape[0]
         regions = store.regions
+        refreshed = jnp.asarray(RESULTS.successful)
+        if self.refresh_every:
+            due = (state.seen // batch) % self.refresh_every == 0
+            store, refreshed = lax.cond(
+                due & jnp.any(store.occupied),
+                lambda s: _remeasure(s, net, self.rule),
+                lambda s: (s, jnp.asarray(RESULTS.successful)),
+                store,
+            )
         occupied = store.occupied
         weight = self.alpha * jnp.log(jnp.maximum(store.priority, 1e-12)) if self.priority else 0.0
         logits = jnp.where(occupied, weight, -jnp.inf)
@@ -329,6 +346,7 @@ class AstrocyteStore(AbstractContinualLearner):
             net, opt_state, status = local_update(
                 net, state.opt_state, relaxed, solved, optimizer=optimizer, **extra
             )
+        status = jnp.where(refreshed != RESULTS.successful, refreshed, status)
         if self.refresh:
             store = _rewrite(store, slots, relaxed, measured, batch, self.rule.steps)
         if self.tol > 0:
@@ -355,6 +373,32 @@ def _rewrite(store, slots, relaxed, measured, batch, steps):
         return overwrite(store, slots[i], row, energies=measured[batch + i], step=steps), None
 
     return lax.scan(one, store, jnp.arange(slots.shape[0]))[0]
+
+
+def _remeasure(store, net, rule):
+    """Every occupied slot's `E_r`, priority (`sum_r E_r`), step count and (in a store
+    with states) states, measured again at `net`: a fresh feedforward start relaxed by
+    `rule`, in one batch of every slot. Empty slots are relaxed too (their clamps are
+    zero) and left as they were. Returns the store and the solve's status."""
+    start = recall(store, jnp.arange(store.capacity), net=net, fresh=True, check=False)
+    relaxed, solved = rule.relax(net, start.x[0], start.x[-1])
+    measured = region_energies(relaxed, store.regions).astype(store.region_energy.dtype)
+    occupied = store.occupied
+
+    def where(new, old):
+        if old is None:
+            return None
+        held = occupied.reshape((-1,) + (1,) * (old.ndim - 1))
+        return jnp.where(held, new.astype(old.dtype), old)
+
+    store = dataclasses.replace(
+        store,
+        x=tuple(where(new, old) for new, old in zip(relaxed.x, store.x, strict=True)),
+        region_energy=where(measured, store.region_energy),
+        steps=where(jnp.full_like(store.steps, rule.steps), store.steps),
+        priority=where(jnp.sum(measured, axis=1), store.priority),
+    )
+    return store, solved
 
 
 def _keep(store, relaxed, measured, batch, seen, k_keep, k_victim, rule):

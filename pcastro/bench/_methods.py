@@ -287,6 +287,11 @@ CONTINUAL: dict[str, Method] = {
         "pc_store_uniform without free states: about twice the slots in the same bytes",
         "_continual_methods:AstrocyteStore", "store", "pc",
     ),
+    "pc_store_priority_lean": _continual(
+        "the store without states, slots drawn by priority (sum_r E_r)^alpha, every slot's "
+        "E_r measured again at the current network every --refresh-every iterations",
+        "_continual_methods:AstrocyteStore", "store", "pc",
+    ),
     "pc_store_gate_example": _continual(
         "pc_store_gate with one gate per example (current and replayed stimuli gated apart)",
         "_continual_methods:AstrocyteStore", "store", "pc",
