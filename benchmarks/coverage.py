@@ -28,12 +28,74 @@ import numpy as np
 
 RESULTS = Path(__file__).parent / "results"
 NONE, ALL = "pc_sgd", "pc_sgd_astro_columns"
+SWEEP = "pc_sgd_astro_coverage"  # the sweep's name (once a method of `pcastro oneshot`)
+FRACTIONS, DRAWS = (0.25, 0.5, 0.75), 2
 METRICS = ("ten_way_accuracy", "novel_accuracy", "base_retention")
 
 
-def run(dataset: str, *, episodes: int, seed: int, name: str | None, grid: dict) -> Path:
-    from dataclasses import asdict
+def coverage_masks(
+    *, blocks: int, classes: int, fractions: tuple[float, ...], draws: int, seed: int
+) -> dict[str, tuple[bool, ...]]:
+    """Which column regions have an astrocyte, by placement.
 
+    The regions are those of `pc_sgd_astro_columns`: `blocks` blocks of hidden units,
+    then one per output unit (`classes`). Placements: `hidden` (the hidden blocks only),
+    `output` (the output columns only) and, for each fraction `f`, `draws` random
+    subsets of `round(f * R)` regions (`random{100 f}-{draw}`), drawn with `seed`. No
+    coverage is `pc_sgd`; full coverage is `pc_sgd_astro_columns`.
+    """
+    if not all(0.0 < f < 1.0 for f in fractions):
+        raise ValueError(
+            f"Coverage fractions must lie strictly between 0 and 1 (no coverage is pc_sgd, "
+            f"full coverage pc_sgd_astro_columns); got {fractions}."
+        )
+    total = blocks + classes
+    masks = {
+        "hidden": (True,) * blocks + (False,) * classes,
+        "output": (False,) * blocks + (True,) * classes,
+    }
+    rng = np.random.default_rng(seed)
+    for f in fractions:
+        for d in range(draws):
+            chosen = set(rng.choice(total, size=round(f * total), replace=False).tolist())
+            masks[f"random{round(100 * f)}-{d}"] = tuple(r in chosen for r in range(total))
+    return masks
+
+
+def coverage_learners(parts, *, fractions: tuple[float, ...], draws: int) -> dict[str, list]:
+    """`pc_sgd_astro_columns` with astrocytes on a subset of its regions only, one learner
+    per placement of `coverage_masks` (drawn with the run's seed), named
+    `pc_sgd_cover_{placement}`; uncovered regions learn with gate 1 (see
+    `pcastro.astro.Astrocytes(covered=...)`). `parts`: the run's
+    `pcastro.bench.LearnerParts`."""
+    from pcastro.bench import PCLocal
+    from pcastro.bench._learners import default_astrocytes
+    from pcastro.bench._readouts import check_blocks
+
+    cfg = parts.config
+    blocks = cfg.hidden_columns
+    check_blocks(parts.hidden, blocks)
+    masks = coverage_masks(
+        blocks=blocks, classes=parts.classes, fractions=fractions, draws=draws, seed=cfg.seed
+    )
+    learners = [
+        PCLocal(
+            label=f"pc_sgd_cover_{place}",
+            rule=parts.rule,
+            lrs=cfg.sgd_lrs,
+            updates=parts.updates,
+            astrocytes=default_astrocytes(covered=np.asarray(mask)),
+            columns=(blocks, parts.classes),
+        )
+        for place, mask in masks.items()
+    ]
+    return {SWEEP: learners}
+
+
+def run(
+    dataset: str, *, episodes: int, seed: int, name: str | None, grid: dict,
+    fractions: tuple[float, ...] = FRACTIONS, draws: int = DRAWS,
+) -> Path:  # fmt: skip
     from pcastro.bench import OneShotConfig, run_oneshot
     from pcastro.bench._report import check_output_dir, save_json
 
@@ -45,11 +107,13 @@ def run(dataset: str, *, episodes: int, seed: int, name: str | None, grid: dict)
         episodes=episodes,
         seed=seed,
         frontier_episodes=0,
-        methods=(NONE, ALL, "pc_sgd_astro_coverage"),
+        methods=(NONE, ALL),
         **grid,
     )
-    payload = run_oneshot(cfg)
-    assert payload["config"] == asdict(cfg)
+    payload = run_oneshot(
+        cfg, extra=lambda parts: coverage_learners(parts, fractions=fractions, draws=draws)
+    )
+    payload["coverage_sweep"] = {"fractions": list(fractions), "draws": draws}
     save_json(out, payload)
     return out
 
@@ -188,6 +252,11 @@ def main(argv=None) -> int:
     parser.add_argument("--sgd-lrs", default=None, help="learning-rate grid, e.g. 0.003,0.01")
     parser.add_argument("--updates", default=None, help="updates-per-example grid, e.g. 10,30")
     parser.add_argument("--name", default=None, help="results folder name")
+    parser.add_argument(
+        "--fractions", default=",".join(map(str, FRACTIONS)),
+        help="fractions of the column regions given an astrocyte at random",
+    )  # fmt: skip
+    parser.add_argument("--draws", type=int, default=DRAWS, help="random subsets per fraction")
     parser.add_argument("--report", type=Path, default=None, help="only redo the report")
     args = parser.parse_args(argv)
     grid = {}
@@ -196,8 +265,9 @@ def main(argv=None) -> int:
     if args.updates:
         grid["updates_per_example"] = tuple(int(v) for v in args.updates.split(","))
     folder = args.report or run(
-        args.dataset, episodes=args.episodes, seed=args.seed, name=args.name, grid=grid
-    )
+        args.dataset, episodes=args.episodes, seed=args.seed, name=args.name, grid=grid,
+        fractions=tuple(float(v) for v in args.fractions.split(",")), draws=args.draws,
+    )  # fmt: skip
     text = report(folder)
     (folder / "coverage.md").write_text(text + "\n")
     print(text)

@@ -7,8 +7,9 @@ Pretrains the transfer protocol's network on digits 0-4 (PC and backprop, the se
 the novel classes, the bias, the weight-row norm and the mean logit on novel test images.
 Softmax cross-entropy pushes the logits of classes never shown down, so a one-shot learner
 that only adds to a novel row (PC's local update `lr e h^T`) must first undo that push,
-whereas weight imprinting replaces the row. `pcastro oneshot --methods pc_sgd_fresh` removes
-the deficit; on mnist5k and MNIST that barely changes the PC learners (see the README).
+whereas weight imprinting replaces the row. The `pc_sgd_fresh` diagnostic
+(`benchmarks/oneshot_diagnostics.py`) removes the deficit; on mnist5k and MNIST that
+barely changes the PC learners (see the README).
 """
 
 import argparse

@@ -1,10 +1,12 @@
 """One-shot transfer across seeds: every method's accuracy and the paired differences that
 carry the claims, with intervals over seeds and a Holm correction.
 
-    M=pc_sgd,pc_sgd_astro_columns,pc_astro_target,pc_astro_target_fresh,pc_sgd_target_fresh
+    M=pc_sgd,pc_sgd_astro_columns,pc_astro_target
     M=$M,imprint,proto_cos,proto_euc,head_ft_replay,backprop_replay
     for s in 0 1 2; do
-        pcastro oneshot --dataset mnist --protocol transfer --seed $s --methods $M \\
+        python benchmarks/oneshot_diagnostics.py \\
+            --diagnostics pc_astro_target_fresh,pc_sgd_target_fresh \\
+            --dataset mnist --protocol transfer --seed $s --methods $M \\
             --sgd-lrs 0.003,0.01,0.03,0.1,0.3 --updates-per-example 1,3,10,30,100 \\
             --val-episodes 20 --frontier-episodes 0 --no-progress \\
             --out benchmarks/results/oneshot_target_seeds/mnist/s$s

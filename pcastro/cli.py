@@ -179,12 +179,12 @@ def _oneshot_parser(sub) -> None:
     )
 
 
-def _run_oneshot(args) -> int:
+def _run_oneshot(args, *, extra=None) -> int:
     from .bench import OneShotConfig, plot_results, run_oneshot
     from .bench._report import format_selection, format_table, save_json
 
     cfg, out = _prepare(args, OneShotConfig, "runs/oneshot-{dataset}-{protocol}-s{seed}")
-    payload = run_oneshot(cfg, progress=not args.no_progress)
+    payload = run_oneshot(cfg, progress=not args.no_progress, extra=extra)
     timing = payload["details"]["timing"]
     rows = [
         {**r, "episodes/s": timing.get(r["method"], {}).get("episodes_per_s", float("nan"))}
@@ -342,7 +342,13 @@ def _run_continual(args) -> int:
     return 0
 
 
-def main(argv=None) -> int:
+def main(argv=None, *, extra=None) -> int:
+    """The `pcastro` command on `argv` (default: the process's arguments); its exit code.
+
+    `extra`: a script's own one-shot learners besides the registered methods (see
+    [`pcastro.bench.run_oneshot`][]), for `oneshot` on digits and MNIST; recorded under
+    their own names and the script's command (see `benchmarks/oneshot_diagnostics.py`).
+    """
     parser = argparse.ArgumentParser(
         prog="pcastro",
         description="Predictive coding with astrocytes: one-shot learning benchmarks.",
@@ -357,7 +363,14 @@ def main(argv=None) -> int:
 
         print(format_methods(args.command))
         return 0
-    run = {"oneshot": _run_oneshot, "interrupt": _run_interrupt, "continual": _run_continual}
+    if extra is not None and args.command != "oneshot":
+        print(f"pcastro {args.command}: error: own learners run in `oneshot` only", file=sys.stderr)
+        return 2
+    run = {
+        "oneshot": lambda a: _run_oneshot(a, extra=extra),
+        "interrupt": _run_interrupt,
+        "continual": _run_continual,
+    }
     try:
         _start(args)
         with _quiet(not args.main_process):

@@ -21,7 +21,7 @@ from pcastro.bench._figures import (
     oneshot_figure,
 )
 from pcastro.bench._oneshot import PROTOCOLS
-from pcastro.bench._readouts import DIAGNOSTICS, READOUTS
+from pcastro.bench._readouts import READOUTS
 from pcastro.bench._records import grid_edges, result_row
 from pcastro.bench._report import format_selection
 
@@ -205,7 +205,7 @@ def test_a_readout_on_a_pc_body_takes_the_readouts_colour():
 
 
 def test_every_named_method_has_its_own_colour():
-    names = set(PROTOCOLS["scratch"][1]) | set(PROTOCOLS["transfer"][1]) | set(DIAGNOSTICS)
+    names = set(PROTOCOLS["scratch"][1]) | set(PROTOCOLS["transfer"][1])
     names |= {f"{r}@{body}" for r in READOUTS for body in ("pc", "bp")}
     names |= set(CONDITIONS) | set(CONTINUAL_METHODS)
     names -= set(READOUTS)  # a read-out on a fresh network shares its @pc colour

@@ -17,6 +17,7 @@ from pcastro.bench._methods import (
     CONTINUAL,
     FORMER_NAMES,
     INTERRUPT,
+    MOVED,
     ONESHOT,
     REGISTRY,
     check_methods,
@@ -25,9 +26,6 @@ from pcastro.bench._methods import (
 )
 from pcastro.bench._oneshot import BASELINES, PROTOCOLS, make_learners
 from pcastro.bench._readouts import (
-    _DIAGNOSTIC_VARIANTS,
-    COVERAGE,
-    DIAGNOSTICS,
     PC_LOCAL,
     READOUTS,
     TRANSFER_ONLY,
@@ -59,9 +57,7 @@ def _oneshot_cases():
 def test_every_oneshot_name_builds_its_learner(name, protocol):
     cfg = OneShotConfig(protocol=protocol, methods=(name,), hidden=16, hidden_columns=4)
     built = [learner.name for learner in make_learners(cfg)]
-    if name == COVERAGE:
-        assert any(b.startswith("pc_sgd_cover_") for b in built)
-    elif name in READOUTS and protocol == "transfer":  # one per pretrained network
+    if name in READOUTS and protocol == "transfer":  # one per pretrained network
         assert {f"{name}@pc", f"{name}@bp"} <= set(built)
     else:
         assert name in built
@@ -99,9 +95,8 @@ def test_the_name_tuples_are_the_registrys():
         PCRule(steps=1), lrs=(0.1,), updates=(1,), hidden=8, classes=10, blocks=4
     )
     assert PC_LOCAL == tuple(local)
-    assert DIAGNOSTICS == tuple(_DIAGNOSTIC_VARIANTS)
     assert READOUTS == ("proto_cos", "proto_euc", "imprint", "head_ft", "head_ft_replay")
-    assert set(TRANSFER_ONLY) == {"backprop_replay", "head_ft_replay", *DIAGNOSTICS}
+    assert set(TRANSFER_ONLY) == {"backprop_replay", "head_ft_replay"}
     # A learner that needs base classes runs in the transfer protocol only.
     for name, cls in LEARNERS.items():
         assert (ONESHOT[name].protocols == ("transfer",)) == cls.needs_base, name
@@ -157,10 +152,20 @@ def test_every_recorded_method_reads_as_a_registered_name():
         for row in current_names(payload, command)["results"]:
             name = row["method"].split("@")[0]
             if name.startswith("pc_sgd_cover_"):  # one learner per coverage placement
-                name = COVERAGE
-            assert name in REGISTRY[command], (path, row["method"])
+                name = "pc_sgd_astro_coverage"
+            # A method that moved to a script is named there (see test_oneshot_scripts.py).
+            known = REGISTRY[command].keys() | MOVED.get(command, {}).keys()
+            assert name in known, (path, row["method"])
             seen += 1
     assert seen > 0
+
+
+def test_a_moved_method_names_the_script_that_runs_it():
+    moved = r"pc_sgd_fresh is no longer a method.*oneshot_diagnostics"
+    with pytest.raises(ValueError, match=moved):
+        check_methods(("pc_sgd", "pc_sgd_fresh"), "oneshot")
+    with pytest.raises(ValueError, match=r"pc_sgd_astro_coverage .*benchmarks/coverage.py"):
+        OneShotConfig(protocol="transfer", methods=("pc_sgd_astro_coverage",))
 
 
 def test_check_methods_suggests_close_names():

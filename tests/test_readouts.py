@@ -13,15 +13,9 @@ from pcastro.bench._compare import paired_differences
 from pcastro.bench._learners import PCRule, make_model
 from pcastro.bench._pixel_nn import PixelNNTwoPart
 from pcastro.bench._readouts import (
-    DIAGNOSTICS,
     HeadFinetune,
     Imprint,
     NearestPrototype,
-    coverage_learners,
-    coverage_masks,
-    coverage_of,
-    diagnostic_learners,
-    fresh_novel_rows,
     hidden_features,
     pc_local_learners,
 )
@@ -166,53 +160,6 @@ def test_pc_local_columns_gate_keeps_quiet_output_rows(episode, getkey):
     assert np.all(change["pc_sgd"] > 0)
 
 
-def test_coverage_masks_place_astrocytes_as_named():
-    masks = coverage_masks(blocks=4, classes=10, fractions=(0.25, 0.5), draws=3, seed=1)
-    assert masks["hidden"] == (True,) * 4 + (False,) * 10
-    assert masks["output"] == (False,) * 4 + (True,) * 10
-    for f in (0.25, 0.5):
-        draws = [masks[f"random{round(100 * f)}-{d}"] for d in range(3)]
-        assert all(sum(m) == round(f * 14) and len(m) == 14 for m in draws)
-        assert len(set(draws)) == 3  # distinct subsets
-    again = coverage_masks(blocks=4, classes=10, fractions=(0.25, 0.5), draws=3, seed=1)
-    assert again == masks
-
-
-def test_coverage_endpoints_equal_plain_and_column_learners(episode, getkey):
-    # No region covered must learn exactly as pc_sgd (gate 1 everywhere), every region
-    # covered exactly as pc_sgd_astro_columns.
-    sx, sy, _, _, base = episode
-    net = make_model(getkey(), (sx.shape[1], 16, 10))
-    shape = dict(hidden=16, classes=10, blocks=4)
-    local = pc_local_learners(RULE, lrs=(0.1,), updates=(2,), **shape)
-    cover = coverage_learners(
-        RULE, lrs=(0.1,), updates=(2,), fractions=(0.5,), draws=1, seed=0, **shape
-    )
-    none = eqx.tree_at(
-        lambda lrn: lrn.astrocytes.covered, cover["pc_sgd_cover_hidden"], jnp.zeros(14, bool)
-    )
-    full = eqx.tree_at(
-        lambda lrn: lrn.astrocytes.covered, cover["pc_sgd_cover_hidden"], jnp.ones(14, bool)
-    )
-    assert coverage_of(cover["pc_sgd_cover_output"]) == [False] * 4 + [True] * 10
-    assert coverage_of(local["pc_sgd_astro_columns"]) == [True] * 14
-    assert coverage_of(local["pc_sgd"]) is None
-
-    def learned(learner):
-        state = learner.start(net, jnp.float32(0.1), base=base)
-        state = learner.learn(state, sx, sy, {"updates": 2}, key=getkey(), one_at_a_time=True)
-        return jax.tree_util.tree_leaves(eqx.filter(state.net, eqx.is_inexact_array))
-
-    for a, b in zip(learned(none), learned(local["pc_sgd"]), strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
-    for a, b in zip(learned(full), learned(local["pc_sgd_astro_columns"]), strict=True):
-        np.testing.assert_array_equal(a, b)
-    # A partial placement lies strictly between: it differs from both endpoints.
-    partial = learned(cover["pc_sgd_cover_output"])
-    assert not np.allclose(partial[-2], learned(local["pc_sgd"])[-2])
-    assert not np.allclose(partial[-2], learned(local["pc_sgd_astro_columns"])[-2])
-
-
 def test_two_part_pixel_nn_equals_the_reference(episode):
     sx, sy, qx, _, base = episode
     learner = PixelNNTwoPart()
@@ -264,78 +211,3 @@ def test_paired_differences_use_the_best_baseline_episode_by_episode():
     assert row["vs"] == "proto" and row["n"] == 3
     assert row["diff"] == pytest.approx(0.1)
     assert rows[0]["values"] == [0.5, 0.7, 0.9]
-
-
-def test_coverage_sweep_is_asked_for_by_name_and_checked():
-    from pcastro.bench import OneShotConfig
-    from pcastro.bench._oneshot import make_learners
-
-    default = [lrn.name for lrn in make_learners(OneShotConfig(protocol="transfer"))]
-    assert not any(name.startswith("pc_sgd_cover_") for name in default)
-    cfg = OneShotConfig(
-        protocol="transfer", methods=("pc_sgd_astro_coverage",), coverage_fractions=(0.5,)
-    )
-    names = [lrn.name for lrn in make_learners(cfg)]  # the pixel baselines always run first
-    assert names[2:] == [
-        "pc_sgd_cover_hidden",
-        "pc_sgd_cover_output",
-        "pc_sgd_cover_random50-0",
-        "pc_sgd_cover_random50-1",
-    ]
-    with pytest.raises(ValueError, match="--coverage-fractions.*strictly between 0 and 1"):
-        OneShotConfig(coverage_fractions=(1.0,))
-    with pytest.raises(ValueError, match=r"\['pc_sgd_fresh'\].*transfer protocol only"):
-        OneShotConfig(methods=("pc_sgd_fresh",))
-
-
-def test_diagnostic_learners_start_the_novel_rows_like_imprinting(episode, getkey):
-    sx, sy, _, _, base = episode
-    net = make_model(getkey(), (sx.shape[1], 16, 10))
-    fresh = fresh_novel_rows(net, base[1])
-    before, after = net.nodes[-1].modules[0], fresh.nodes[-1].modules[0]
-    np.testing.assert_array_equal(after.weight[:5], before.weight[:5])  # base rows kept
-    np.testing.assert_array_equal(after.bias[:5], before.bias[:5])
-    np.testing.assert_array_equal(after.weight[5:], 0.0)
-    np.testing.assert_allclose(after.bias[5:], np.mean(before.bias[:5]), rtol=1e-6)
-    np.testing.assert_array_equal(fresh.nodes[0].modules[0].weight, net.nodes[0].modules[0].weight)
-
-    learners = diagnostic_learners(RULE, lrs=(0.1,), updates=(1,), hidden=16, classes=10, blocks=4)
-    # Every diagnostic is a name `--methods` accepts and builds, in transfer.
-    from pcastro.bench import OneShotConfig
-    from pcastro.bench._oneshot import make_learners
-
-    cfg = OneShotConfig(protocol="transfer", methods=DIAGNOSTICS)
-    assert set(DIAGNOSTICS) <= {lrn.name for lrn in make_learners(cfg)}
-    x, y = sx[:1], sy[:1]  # one presentation of a novel digit
-
-    def learn(name):
-        learner = learners[name]
-        state = learner.start(net, jnp.float32(0.1), base=base)
-        return state, learner.learn(state, x, y, {"updates": 1}, key=getkey()).net
-
-    state, learned = learn("pc_sgd_fresh")
-    np.testing.assert_array_equal(state.net.nodes[-1].modules[0].weight[5:], 0.0)
-    # The novel row becomes lr * e * h, along the inferred hidden state (the error at a
-    # zero row with the label clamped is positive).
-    row = np.asarray(learned.nodes[-1].modules[0].weight[int(y[0])])
-    h = np.asarray(RULE.relax(state.net, x, y)[0].x[1][0])  # the output layer reads x_1 itself
-    assert row @ h / (np.linalg.norm(row) * np.linalg.norm(h)) > 0.999
-
-    def changed(a, b):
-        return [not np.array_equal(u, v) for u, v in zip(a, b, strict=True)]
-
-    hidden = (lambda n: n.nodes[0].modules[0].weight, lambda n: n.nodes[0].modules[0].bias)
-    for name in ("pc_sgd_head", "pc_sgd_novel", "pc_sgd_target_fresh"):
-        start, learned = learn(name)
-        assert not any(changed([f(net) for f in hidden], [f(learned) for f in hidden]))
-        before, after = start.net.nodes[-1].modules[0], learned.nodes[-1].modules[0]
-        rows = changed(before.weight, after.weight)
-        assert rows[int(y[0])]
-        assert any(rows[:5]) == (name == "pc_sgd_head")  # base rows learn only in `head`
-        if name == "pc_sgd_target_fresh":
-            assert sum(rows) == 1  # no other row moves
-        else:
-            assert sum(rows[5:]) > 1  # the other novel rows move too
-        assert changed(before.bias, after.bias) == rows
-    with pytest.raises(ValueError, match="transfer protocol only"):
-        learners["pc_sgd_novel"].start(net, jnp.float32(0.1))

@@ -23,7 +23,8 @@ __getattr__, __dir__, __all__ = _lazy_exports(
             "PCRule",
             "PixelNN",
         ),
-        "._oneshot": ("run_oneshot",),
+        "._oneshot": ("LearnerParts", "run_oneshot"),
+        "._readouts": ("PCLocal",),
         "._records": ("select_on_validation",),
         "._stats": ("mean_ci95",),
         "._continual": ("run_continual",),
@@ -65,6 +66,7 @@ if _typing.TYPE_CHECKING:  # what type checkers, editors and the API docs read
         PCRule as PCRule,
         PixelNN as PixelNN,
     )
-    from ._oneshot import run_oneshot as run_oneshot
+    from ._oneshot import LearnerParts as LearnerParts, run_oneshot as run_oneshot
+    from ._readouts import PCLocal as PCLocal
     from ._records import select_on_validation as select_on_validation
     from ._stats import mean_ci95 as mean_ci95

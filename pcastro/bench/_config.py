@@ -100,11 +100,6 @@ class OneShotConfig(BenchConfig):
     hidden_columns: int = 16
     """Blocks of hidden units, one astrocyte each, of pc_sgd_astro_columns (which also has
     one astrocyte per output unit)."""
-    coverage_fractions: tuple[float, ...] = (0.25, 0.5, 0.75)
-    """Coverage sweep (`--methods pc_sgd_astro_coverage`): fractions of the column regions
-    given an astrocyte at random, besides hidden-only and output-only placements."""
-    coverage_draws: int = 2
-    """Coverage sweep: random subsets drawn per fraction."""
     background: Literal["small1", "small2"] = "small1"
     """Omniglot: the background set (5 alphabets) the network is pretrained on."""
     image_size: int = 28
@@ -128,12 +123,6 @@ class OneShotConfig(BenchConfig):
         super().__post_init__()
         _require(self, ("ways", "updates_per_example", "astro_rounds", "replay_per_class"), 1)
         _require(self, ("hidden_columns",), 1)
-        _require(self, ("coverage_draws",), 1)
-        if not all(0.0 < f < 1.0 for f in self.coverage_fractions):
-            raise ValueError(
-                f"`--coverage-fractions` must lie strictly between 0 and 1 (no coverage is "
-                f"pc_sgd, full coverage pc_sgd_astro_columns); got {self.coverage_fractions}."
-            )
         _require(self, ("frontier_episodes",), 0)
         _require(self, ("image_size",), 4)
         _require(self, ("conv_channels",), 1)

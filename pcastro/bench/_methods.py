@@ -2,7 +2,7 @@
 
 A method's entry says what it is (one line, what `--methods list` prints), where it runs,
 whether it runs by default, and which code builds it. The name tuples the protocols use
-(`PC_LOCAL`, `READOUTS`, `DIAGNOSTICS`, `TRANSFER_ONLY`, the report order of
+(`PC_LOCAL`, `READOUTS`, `TRANSFER_ONLY`, the report order of
 `pcastro oneshot`, the conditions of `pcastro interrupt`, the methods of
 `pcastro continual`) are read off these tables, so a method is added in one place.
 
@@ -118,42 +118,6 @@ ONESHOT: dict[str, Method] = {
     "class_mean": _oneshot(
         "baseline: the label of the nearest class mean in pixel space",
         "_learners:ClassMean", "baseline", None, always=True,
-    ),
-    # Diagnostics: why PC's local update lags imprinting (see `PCLocal`).
-    "pc_sgd_fresh": _oneshot(
-        "diagnostic: pc_sgd with the novel output rows started as imprinting starts them",
-        "_readouts:diagnostic_learners", "diagnostic", "pc", ("transfer",), default=(),
-    ),
-    "pc_sgd_astro_columns_fresh": _oneshot(
-        "diagnostic: pc_sgd_astro_columns with the novel output rows started afresh",
-        "_readouts:diagnostic_learners", "diagnostic", "pc", ("transfer",), default=(),
-    ),
-    "pc_sgd_head": _oneshot(
-        "diagnostic: pc_sgd with only the output layer learning",
-        "_readouts:diagnostic_learners", "diagnostic", "pc", ("transfer",), default=(),
-    ),
-    "pc_sgd_novel": _oneshot(
-        "diagnostic: pc_sgd with only the novel classes' output rows learning",
-        "_readouts:diagnostic_learners", "diagnostic", "pc", ("transfer",), default=(),
-    ),
-    "pc_sgd_novel_fresh": _oneshot(
-        "diagnostic: pc_sgd_novel with the novel rows started afresh",
-        "_readouts:diagnostic_learners", "diagnostic", "pc", ("transfer",), default=(),
-    ),
-    "pc_sgd_target_fresh": _oneshot(
-        "diagnostic: pc_sgd with only the presented class's row learning, started afresh "
-        "(PC's update restricted as imprinting is)",
-        "_readouts:diagnostic_learners", "diagnostic", "pc", ("transfer",), default=(),
-    ),
-    "pc_astro_target_fresh": _oneshot(
-        "diagnostic: pc_astro_target with the novel output rows started as imprinting "
-        "starts them",
-        "_readouts:diagnostic_learners", "diagnostic", "pc", ("transfer",), default=(),
-    ),
-    "pc_sgd_astro_coverage": _oneshot(
-        "sweep: pc_sgd_astro_columns with astrocytes on part of its regions only, one "
-        "learner per placement (reported as pc_sgd_cover_PLACEMENT)",
-        "_readouts:coverage_learners", "coverage", "pc", default=(),
     ),
 }  # fmt: skip
 
@@ -315,6 +279,23 @@ FORMER_NAMES: dict[str, dict[str, str]] = {
 subcommand: former name -> current name."""
 
 
+MOVED: dict[str, dict[str, str]] = {
+    "oneshot": {
+        **dict.fromkeys(
+            (
+                "pc_sgd_fresh", "pc_sgd_astro_columns_fresh", "pc_sgd_head", "pc_sgd_novel",
+                "pc_sgd_novel_fresh", "pc_sgd_target_fresh", "pc_astro_target_fresh",
+            ),
+            "python benchmarks/oneshot_diagnostics.py --diagnostics NAME,... [pcastro oneshot "
+            "options]",
+        ),
+        "pc_sgd_astro_coverage": "python benchmarks/coverage.py",
+    },
+}  # fmt: skip
+"""One study's methods that left the command for a script in `benchmarks/` (their names
+stay in the recorded results): name -> the command that runs them now."""
+
+
 def method_names(
     command: str, *, group: str | None = None, protocol: str | None = None, default=None
 ) -> tuple[str, ...]:
@@ -347,6 +328,12 @@ def check_methods(methods, command: str) -> tuple[str, ...]:
     """
     registry = REGISTRY[command]
     methods = tuple(current_name(command, m) for m in methods)
+    moved = {m: MOVED.get(command, {})[m] for m in methods if m in MOVED.get(command, {})}
+    if moved:
+        raise ValueError(
+            "; ".join(f"{m} is no longer a method of `pcastro {command}`: run `{how}`"
+                      for m, how in moved.items())
+        )  # fmt: skip
     unknown = [m for m in methods if m not in registry]
     if unknown:
         known = [*registry, *FORMER_NAMES.get(command, {})]

@@ -1,6 +1,8 @@
 """The main job: one-shot digit learning, PC beside backprop and non-parametric baselines."""
 
 import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import NamedTuple
 
 from .._sharding import make_mesh
 from ..data import load_dataset
@@ -19,15 +21,7 @@ from ._learners import (
 )
 from ._methods import ONESHOT, method_names
 from ._pixel_nn import PixelNNTwoPart
-from ._readouts import (
-    COVERAGE,
-    READOUTS,
-    coverage_learners,
-    coverage_of,
-    diagnostic_learners,
-    pc_local_learners,
-    readout_learners,
-)
+from ._readouts import READOUTS, coverage_of, pc_local_learners, readout_learners
 from ._records import progress_bar
 from ._report import payload, resolved_config
 from ._scratch import run_scratch
@@ -42,9 +36,37 @@ PROTOCOLS = {
 BASELINES = tuple(name for name, method in ONESHOT.items() if method.always)
 
 
-def make_learners(cfg: OneShotConfig, *, features: int = 64) -> list[AbstractLearner]:
+class LearnerParts(NamedTuple):
+    """What the registered one-shot learners of a run are built from, handed to a
+    script's own learners (see [`pcastro.bench.run_oneshot`][]`(..., extra=)`).
+
+    - `config`: the run's [`pcastro.bench.OneShotConfig`][].
+    - `rule`: the PC rule of the run (inference steps and solver).
+    - `updates`: the update counts tuned on validation.
+    - `hidden`: hidden units of the shared MLP.
+    - `classes`: output units (the episode's ways in scratch, 10 in transfer).
+    """
+
+    config: OneShotConfig
+    rule: PCRule
+    updates: tuple[int, ...]
+    hidden: int
+    classes: int
+
+
+ExtraLearners = Callable[[LearnerParts], Mapping[str, Sequence[AbstractLearner]]]
+"""A script's own learners: from a run's [`pcastro.bench.LearnerParts`][], a mapping
+name -> learners (one name may stand for several learners, e.g. a sweep). They run after
+the registered methods, are tuned and scored by the same procedure and recorded under
+their own names."""
+
+
+def make_learners(
+    cfg: OneShotConfig, *, features: int = 64, extra: ExtraLearners | None = None
+) -> list[AbstractLearner]:
     """The learners `cfg` asks for, with the grids they are tuned over, in report order
-    (`features`: input features, which set the default hidden width)."""
+    (`features`: input features, which set the default hidden width), then those of
+    `extra` (a script's own)."""
     rule = PCRule(steps=cfg.inference_steps, solver=make_solver(cfg))
     scratch = cfg.protocol == "scratch"
     # Scratch: full-batch update counts, all read off one learning curve; transfer: updates
@@ -81,33 +103,34 @@ def make_learners(cfg: OneShotConfig, *, features: int = 64) -> list[AbstractLea
     )
     local = pc_local_learners(rule, lrs=cfg.sgd_lrs, updates=updates, **shape)
     learners.update({name: [learner] for name, learner in local.items()})
-    diagnostics = diagnostic_learners(rule, lrs=cfg.sgd_lrs, updates=updates, **shape)
-    learners.update({name: [learner] for name, learner in diagnostics.items()})
-    if COVERAGE in cfg.methods:  # placements are drawn only when asked for
-        learners[COVERAGE] = list(
-            coverage_learners(
-                rule,
-                lrs=cfg.sgd_lrs,
-                updates=updates,
-                fractions=cfg.coverage_fractions,
-                draws=cfg.coverage_draws,
-                seed=cfg.seed,
-                **shape,
-            ).values()
-        )
     wanted = set(cfg.methods or PROTOCOLS[cfg.protocol][1]) | set(BASELINES)
     order = PROTOCOLS[cfg.protocol][1]
     order += tuple(name for name in learners if name not in order)
-    return [learner for name in order if name in wanted for learner in learners[name]]
+    chosen = [learner for name in order if name in wanted for learner in learners[name]]
+    if extra is None:
+        return chosen
+    parts = LearnerParts(cfg, rule, updates, shape["hidden"], shape["classes"])
+    own = [learner for group in extra(parts).values() for learner in group]
+    taken = {learner.name for learner in chosen} & {learner.name for learner in own}
+    if taken:
+        raise ValueError(f"A script's own learners reuse registered names: {sorted(taken)}.")
+    return chosen + own
 
 
-def run_oneshot(cfg: OneShotConfig, *, progress: bool = True) -> dict:
+def run_oneshot(
+    cfg: OneShotConfig, *, progress: bool = True, extra: ExtraLearners | None = None
+) -> dict:
     """Run the one-shot benchmark and return the `results.json` payload.
 
     **Arguments:**
 
     - `cfg`: a [`pcastro.bench.OneShotConfig`][].
     - `progress`: show a progress bar.
+    - `extra`: a script's own learners besides the registered methods: a function from
+      the run's [`pcastro.bench.LearnerParts`][] to a mapping name -> learners (one name
+      may stand for several, e.g. a sweep). They run after the registered methods, are
+      tuned and scored by the same procedure and recorded under their own names (digits
+      and MNIST, not Omniglot).
 
     **Returns:**
 
@@ -119,6 +142,8 @@ def run_oneshot(cfg: OneShotConfig, *, progress: bool = True) -> dict:
     if cfg.dataset == "omniglot":
         from ._omniglot import run_omniglot
 
+        if extra is not None:
+            raise ValueError("A script's own learners (`extra`) run on digits and MNIST only.")
         t0 = time.perf_counter()
         with progress_bar(None, enabled=progress) as bar:
             results, details = run_omniglot(cfg, bar, mesh=mesh)
@@ -127,7 +152,7 @@ def run_oneshot(cfg: OneShotConfig, *, progress: bool = True) -> dict:
         config = resolved_config(cfg, results, features=cfg.image_size**2)
         return payload(config, cfg.seed, results, details, devices=mesh.size)
     ds = load_dataset(cfg.dataset, data_dir=cfg.data_dir)
-    learners = make_learners(cfg, features=ds.x_train.shape[1])
+    learners = make_learners(cfg, features=ds.x_train.shape[1], extra=extra)
     run = PROTOCOLS[cfg.protocol][0]
     total = 1 + sum(1 + bool(learner.grid()) for learner in learners)
     t0 = time.perf_counter()

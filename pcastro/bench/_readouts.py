@@ -19,8 +19,7 @@ computes locally. Optionally an astrocyte gate over column regions (one per outp
 per block of hidden units) lets plasticity through only where the local error is large.
 """
 
-import dataclasses
-from typing import Any, ClassVar, Literal, NamedTuple
+from typing import Any, ClassVar
 
 import equinox as eqx
 import jax
@@ -387,16 +386,9 @@ class PCLocal(_AbstractGradientLearner):
     presentation; the regions are one per layer (`columns=None`) or `columns[l]` equal
     blocks of node `l` (one per output unit: columns = (hidden blocks, classes)).
 
-    Diagnostics (transfer only), to find why the local update lags weight imprinting:
-
-    - `fresh`: the output rows of the classes absent from the base set start from zero
-      and their biases from the mean base bias, as imprinting's do, before PC's local
-      updates add to them (pretraining on the base classes leaves those rows pointing
-      away from the features, a deficit an additive update must undo);
-    - `plastic`: which synapses learn: `"all"`, the output layer only (`"output"`),
-      only the output rows of the novel classes (`"novel"`: base rows and hidden layers
-      are left alone, as imprinting leaves them), or only the row of the presented
-      class (`"target"`: no other row moves, as in imprinting)."""
+    A script can build variants on it by composition: [`pcastro.bench.PCLocal.update`][] makes the
+    local update with any optimiser (the one-shot diagnostics of
+    `benchmarks/oneshot_diagnostics.py` restrict which synapses learn that way)."""
 
     label: str = eqx.field(static=True)
     rule: PCRule
@@ -405,27 +397,11 @@ class PCLocal(_AbstractGradientLearner):
     astrocytes: Astrocytes | None = None
     columns: tuple[int, ...] | None = eqx.field(static=True, default=None)
     ne: float = 1.0
-    fresh: bool = eqx.field(static=True, default=False)
-    plastic: Literal["all", "output", "novel", "target"] = eqx.field(static=True, default="all")
 
     @property
     def name(self) -> str:
+        """Its name in `results.json` (`label`)."""
         return self.label
-
-    def start(self, net, lr, *, base=None):
-        if (self.fresh or self.plastic == "novel") and base is None:
-            raise ValueError(
-                f"`{self.label}` treats the novel classes' output rows apart from the base "
-                "classes', so it needs base classes: it runs in the transfer protocol only."
-            )
-        if self.fresh:
-            net = fresh_novel_rows(net, base[1])  # pyright: ignore[reportOptionalSubscript]  # checked above
-        state = super().start(net, lr, base=base)
-        if self.plastic == "novel":
-            rows = ~_base_rows(_output_layer(net).bias.shape[0], base[1])  # pyright: ignore[reportOptionalMemberAccess, reportOptionalSubscript]
-            opt_state = optax.tree_utils.tree_set(state.opt_state, plastic_rows=rows)
-            state = eqx.tree_at(lambda s: s.opt_state, state, opt_state)
-        return state
 
     def regions(self, net):
         """One region per node, or the column regions `columns`: its entries name the
@@ -440,19 +416,16 @@ class PCLocal(_AbstractGradientLearner):
         return make_regions(net, columns=columns)
 
     def optimizer(self, lr, net):
-        chain: list[optax.GradientTransformation] = [optax.sgd(lr)]
-        if self.astrocytes is not None:
-            chain.append(scale_by_astrocytes(self.astrocytes, self.regions(net)))
-        if self.plastic != "all":
-            chain.append(_restrict_plasticity())
-        return chain[0] if len(chain) == 1 else optax.chain(*chain)
+        if self.astrocytes is None:
+            return optax.sgd(lr)
+        return optax.chain(optax.sgd(lr), scale_by_astrocytes(self.astrocytes, self.regions(net)))
 
     def step(self, state, x, y, *, key):
-        optimizer = self.optimizer(state.lr, state.net)
-        if self.plastic == "target":  # only the rows of the classes presented now
-            rows = jnp.zeros(_output_layer(state.net).bias.shape[0], bool).at[y].set(True)  # pyright: ignore[reportOptionalMemberAccess]  # the layer has a bias
-            opt_state = optax.tree_utils.tree_set(state.opt_state, plastic_rows=rows)
-            state = eqx.tree_at(lambda s: s.opt_state, state, opt_state)
+        return self.update(state, x, y, optimizer=self.optimizer(state.lr, state.net)), key
+
+    def update(self, state: Trained, x, y, *, optimizer) -> Trained:
+        """One local update on `(x, y)` through `optimizer` (whose state is
+        `state.opt_state`), gated by the astrocytes when the learner has them."""
         if self.astrocytes is None:
             net, opt_state, status = self.rule.update(
                 state.net, state.opt_state, x, y, optimizer=optimizer
@@ -471,50 +444,11 @@ class PCLocal(_AbstractGradientLearner):
                 ),
                 ne=self.ne,
             )
-        return Trained(net, state.lr, opt_state, counted(state, status)), key
+        return Trained(net, state.lr, opt_state, counted(state, status))
 
 
-class _PlasticRows(NamedTuple):
-    plastic_rows: Any  # one bool per output unit: may its row and bias learn?
-
-
-def _restrict_plasticity() -> optax.GradientTransformation:
-    """Zero every update but the output layer's rows marked in the state `plastic_rows`:
-    all rows after `init` (`plastic="output"`); `PCLocal` marks the novel classes' rows
-    at `start` (`"novel"`) or the presented classes' rows at every step (`"target"`)."""
-
-    def init_fn(params):
-        return _PlasticRows(jnp.ones(_output_layer(params).bias.shape[0], bool))  # pyright: ignore[reportOptionalMemberAccess]  # the layer has a bias
-
-    def update_fn(updates, state, params=None):
-        del params
-        layer = _output_layer(updates)
-        rows = state.plastic_rows
-        kept = (layer.weight * rows[:, None], layer.bias * rows)
-        zeroed = jax.tree_util.tree_map(jnp.zeros_like, updates)
-        out = eqx.tree_at(lambda u: (_output_layer(u).weight, _output_layer(u).bias), zeroed, kept)
-        return out, state
-
-    return optax.GradientTransformation(init_fn, update_fn)
-
-
-def fresh_novel_rows(net, base_labels):
-    """`net` with the output rows of every class absent from `base_labels` set to zero
-    and their biases to the mean bias of the base classes."""
-    layer = _output_layer(net)
-    known = _base_rows(layer.bias.shape[0], base_labels)  # pyright: ignore[reportOptionalMemberAccess]  # the layer has a bias
-    mean_bias = _masked_mean(layer.bias, known)
-    return eqx.tree_at(
-        lambda n: (_output_layer(n).weight, _output_layer(n).bias),
-        net,
-        (
-            jnp.where(known[:, None], layer.weight, 0.0),
-            jnp.where(known, layer.bias, mean_bias),  # pyright: ignore[reportArgumentType]  # has a bias
-        ),
-    )
-
-
-def _check_blocks(hidden: int, blocks: int) -> None:
+def check_blocks(hidden: int, blocks: int) -> None:
+    """Refuse a number of column blocks that does not divide the hidden units."""
     if hidden % blocks:
         raise ValueError(
             f"`--hidden-columns {blocks}` must divide the {hidden} hidden units into equal "
@@ -529,7 +463,7 @@ def pc_local_learners(rule: PCRule, *, lrs, updates, hidden: int, classes: int, 
     (`pc_sgd_astro_columns`) or the target-directed excess (`pc_astro_target`,
     `pcastro.astro.TargetExcess`: at the output only the presented class's column
     receives calcium)."""
-    _check_blocks(hidden, blocks)
+    check_blocks(hidden, blocks)
     common: dict[str, Any] = dict(rule=rule, lrs=lrs, updates=updates)
     return {
         "pc_sgd": PCLocal(label="pc_sgd", **common),
@@ -551,102 +485,15 @@ def pc_local_learners(rule: PCRule, *, lrs, updates, hidden: int, classes: int, 
     }
 
 
-def diagnostic_learners(rule: PCRule, *, lrs, updates, hidden: int, classes: int, blocks: int):
-    """Variants of `pc_sgd` (and `pc_sgd_astro_columns`) that find why PC's local update
-    lags weight imprinting (see [`PCLocal`][]): novel rows started afresh (`*_fresh`),
-    the output layer only learning (`pc_sgd_head`), only the novel rows learning
-    (`pc_sgd_novel`, and afresh, `pc_sgd_novel_fresh`), only the presented class's row
-    learning, afresh (`pc_sgd_target_fresh`: PC's update restricted as imprinting is)."""
-    local = pc_local_learners(
-        rule, lrs=lrs, updates=updates, hidden=hidden, classes=classes, blocks=blocks
-    )
-    return {
-        name: dataclasses.replace(local[parent], label=name, **changes)
-        for name, (parent, changes) in _DIAGNOSTIC_VARIANTS.items()
-    }
-
-
-# name -> (the learner it varies, the fields it changes)
-_DIAGNOSTIC_VARIANTS = {
-    "pc_sgd_fresh": ("pc_sgd", dict(fresh=True)),
-    "pc_sgd_astro_columns_fresh": ("pc_sgd_astro_columns", dict(fresh=True)),
-    "pc_sgd_head": ("pc_sgd", dict(plastic="output")),
-    "pc_sgd_novel": ("pc_sgd", dict(plastic="novel")),
-    "pc_sgd_novel_fresh": ("pc_sgd", dict(plastic="novel", fresh=True)),
-    "pc_sgd_target_fresh": ("pc_sgd", dict(plastic="target", fresh=True)),
-    "pc_astro_target_fresh": ("pc_astro_target", dict(fresh=True)),
-}
-
-
-def coverage_masks(
-    *, blocks: int, classes: int, fractions: tuple[float, ...], draws: int, seed: int
-) -> dict[str, tuple[bool, ...]]:
-    """Which column regions have an astrocyte, by placement.
-
-    The regions are those of `pc_sgd_astro_columns`: `blocks` blocks of hidden units,
-    then one per output unit (`classes`). Placements: `hidden` (the hidden blocks only),
-    `output` (the output columns only) and, for each fraction `f`, `draws` random
-    subsets of `round(f * R)` regions (`random{100 f}-{draw}`), drawn with `seed`. No
-    coverage is `pc_sgd`; full coverage is `pc_sgd_astro_columns`.
-    """
-    total = blocks + classes
-    masks = {
-        "hidden": (True,) * blocks + (False,) * classes,
-        "output": (False,) * blocks + (True,) * classes,
-    }
-    rng = np.random.default_rng(seed)
-    for f in fractions:
-        for d in range(draws):
-            chosen = set(rng.choice(total, size=round(f * total), replace=False).tolist())
-            masks[f"random{round(100 * f)}-{d}"] = tuple(r in chosen for r in range(total))
-    return masks
-
-
-def coverage_learners(
-    rule: PCRule,
-    *,
-    lrs,
-    updates,
-    hidden: int,
-    classes: int,
-    blocks: int,
-    fractions: tuple[float, ...],
-    draws: int,
-    seed: int,
-) -> dict[str, "PCLocal"]:
-    """`pc_sgd_astro_columns` with astrocytes on a subset of its regions only, one learner
-    per placement of [`coverage_masks`][]; named `pc_sgd_cover_{placement}`. Uncovered
-    regions learn with gate 1 (see `pcastro.astro.Astrocytes(covered=...)`)."""
-    _check_blocks(hidden, blocks)
-    masks = coverage_masks(
-        blocks=blocks, classes=classes, fractions=fractions, draws=draws, seed=seed
-    )
-    common: dict[str, Any] = dict(rule=rule, lrs=lrs, updates=updates, columns=(blocks, classes))
-    return {
-        f"pc_sgd_cover_{place}": PCLocal(
-            label=f"pc_sgd_cover_{place}",
-            astrocytes=default_astrocytes(covered=np.asarray(mask)),
-            **common,
-        )
-        for place, mask in masks.items()
-    }
-
-
 def coverage_of(learner) -> list[bool] | None:
-    """The covered regions of a `PCLocal` learner with column astrocytes, else None."""
-    if not isinstance(learner, PCLocal) or learner.astrocytes is None or not learner.columns:
+    """The covered regions of a learner with column astrocytes (a `PCLocal`, or any
+    learner with `astrocytes` and `columns`), else None."""
+    astrocytes, columns = getattr(learner, "astrocytes", None), getattr(learner, "columns", None)
+    if astrocytes is None or not columns:
         return None
-    covered = np.broadcast_to(np.asarray(learner.astrocytes.covered), (sum(learner.columns),))
+    covered = np.broadcast_to(np.asarray(astrocytes.covered), (sum(columns),))
     return covered.tolist()
 
-
-DIAGNOSTICS = method_names("oneshot", group="diagnostic")
-"""The learners of [`diagnostic_learners`][] (transfer only; asked for by name, not in the
-default set of methods)."""
-
-(COVERAGE,) = method_names("oneshot", group="coverage")
-"""The coverage sweep: every learner of [`coverage_learners`][], asked for by this name
-(not in the default set of methods)."""
 
 READOUTS = method_names("oneshot", group="readout")
 """Read-out baselines by name; in transfer each runs on the PC- and on the
