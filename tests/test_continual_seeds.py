@@ -1,0 +1,79 @@
+"""`benchmarks/continual_seeds.py`: parts of split-MNIST runs paired by seed, each method
+against the controls before it, Holm over the table, and parts that would not pair
+refused."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+import continual_seeds  # noqa: E402
+
+CONFIG = dict(dataset="mnist", iterations=2000, inference_steps=3, replay_batch=128,
+              refresh_every=50, priority_alphas=[1.0])  # fmt: skip
+
+
+def _row(method, per_seed, *, budget=200, capacity=200, failed=(0, 0, 0)):
+    return {
+        "method": method, "budget": budget, "capacity": capacity,
+        "memory_bytes": 785 * 4 * 200, "per_seed": per_seed, "collapsed_seeds": 0,
+        "failed_per_seed": list(failed), "status_counts_per_seed": {}, "run_s": 1.0,
+    }  # fmt: skip
+
+
+def _part(folder, name, rows, *, seeds=(1000, 1001, 1002), **config):
+    methods = [r["method"] for r in rows]
+    payload = {
+        "config": {**CONFIG, **config, "methods": methods},
+        "command": f"pcastro continual --methods {','.join(methods)}",
+        "details": {"test_seeds": list(seeds), "selected": {m: {"lr": 1e-3} for m in methods}},
+        "results": rows,
+    }
+    path = folder / "parts" / name
+    path.mkdir(parents=True)
+    (path / "results.json").write_text(json.dumps(payload))
+
+
+def test_methods_pair_with_the_controls_before_them(tmp_path):
+    _part(tmp_path, "replay", [
+        _row("backprop_er", [0.80, 0.82, 0.84]),
+        _row("pc_er", [0.78, 0.80, 0.81], failed=(0, 2, 0)),
+        _row("pc_store_uniform_lean", [0.79, 0.80, 0.83], capacity=195),
+    ])  # fmt: skip
+    _part(tmp_path, "priority", [_row("pc_store_priority_lean", [0.81, 0.83, 0.85], capacity=195)],
+          priority_alphas=[0.5, 1.0])  # fmt: skip
+    summary = continual_seeds.main([str(tmp_path)])
+    pairs = [(r["method"], r["vs"]) for r in summary["comparisons"]]
+    assert pairs == [
+        ("pc_er", "backprop_er"),
+        ("pc_store_uniform_lean", "backprop_er"),
+        ("pc_store_uniform_lean", "pc_er"),
+        ("pc_store_priority_lean", "backprop_er"),
+        ("pc_store_priority_lean", "pc_er"),
+        ("pc_store_priority_lean", "pc_store_uniform_lean"),
+    ]
+    first = summary["comparisons"][0]
+    assert first["per_seed"] == pytest.approx([-0.02, -0.02, -0.03])
+    assert "holm_5pct" in first
+    lean = summary["methods"]["pc_store_priority_lean@200"]
+    # 128 replayed, plus every one of 195 slots re-measured every 50 iterations.
+    assert lean["relaxed_for_replay_per_iteration"] == pytest.approx(128 + 195 / 50)
+    assert summary["methods"]["backprop_er@200"]["relaxed_for_replay_per_iteration"] == 0
+    assert summary["methods"]["pc_er@200"]["failed_solves_per_seed"] == [0, 2, 0]
+    text = (tmp_path / "summary.md").read_text()
+    assert "Holm over all 6 comparisons" in text and "| pc_er | 200 |" in text
+
+
+def test_parts_that_would_not_pair_are_refused(tmp_path):
+    _part(tmp_path, "a", [_row("pc_er", [0.8, 0.8, 0.8])])
+    _part(tmp_path, "b", [_row("backprop_er", [0.8, 0.8, 0.8])], seeds=(1000, 1001, 1003))
+    with pytest.raises(SystemExit, match="test seeds differ"):
+        continual_seeds.main([str(tmp_path)])
+    other = tmp_path / "other"
+    _part(other, "a", [_row("pc_er", [0.8, 0.8, 0.8])])
+    _part(other, "b", [_row("backprop_er", [0.8, 0.8, 0.8])], iterations=60)
+    with pytest.raises(SystemExit, match="`iterations` is 60 against 2000"):
+        continual_seeds.main([str(other)])
