@@ -32,3 +32,25 @@ def _free_compiled_programs():
     compilation crashes (a segmentation fault in `backend_compile_and_load`)."""
     yield
     jax.clear_caches()
+
+
+@pytest.fixture(scope="module")
+def digits_transfer_episode():
+    """A one-shot transfer episode on digits: one support image of each of 5-9, three
+    queries each (original labels), and 60 base images of 0-4."""
+    import numpy as np
+
+    from pcastro.data import load_dataset, sample_episode
+
+    ds = load_dataset("digits")
+    ep = sample_episode(
+        jax.random.key(0), ds.x_test, ds.y_test, ways=5, shots=1, queries=3, classes=(5, 6, 7, 8, 9)
+    )
+    base = np.isin(ds.y_train, (0, 1, 2, 3, 4))
+    return (
+        ep.support_x,
+        ep.classes[ep.support_y],
+        ep.query_x,
+        ep.classes[ep.query_y],
+        (ds.x_train[base][:60], ds.y_train[base][:60]),
+    )

@@ -17,7 +17,6 @@ from pcastro.bench._figures import METHOD_COLOURS, method_colour
 from pcastro.bench._learners import PCRule, make_model
 from pcastro.bench._oneshot import make_learners
 from pcastro.bench._readouts import coverage_of, pc_local_learners
-from pcastro.data import load_dataset, sample_episode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
@@ -28,19 +27,8 @@ RULE = PCRule(steps=2, solver=pc.Euler(dt=0.1))
 
 
 @pytest.fixture(scope="module")
-def episode():
-    ds = load_dataset("digits")
-    ep = sample_episode(
-        jax.random.key(0), ds.x_test, ds.y_test, ways=5, shots=1, queries=3, classes=(5, 6, 7, 8, 9)
-    )
-    base = np.isin(ds.y_train, (0, 1, 2, 3, 4))
-    return (
-        ep.support_x,
-        ep.classes[ep.support_y],
-        ep.query_x,
-        ep.classes[ep.query_y],
-        (ds.x_train[base][:60], ds.y_train[base][:60]),
-    )
+def episode(digits_transfer_episode):
+    return digits_transfer_episode
 
 
 def test_every_diagnostic_has_its_own_colour():

@@ -20,7 +20,6 @@ from pcastro.bench._readouts import (
     pc_local_learners,
 )
 from pcastro.bench._records import result_row, sweep_grid, tune
-from pcastro.data import load_dataset, sample_episode
 
 RULE = PCRule(steps=2, solver=pc.Euler(dt=0.1))
 LEARNERS = [
@@ -36,19 +35,8 @@ LEARNERS = [
 
 
 @pytest.fixture(scope="module")
-def episode():
-    ds = load_dataset("digits")
-    ep = sample_episode(
-        jax.random.key(0), ds.x_test, ds.y_test, ways=5, shots=1, queries=3, classes=(5, 6, 7, 8, 9)
-    )
-    base = np.isin(ds.y_train, (0, 1, 2, 3, 4))
-    return (
-        ep.support_x,
-        ep.classes[ep.support_y],
-        ep.query_x,
-        ep.classes[ep.query_y],
-        (ds.x_train[base][:60], ds.y_train[base][:60]),
-    )
+def episode(digits_transfer_episode):
+    return digits_transfer_episode
 
 
 # The astrocyte variants without base classes run the same code as plain pc_sgd, which
