@@ -96,14 +96,13 @@ def run(
     dataset: str, *, episodes: int, seed: int, name: str | None, grid: dict,
     fractions: tuple[float, ...] = FRACTIONS, draws: int = DRAWS,
 ) -> Path:  # fmt: skip
-    from pcastro.bench import OneShotConfig, run_oneshot
+    from pcastro.bench import TransferConfig, run_oneshot
     from pcastro.bench._report import check_output_dir, save_json
 
     out = RESULTS / (name or f"coverage_{dataset}_transfer")
     check_output_dir(out)
-    cfg = OneShotConfig(
+    cfg = TransferConfig(
         dataset=dataset,
-        protocol="transfer",
         episodes=episodes,
         seed=seed,
         frontier_episodes=0,

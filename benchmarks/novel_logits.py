@@ -17,7 +17,7 @@ import argparse
 import jax
 import numpy as np
 
-from pcastro.bench._config import OneShotConfig, hidden_units, make_solver
+from pcastro.bench._config import TransferConfig, hidden_units, make_solver
 from pcastro.bench._learners import BackpropRule, PCRule, make_model, pretrain
 from pcastro.bench._readouts import hidden_features
 from pcastro.data import load_dataset
@@ -28,7 +28,7 @@ def main(argv=None) -> None:
     parser.add_argument("dataset", nargs="?", default="mnist5k")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    cfg = OneShotConfig(dataset=args.dataset, protocol="transfer", seed=args.seed)
+    cfg = TransferConfig(dataset=args.dataset, seed=args.seed)
     ds = load_dataset(cfg.dataset)
     features = ds.x_train.shape[1]
     base = ds.y_train < 5

@@ -5,7 +5,11 @@ import argparse
 import contextlib
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
+
+C = TypeVar("C")
 
 
 def _subcommand(sub, name: str, config_cls, *, default_out: str, **parser_kwargs) -> None:
@@ -96,17 +100,19 @@ def _common_options(p) -> None:
     )  # fmt: skip
 
 
-def _prepare(args, config_cls, out_pattern: str):
-    """The validated config and output folder, both checked before any work is done."""
-    from .bench._config import DATASETS, config_from_args
+def _prepare(args, make_config: Callable[[argparse.Namespace], C], out_pattern: str):
+    """The validated config (`make_config` of the parsed options) and output folder, both
+    checked before any work is done."""
+    from .bench._config import DATASETS
 
     if args.dataset not in DATASETS:
         raise SystemExit(
             f"pcastro {args.command}: unknown dataset {args.dataset!r}; choose one of "
             f"{', '.join(DATASETS)} (digits and mnist5k need no download)."
         )
-    cfg = config_from_args(config_cls, args)
-    return cfg, _checked_output_dir(args, out_pattern.format(**vars(cfg)))
+    cfg = make_config(args)
+    fields = {**vars(cfg), "protocol": getattr(cfg, "protocol", None)}
+    return cfg, _checked_output_dir(args, out_pattern.format(**fields))
 
 
 def _checked_output_dir(args, default: str) -> Path | None:
@@ -162,28 +168,31 @@ def _output_dir(args, default: str) -> Path:
 
 
 def _oneshot_parser(sub) -> None:
-    from .bench import OneShotConfig
+    from .bench._config import add_oneshot_options
 
-    _subcommand(
-        sub,
+    p = sub.add_parser(
         "oneshot",
-        OneShotConfig,
-        default_out="runs/oneshot-DATASET-PROTOCOL-sSEED",
         help="one-shot digit learning: PC, PC with astrocytes, backprop and baselines",
         description=(
             "N-way K-shot digit learning (scratch) or one-shot learning of novel digits "
-            "5-9 after pretraining on 0-4 (transfer). Hyperparameters of every trained "
-            "method are tuned on validation episodes drawn from the training split; test "
-            "episodes come from the test split."
+            "5-9 after pretraining on 0-4 (transfer), or one-shot Omniglot (`--dataset "
+            "omniglot`). Hyperparameters of every trained method are tuned on validation "
+            "episodes drawn from the training split; test episodes come from the test "
+            "split. Options marked [protocol] belong to that protocol's config only."
         ),
     )
+    add_oneshot_options(p)
+    default_out = "runs/oneshot-DATASET-PROTOCOL-sSEED"
+    p.add_argument("--out", default=None, help=f"output folder (default {default_out})")
+    _common_options(p)
 
 
 def _run_oneshot(args, *, extra=None) -> int:
-    from .bench import OneShotConfig, plot_results, run_oneshot
+    from .bench import plot_results, run_oneshot
+    from .bench._config import oneshot_config_from_args
     from .bench._report import format_selection, format_table, save_json
 
-    cfg, out = _prepare(args, OneShotConfig, "runs/oneshot-{dataset}-{protocol}-s{seed}")
+    cfg, out = _prepare(args, oneshot_config_from_args, "runs/oneshot-{dataset}-{protocol}-s{seed}")
     payload = run_oneshot(cfg, progress=not args.no_progress, extra=extra)
     timing = payload["details"]["timing"]
     rows = [
@@ -193,7 +202,7 @@ def _run_oneshot(args, *, extra=None) -> int:
     task = (
         "Lake's 20 official 20-way runs and random 5-/20-way 1-shot episodes"
         if cfg.dataset == "omniglot"
-        else f"{cfg.protocol}, {cfg.ways}-way {cfg.shots}-shot"
+        else f"{cfg.protocol}, {getattr(cfg, 'ways', 10)}-way {cfg.shots}-shot"
     )
     print(
         f"\none-shot on {cfg.dataset}: {task}, {cfg.episodes} test episodes, seed {cfg.seed}, "
@@ -251,9 +260,12 @@ def _interrupt_parser(sub) -> None:
 
 def _run_interrupt(args) -> int:
     from .bench import InterruptConfig, plot_results, run_interrupt
+    from .bench._config import config_from_args
     from .bench._report import format_selection, format_table, save_json
 
-    cfg, out = _prepare(args, InterruptConfig, "runs/interrupt-{dataset}-s{seed}")
+    cfg, out = _prepare(
+        args, lambda a: config_from_args(InterruptConfig, a), "runs/interrupt-{dataset}-s{seed}"
+    )
     payload = run_interrupt(cfg, progress=not args.no_progress)
     table: dict[str, dict] = {}
     for r in payload["results"]:

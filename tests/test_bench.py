@@ -17,9 +17,12 @@ from pcastro.bench import (
     BackpropReplay,
     ClassMean,
     InterruptConfig,
+    OmniglotConfig,
     OneShotConfig,
     PCAstro,
     PixelNN,
+    ScratchConfig,
+    TransferConfig,
     select_on_validation,
 )
 from pcastro.bench._conditions import CONDITIONS, make_conditions
@@ -152,7 +155,7 @@ def test_every_condition_is_built():
 # ---- configs and the generated CLI -----------------------------------------------------------
 
 
-@pytest.mark.parametrize("cls", [OneShotConfig, InterruptConfig])
+@pytest.mark.parametrize("cls", [ScratchConfig, TransferConfig, OmniglotConfig, InterruptConfig])
 def test_cli_has_an_option_per_documented_field(cls):
     parser = argparse.ArgumentParser()
     add_config_options(parser, cls)
@@ -168,13 +171,37 @@ def test_cli_has_an_option_per_documented_field(cls):
     assert config_from_args(cls, parser.parse_args([])) == cls()
 
 
+def test_oneshot_options_pick_the_protocols_config_and_refuse_foreign_ones():
+    from pcastro.bench._config import add_oneshot_options, oneshot_config_from_args
+
+    parser = argparse.ArgumentParser()
+    add_oneshot_options(parser)
+
+    def config(*argv):
+        return oneshot_config_from_args(parser.parse_args(list(argv)))
+
+    assert config() == ScratchConfig()
+    assert config("--protocol", "transfer", "--sgd-lrs", "0.5") == TransferConfig(sgd_lrs=(0.5,))
+    assert config("--dataset", "omniglot", "--body", "conv") == OmniglotConfig(body="conv")
+    with pytest.raises(ValueError, match="`--ways` is a setting of the scratch protocol, not of "):
+        config("--protocol", "transfer", "--ways", "5")
+    with pytest.raises(ValueError, match="`--frontier-episodes` is a setting of the transfer"):
+        config("--frontier-episodes", "3")
+    with pytest.raises(TypeError, match="configure a run with `ScratchConfig`, `TransferConfig`"):
+        OneShotConfig()
+    helps = {a.dest: a.help for a in parser._actions}
+    assert helps["ways"].startswith("[scratch] ") and helps["body"].startswith("[omniglot] ")
+    assert helps["astro_rounds"].startswith("[scratch, transfer] ")
+    assert not helps["sgd_lrs"].startswith("[")  # every protocol has it
+
+
 def test_cli_parses_comma_lists():
     parser = argparse.ArgumentParser()
-    add_config_options(parser, OneShotConfig)
+    add_config_options(parser, ScratchConfig)
     args = parser.parse_args(
         ["--lrs", "0.1,0.2", "--astro-rounds", "1,5", "--methods", "pc, backprop", "--hidden", "7"]
     )
-    cfg = config_from_args(OneShotConfig, args)
+    cfg = config_from_args(ScratchConfig, args)
     assert cfg.lrs == (0.1, 0.2) and cfg.astro_rounds == (1, 5)
     assert cfg.methods == ("pc", "backprop") and cfg.hidden == 7
     with pytest.raises(SystemExit):

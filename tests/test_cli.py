@@ -149,10 +149,12 @@ def test_missing_data_directory_says_what_to_do(tmp_path, capsys, monkeypatch):
     assert "PCASTRO_DATA" in err and "--data-dir" in err
 
 
-def test_transfer_needs_ten_ways(capsys):
+def test_a_setting_of_another_protocol_is_refused(capsys):
+    # Transfer is 10-way by construction: `--ways` belongs to the scratch protocol.
     code = main(["oneshot", "--protocol", "transfer", "--ways", "5", "--no-progress"])
     assert code == 2
-    assert "pass `--ways 10`" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "`--ways` is a setting of the scratch protocol, not of transfer (drop it)" in err
 
 
 @pytest.mark.parametrize("command", ["oneshot", "interrupt", "continual"])
@@ -227,7 +229,10 @@ def test_a_second_run_into_the_same_folder_is_refused_before_any_work(tmp_path, 
         (["continual", "--hidden", ""], "`--hidden` needs at least one value"),
         (["continual", "--budgets", "100000000"], r"exceed the \d+ training images"),
         (["continual", "--val-fraction", "0.001"], "leaving it without validation images"),
-        (["oneshot", "--conv-channels", ""], "`--conv-channels` needs at least one value"),
+        (
+            ["oneshot", "--dataset", "omniglot", "--conv-channels", ""],
+            "`--conv-channels` needs at least one value",
+        ),
         (["oneshot", "--lrs", ""], "`--lrs` needs at least one value"),
     ],
 )

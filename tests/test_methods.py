@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from pcastro.bench import InterruptConfig, OneShotConfig
+from pcastro.bench import InterruptConfig, OmniglotConfig, TransferConfig
 from pcastro.bench._conditions import CONDITIONS, make_conditions
-from pcastro.bench._config import ContinualConfig
+from pcastro.bench._config import ContinualConfig, oneshot_config
 from pcastro.bench._continual import METHODS, STORE_VARIANTS, make_learner
 from pcastro.bench._continual_methods import AbstractContinualLearner
 from pcastro.bench._learners import LEARNERS, PC, Backprop, PCRule
@@ -55,7 +55,7 @@ def _oneshot_cases():
 
 @pytest.mark.parametrize("name, protocol", _oneshot_cases())
 def test_every_oneshot_name_builds_its_learner(name, protocol):
-    cfg = OneShotConfig(protocol=protocol, methods=(name,), hidden=16, hidden_columns=4)
+    cfg = oneshot_config(protocol, methods=(name,), hidden=16, hidden_columns=4)
     built = [learner.name for learner in make_learners(cfg)]
     if name in READOUTS and protocol == "transfer":  # one per pretrained network
         assert {f"{name}@pc", f"{name}@bp"} <= set(built)
@@ -68,11 +68,11 @@ def test_every_omniglot_name_builds_its_learner():
     from pcastro.bench._omniglot import omniglot_learners
 
     for name in method_names("oneshot", protocol="omniglot"):
-        cfg = OneShotConfig(dataset="omniglot", methods=(name,), hidden=16)
+        cfg = OmniglotConfig(methods=(name,), hidden=16)
         built = {learner.name.split("@")[0] for learner in omniglot_learners(cfg, 64)}
         assert name in built
     with pytest.raises(ValueError, match=r"\['imprint'\] do not run on Omniglot"):
-        OneShotConfig(dataset="omniglot", methods=("imprint",))
+        OmniglotConfig(methods=("imprint",))
 
 
 def test_every_interrupt_condition_is_built():
@@ -117,9 +117,7 @@ def test_former_names_are_accepted_and_read_as_the_current_ones():
     assert cfg.methods == ("backprop_finetune", "pc_er", "backprop_per")
     assert InterruptConfig(methods=("backprop_replay",)).methods == ("backprop_rehearse",)
     # In oneshot, backprop_replay is a method of its own (a buffer of base images).
-    assert OneShotConfig(protocol="transfer", methods=("backprop_replay",)).methods == (
-        "backprop_replay",
-    )
+    assert TransferConfig(methods=("backprop_replay",)).methods == ("backprop_replay",)
     for command, renames in FORMER_NAMES.items():
         assert set(renames.values()) <= set(REGISTRY[command])
         assert not set(renames) & set(REGISTRY[command])
@@ -165,7 +163,7 @@ def test_a_moved_method_names_the_script_that_runs_it():
     with pytest.raises(ValueError, match=moved):
         check_methods(("pc_sgd", "pc_sgd_fresh"), "oneshot")
     with pytest.raises(ValueError, match=r"pc_sgd_astro_coverage .*benchmarks/coverage.py"):
-        OneShotConfig(protocol="transfer", methods=("pc_sgd_astro_coverage",))
+        TransferConfig(methods=("pc_sgd_astro_coverage",))
 
 
 def test_check_methods_suggests_close_names():

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 import pcastro as pc
-from pcastro.bench import OneShotConfig
+from pcastro.bench import OmniglotConfig, ScratchConfig, TransferConfig
 from pcastro.bench._omniglot import make_body, with_new_head
 from pcastro.cli import main
 from pcastro.data._omniglot import find_omniglot, load_characters, load_official_runs
@@ -93,7 +93,7 @@ def test_without_the_data_the_command_says_where_to_put_it(tmp_path, capsys, mon
 
 @pytest.mark.parametrize("body", ["mlp", "conv"])
 def test_a_new_head_keeps_the_pretrained_body(body, getkey):
-    cfg = OneShotConfig(dataset="omniglot", body=body, hidden=6, conv_channels=(2, 3))
+    cfg = OmniglotConfig(body=body, hidden=6, conv_channels=(2, 3))
     net = make_body(cfg, getkey(), 64, 7)
     assert net.input_shape == (64,) and net.shapes[-1] == (7,) and net.shapes[-2] == (6,)
     if body == "conv":  # the flat image is reshaped to 1x8x8 by the first block
@@ -109,6 +109,13 @@ def test_a_new_head_keeps_the_pretrained_body(body, getkey):
     assert jax.vmap(new)(x).shape == (3, 5)
 
 
-def test_conv_body_is_refused_outside_omniglot():
-    with pytest.raises(ValueError, match="--body conv"):
-        OneShotConfig(dataset="digits", body="conv")
+def test_omniglot_settings_are_refused_outside_omniglot():
+    from pcastro.bench._config import oneshot_config
+
+    with pytest.raises(ValueError, match="`--body` is a setting of the omniglot protocol, not"):
+        oneshot_config("scratch", dataset="digits", body="conv")
+    with pytest.raises(ValueError, match="`OmniglotConfig` runs on `dataset='omniglot'`"):
+        OmniglotConfig(dataset="digits")
+    for cls in (ScratchConfig, TransferConfig):
+        with pytest.raises(ValueError, match="configure an Omniglot run with `OmniglotConfig`"):
+            cls(dataset="omniglot")

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import pcastro as pc
-from pcastro.bench import LearnerParts, OneShotConfig
+from pcastro.bench import LearnerParts, TransferConfig
 from pcastro.bench._figures import METHOD_COLOURS, method_colour
 from pcastro.bench._learners import PCRule, make_model
 from pcastro.bench._oneshot import make_learners
@@ -63,7 +63,7 @@ def test_coverage_endpoints_equal_plain_and_column_learners(episode, getkey):
     net = make_model(getkey(), (sx.shape[1], 16, 10))
     shape = dict(hidden=16, classes=10, blocks=4)
     local = pc_local_learners(RULE, lrs=(0.1,), updates=(2,), **shape)
-    cfg = OneShotConfig(protocol="transfer", sgd_lrs=(0.1,), hidden_columns=4)
+    cfg = TransferConfig(sgd_lrs=(0.1,), hidden_columns=4)
     parts = LearnerParts(cfg, RULE, (2,), hidden=16, classes=10)
     (sweep,) = coverage.coverage_learners(parts, fractions=(0.5,), draws=1).values()
     cover = {learner.name: learner for learner in sweep}
@@ -93,9 +93,9 @@ def test_coverage_endpoints_equal_plain_and_column_learners(episode, getkey):
 
 
 def test_the_coverage_sweep_runs_as_the_script_own_learners():
-    default = [lrn.name for lrn in make_learners(OneShotConfig(protocol="transfer"))]
+    default = [lrn.name for lrn in make_learners(TransferConfig())]
     assert not any(name.startswith("pc_sgd_cover_") for name in default)
-    cfg = OneShotConfig(protocol="transfer", methods=("pc_sgd",))
+    cfg = TransferConfig(methods=("pc_sgd",))
 
     def extra(parts):
         return coverage.coverage_learners(parts, fractions=(0.5,), draws=2)
@@ -127,7 +127,7 @@ def test_diagnostic_learners_start_the_novel_rows_like_imprinting(episode, getke
     np.testing.assert_allclose(after.bias[5:], np.mean(before.bias[:5]), rtol=1e-6)
     np.testing.assert_array_equal(fresh.nodes[0].modules[0].weight, net.nodes[0].modules[0].weight)
 
-    cfg = OneShotConfig(protocol="transfer", sgd_lrs=(0.1,), hidden_columns=4)
+    cfg = TransferConfig(sgd_lrs=(0.1,), hidden_columns=4)
     parts = LearnerParts(cfg, RULE, (1,), hidden=16, classes=10)
     built = od.diagnostic_learners(tuple(od.VARIANTS), parts)
     learners = {name: group[0] for name, group in built.items()}

@@ -18,7 +18,7 @@ import pytest
 
 import pcastro as pc
 from pcastro._sharding import split_leading_axis
-from pcastro.bench import ContinualConfig, InterruptConfig, OneShotConfig
+from pcastro.bench import ContinualConfig, InterruptConfig, ScratchConfig, TransferConfig
 from pcastro.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -255,7 +255,7 @@ def test_oneshot_devices_8_equals_devices_1(devices_flag):
     assert devices_flag["too_many"] == 2
 
 
-@pytest.mark.parametrize("cls", [OneShotConfig, InterruptConfig, ContinualConfig])
+@pytest.mark.parametrize("cls", [ScratchConfig, TransferConfig, InterruptConfig, ContinualConfig])
 @pytest.mark.parametrize("devices", [0, -1, 9999])
 def test_devices_must_exist(cls, devices):
     with pytest.raises(ValueError, match=r"`--devices` must be an integer from 1 to \d+"):

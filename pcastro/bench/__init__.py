@@ -8,7 +8,15 @@ from .._lazy import lazy_exports as _lazy_exports
 __getattr__, __dir__, __all__ = _lazy_exports(
     __name__,
     {
-        "._config": ("BenchConfig", "InterruptConfig", "OneShotConfig", "ContinualConfig"),
+        "._config": (
+            "BenchConfig",
+            "InterruptConfig",
+            "OneShotConfig",
+            "ScratchConfig",
+            "TransferConfig",
+            "OmniglotConfig",
+            "ContinualConfig",
+        ),
         "._figures": ("plot_results",),
         "._interrupt": ("run_interrupt",),
         "._learners": (
@@ -43,7 +51,10 @@ if _typing.TYPE_CHECKING:  # what type checkers, editors and the API docs read
         BenchConfig as BenchConfig,
         ContinualConfig as ContinualConfig,
         InterruptConfig as InterruptConfig,
+        OmniglotConfig as OmniglotConfig,
         OneShotConfig as OneShotConfig,
+        ScratchConfig as ScratchConfig,
+        TransferConfig as TransferConfig,
     )
     from ._continual import run_continual as run_continual
     from ._continual_methods import (

@@ -44,8 +44,6 @@ class BenchConfig:
     """Euler step size of PC inference (with `--solver euler`)."""
     lrs: tuple[float, ...] = (1e-3, 3e-3, 1e-2, 3e-2)
     """Learning-rate grid (Adam) of every trained method."""
-    max_updates: int = 100
-    """Largest number of full-batch updates tried."""
     data_dir: str | None = None
     """Folder with MNIST/Fashion-MNIST IDX files (or set PCASTRO_DATA)."""
     methods: tuple[str, ...] = ()
@@ -58,7 +56,7 @@ class BenchConfig:
 
     def __post_init__(self):
         _require_devices(self)
-        _require(self, ("shots", "queries", "episodes", "val_episodes", "max_updates"), 1)
+        _require(self, ("shots", "queries", "episodes", "val_episodes"), 1)
         _require(self, ("inference_steps",), 1)
         _require(self, ("seed",), 0)
         if self.hidden is not None:
@@ -75,86 +73,198 @@ class BenchConfig:
 
 @dataclass(frozen=True)
 class OneShotConfig(BenchConfig):
-    """Settings of a one-shot run (all recorded in `results.json`)."""
+    """Settings every one-shot protocol shares (all recorded in `results.json`); a run is
+    configured by one of its protocols' configs: [`pcastro.bench.ScratchConfig`][],
+    [`pcastro.bench.TransferConfig`][] or [`pcastro.bench.OmniglotConfig`][]."""
 
     episodes: int = 200
     """Test episodes, drawn from the test split (enough for a 95% CI of about +-0.01 on
     paired differences; per-episode values are kept in `results.json`)."""
-    protocol: Literal["scratch", "transfer"] = "scratch"
-    """scratch: N-way K-shot from nothing; transfer: pretrain on digits 0-4, then learn
-    each of 5-9 from one example."""
-    ways: int = 10
-    """Classes per episode (scratch; transfer is 10-way by construction)."""
-    max_updates: int = 100
-    """Largest number of full-batch updates tried (scratch)."""
-    updates_per_example: tuple[int, ...] = (1, 3, 10, 30)
-    """Grid of updates per novel example (transfer)."""
-    pretrain_epochs: int = 10
-    """Epochs of pretraining on the base digits (transfer)."""
-    replay_per_class: int = 10
-    """Base images per class in the replay buffer of backprop_replay (transfer)."""
-    astro_rounds: tuple[int, ...] = (1, 3, 10, 30)
-    """Grid of consolidation rounds of PC with astrocytes."""
     sgd_lrs: tuple[float, ...] = (0.01, 0.03, 0.1, 0.3)
     """Learning-rate grid (plain SGD) of the PC-native one-shot learners pc_sgd*."""
     hidden_columns: int = 16
     """Blocks of hidden units, one astrocyte each, of pc_sgd_astro_columns (which also has
     one astrocyte per output unit)."""
-    background: Literal["small1", "small2"] = "small1"
-    """Omniglot: the background set (5 alphabets) the network is pretrained on."""
-    image_size: int = 28
-    """Omniglot: images are downsampled from 105x105 to this size."""
-    body: Literal["mlp", "conv"] = "mlp"
-    """Omniglot: the pretrained network, a tanh MLP or a small convolutional network
-    (`pcastro.convnet` blocks of `conv_channels`, then `hidden` ReLU units)."""
-    conv_channels: tuple[int, ...] = (32, 64)
-    """Omniglot, `--body conv`: output channels of each 3x3 convolution + 2x2 max-pool
-    block."""
-    frontier_episodes: int = 100
-    """Transfer: score every grid point of every tuned method on the first this-many test
-    episodes, for the novel-accuracy vs base-retention frontier (0: none)."""
     methods: tuple[str, ...] = ()
     """Comma-separated methods to run (default: those of the protocol that run by
     default); `--methods list` lists them all with what they are."""
 
+    @property
+    def protocol(self) -> str:
+        """`scratch`, `transfer` or `omniglot`."""
+        raise NotImplementedError
+
     def __post_init__(self):
         from ._methods import ONESHOT
 
-        super().__post_init__()
-        _require(self, ("ways", "updates_per_example", "astro_rounds", "replay_per_class"), 1)
-        _require(self, ("hidden_columns",), 1)
-        _require(self, ("frontier_episodes",), 0)
-        _require(self, ("image_size",), 4)
-        _require(self, ("conv_channels",), 1)
-        if self.body not in ("mlp", "conv"):
-            raise ValueError(f"Unknown body {self.body!r}; use 'mlp' or 'conv'.")
-        if self.body == "conv" and self.dataset != "omniglot":
-            raise ValueError("`--body conv` is implemented for `--dataset omniglot` only.")
-        _require_rates(self, ("sgd_lrs",), upper=10.0)
-        _require(self, ("pretrain_epochs",), 0)
-        if self.protocol not in ("scratch", "transfer"):
-            raise ValueError(
-                f"Unknown protocol {self.protocol!r}; use 'scratch' (N-way K-shot from "
-                "nothing) or 'transfer' (pretrain on digits 0-4, learn 5-9 from one example)."
+        if type(self) is OneShotConfig:
+            raise TypeError(
+                "`OneShotConfig` holds the settings the one-shot protocols share; configure "
+                "a run with `ScratchConfig`, `TransferConfig` or `OmniglotConfig`."
             )
+        super().__post_init__()
+        _require(self, ("hidden_columns",), 1)
+        _require_rates(self, ("sgd_lrs",), upper=10.0)
         _check_methods(self, "oneshot")
-        protocol = "omniglot" if self.dataset == "omniglot" else self.protocol
-        elsewhere = [m for m in self.methods if protocol not in ONESHOT[m].protocols]
-        if protocol == "scratch" and elsewhere:
+        elsewhere = [m for m in self.methods if self.protocol not in ONESHOT[m].protocols]
+        if self.protocol == "scratch" and elsewhere:
             raise ValueError(
                 f"{elsewhere} learn on top of base classes, so they run in the transfer "
                 "protocol only; drop them from `--methods` or pass `--protocol transfer`."
             )
         if elsewhere:
             raise ValueError(
-                f"{elsewhere} do not run on Omniglot; drop them from `--methods` "
+                f"{elsewhere} do not run {_WHERE[self.protocol]}; drop them from `--methods` "
                 "(`pcastro oneshot --methods list` says where each method runs)."
             )
-        if self.protocol == "transfer" and self.ways != 10:
+
+
+_WHERE = {"transfer": "in the transfer protocol", "omniglot": "on Omniglot"}
+
+
+@dataclass(frozen=True)
+class ScratchConfig(OneShotConfig):
+    """Settings of a one-shot run from scratch: N-way K-shot episodes learned by a fresh
+    network (`pcastro oneshot --protocol scratch`, the default)."""
+
+    ways: int = 10
+    """Classes per episode."""
+    max_updates: int = 100
+    """Largest number of full-batch updates tried."""
+    astro_rounds: tuple[int, ...] = (1, 3, 10, 30)
+    """Grid of consolidation rounds of PC with astrocytes."""
+
+    @property
+    def protocol(self) -> str:
+        """`scratch`."""
+        return "scratch"
+
+    def __post_init__(self):
+        super().__post_init__()
+        _require(self, ("ways", "astro_rounds", "max_updates"), 1)
+        _refuse_omniglot(self)
+
+
+@dataclass(frozen=True)
+class TransferConfig(OneShotConfig):
+    """Settings of a one-shot transfer run: pretrain on digits 0-4, then learn each of
+    5-9 from one example, tested 10-way (`pcastro oneshot --protocol transfer`)."""
+
+    updates_per_example: tuple[int, ...] = (1, 3, 10, 30)
+    """Grid of updates per novel example."""
+    pretrain_epochs: int = 10
+    """Epochs of pretraining on the base digits."""
+    replay_per_class: int = 10
+    """Base images per class in the replay buffer of backprop_replay."""
+    astro_rounds: tuple[int, ...] = (1, 3, 10, 30)
+    """Grid of consolidation rounds of PC with astrocytes."""
+    frontier_episodes: int = 100
+    """Score every grid point of every tuned method on the first this-many test episodes,
+    for the novel-accuracy vs base-retention frontier (0: none)."""
+
+    @property
+    def protocol(self) -> str:
+        """`transfer`."""
+        return "transfer"
+
+    def __post_init__(self):
+        super().__post_init__()
+        _require(self, ("updates_per_example", "astro_rounds", "replay_per_class"), 1)
+        _require(self, ("frontier_episodes", "pretrain_epochs"), 0)
+        _refuse_omniglot(self)
+
+
+@dataclass(frozen=True)
+class OmniglotConfig(OneShotConfig):
+    """Settings of a one-shot Omniglot run: pretrain on a background set of alphabets,
+    then Lake's 20 official 20-way runs and random 5- and 20-way 1-shot episodes
+    (`pcastro oneshot --dataset omniglot`)."""
+
+    dataset: str = "omniglot"
+    """omniglot (its zip files in `--data-dir` or PCASTRO_DATA)."""
+    max_updates: int = 100
+    """Largest number of full-batch updates tried."""
+    pretrain_epochs: int = 10
+    """Epochs of pretraining on the background alphabets."""
+    background: Literal["small1", "small2"] = "small1"
+    """The background set (5 alphabets) the network is pretrained on."""
+    image_size: int = 28
+    """Images are downsampled from 105x105 to this size."""
+    body: Literal["mlp", "conv"] = "mlp"
+    """The pretrained network, a tanh MLP or a small convolutional network
+    (`pcastro.convnet` blocks of `conv_channels`, then `hidden` ReLU units)."""
+    conv_channels: tuple[int, ...] = (32, 64)
+    """With `--body conv`: output channels of each 3x3 convolution + 2x2 max-pool block."""
+
+    @property
+    def protocol(self) -> str:
+        """`omniglot`."""
+        return "omniglot"
+
+    def __post_init__(self):
+        if self.dataset != "omniglot":
             raise ValueError(
-                "The transfer protocol is 10-way by construction (base digits 0-4 plus novel "
-                f"digits 5-9); drop `--ways` or pass `--ways 10` (got {self.ways})."
+                f"`OmniglotConfig` runs on `dataset='omniglot'`, got {self.dataset!r}; use "
+                "`ScratchConfig` or `TransferConfig` for digits and MNIST."
             )
+        super().__post_init__()
+        _require(self, ("image_size",), 4)
+        _require(self, ("conv_channels", "max_updates"), 1)
+        _require(self, ("pretrain_epochs",), 0)
+        if self.body not in ("mlp", "conv"):
+            raise ValueError(f"Unknown body {self.body!r}; use 'mlp' or 'conv'.")
+
+
+def _refuse_omniglot(cfg) -> None:
+    if cfg.dataset == "omniglot":
+        raise ValueError(
+            f"`{type(cfg).__name__}` runs on digits and MNIST; configure an Omniglot run with "
+            "`OmniglotConfig` (`pcastro oneshot --dataset omniglot`)."
+        )
+
+
+def oneshot_config(protocol: str = "scratch", **settings) -> OneShotConfig:
+    """The config of a one-shot run: [`pcastro.bench.OmniglotConfig`][] for
+    `dataset="omniglot"`, else that of `protocol` (`scratch` or `transfer`).
+
+    **Raises:**
+
+    `ValueError` for an unknown protocol, or a setting its config does not have (naming
+    the protocols that have it)."""
+    if settings.get("dataset") == "omniglot":
+        cls = OmniglotConfig
+    elif protocol in ONESHOT_CONFIGS and protocol != "omniglot":
+        cls = ONESHOT_CONFIGS[protocol]
+    else:
+        raise ValueError(
+            f"Unknown protocol {protocol!r}; use 'scratch' (N-way K-shot from nothing) or "
+            "'transfer' (pretrain on digits 0-4, learn 5-9 from one example)."
+        )
+    own = {f.name for f in dataclasses.fields(cls)}
+    foreign = [name for name in settings if name not in own]
+    if foreign:
+        where = {
+            name: [p for p, c in ONESHOT_CONFIGS.items() if name in _field_names(c)]
+            for name in foreign
+        }
+        raise ValueError(
+            "; ".join(
+                f"{_flag(name)} is a setting of the {' and '.join(ps) or 'no'} protocol"
+                f"{'s' * (len(ps) > 1)}, not of {_PROTOCOL_OF[cls]}"
+                for name, ps in where.items()
+            )
+            + " (drop it)."
+        )
+    return cls(**settings)
+
+
+def _field_names(cls) -> set[str]:
+    return {f.name for f in dataclasses.fields(cls)}
+
+
+ONESHOT_CONFIGS = {"scratch": ScratchConfig, "transfer": TransferConfig, "omniglot": OmniglotConfig}
+"""The config of each one-shot protocol."""
+_PROTOCOL_OF = {cls: protocol for protocol, cls in ONESHOT_CONFIGS.items()}
 
 
 @dataclass(frozen=True)
@@ -357,6 +467,52 @@ def add_config_options(parser: argparse.ArgumentParser, cls) -> None:
 
 def config_from_args(cls, args: argparse.Namespace):
     return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})
+
+
+def add_oneshot_options(parser: argparse.ArgumentParser) -> None:
+    """`--protocol`, then one `--field-name` option per field of any one-shot protocol's
+    config (those of one protocol only say which in their help)."""
+    parser.add_argument(
+        "--protocol",
+        choices=("scratch", "transfer"),
+        default="scratch",
+        help="scratch: N-way K-shot from nothing; transfer: pretrain on digits 0-4, then "
+        "learn each of 5-9 from one example (`--dataset omniglot` runs the Omniglot "
+        "protocol) (default: scratch)",
+    )
+    seen = set()
+    for cls in ONESHOT_CONFIGS.values():
+        docs, hints = field_docs(cls), typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if f.name in seen:
+                continue
+            seen.add(f.name)
+            owners = [p for p, c in ONESHOT_CONFIGS.items() if f.name in _field_names(c)]
+            scope = "" if len(owners) == 3 else f"[{', '.join(owners)}] "
+            parser.add_argument(
+                "--" + f.name.replace("_", "-"),
+                dest=f.name,
+                default=f.default,
+                help=f"{scope}{docs[f.name]} (default: {_show(f.default)})".replace("%", "%%"),
+                **_option(hints[f.name]),
+            )
+
+
+def oneshot_config_from_args(args: argparse.Namespace) -> OneShotConfig:
+    """The protocol's config from parsed `pcastro oneshot` options: every option of that
+    config, and any other only if it was changed from its default (then refused)."""
+    cls = OmniglotConfig if args.dataset == "omniglot" else ONESHOT_CONFIGS[args.protocol]
+    own = _field_names(cls)
+    defaults = {}
+    for other in ONESHOT_CONFIGS.values():
+        for f in dataclasses.fields(other):
+            defaults.setdefault(f.name, f.default)
+    settings = {
+        name: getattr(args, name)
+        for name in defaults
+        if name in own or getattr(args, name) != defaults[name]
+    }
+    return oneshot_config(args.protocol, **settings)
 
 
 def _show(value) -> str:

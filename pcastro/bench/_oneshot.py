@@ -7,7 +7,14 @@ from typing import NamedTuple
 from .._sharding import make_mesh
 from ..data import load_dataset
 from ._compare import paired_differences
-from ._config import OneShotConfig, hidden_units, make_solver
+from ._config import (
+    OmniglotConfig,
+    OneShotConfig,
+    ScratchConfig,
+    TransferConfig,
+    hidden_units,
+    make_solver,
+)
 from ._learners import (
     PC,
     AbstractLearner,
@@ -21,7 +28,7 @@ from ._learners import (
 )
 from ._methods import ONESHOT, method_names
 from ._pixel_nn import PixelNNTwoPart
-from ._readouts import READOUTS, coverage_of, pc_local_learners, readout_learners
+from ._readouts import coverage_of, pc_local_learners, readout_learners
 from ._records import progress_bar
 from ._report import payload, resolved_config
 from ._scratch import run_scratch
@@ -62,45 +69,48 @@ their own names."""
 
 
 def make_learners(
-    cfg: OneShotConfig, *, features: int = 64, extra: ExtraLearners | None = None
+    cfg: ScratchConfig | TransferConfig,
+    *,
+    features: int = 64,
+    extra: ExtraLearners | None = None,
 ) -> list[AbstractLearner]:
     """The learners `cfg` asks for, with the grids they are tuned over, in report order
     (`features`: input features, which set the default hidden width), then those of
     `extra` (a script's own)."""
     rule = PCRule(steps=cfg.inference_steps, solver=make_solver(cfg))
-    scratch = cfg.protocol == "scratch"
+    scratch = isinstance(cfg, ScratchConfig)
     # Scratch: full-batch update counts, all read off one learning curve; transfer: updates
     # on each novel example as it arrives.
-    updates = tuple(range(1, cfg.max_updates + 1)) if scratch else cfg.updates_per_example
+    if isinstance(cfg, ScratchConfig):
+        updates, classes, per_class = tuple(range(1, cfg.max_updates + 1)), cfg.ways, 0
+    else:
+        updates, classes, per_class = cfg.updates_per_example, 10, cfg.replay_per_class
     learners = {
         "pc": PC(rule=rule, lrs=cfg.lrs, updates=updates),
         "pc_astro": PCAstro(rule=rule, lrs=cfg.lrs, rounds=cfg.astro_rounds),
         "backprop": Backprop(lrs=cfg.lrs, updates=updates),
-        "backprop_replay": BackpropReplay(
-            lrs=cfg.lrs, updates=updates, per_class=cfg.replay_per_class
-        ),
         # Transfer: the same labels, with the base part of the memory compared once.
         "pixel_nn": PixelNN() if scratch else PixelNNTwoPart(),
-        "class_mean": ClassMean(num_classes=cfg.ways if scratch else 10),
+        "class_mean": ClassMean(num_classes=classes),
     }
+    if not scratch:
+        learners["backprop_replay"] = BackpropReplay(
+            lrs=cfg.lrs, updates=updates, per_class=per_class
+        )
     learners = {name: [learner] for name, learner in learners.items()}
     # Read-outs run on the network of every pretraining rule (transfer), or on the fresh
     # network of each episode (scratch).
     rules = {"": None} if scratch else {"pc": rule, "bp": BackpropRule()}
-    for name in READOUTS:
+    for name in method_names("oneshot", group="readout", protocol=cfg.protocol):
         learners[name] = readout_learners(
             name,
             rules=rules,
             lrs=cfg.lrs,
             updates=updates,
-            replay_per_class=cfg.replay_per_class,
-            num_classes=cfg.ways if scratch else 10,
+            replay_per_class=per_class,
+            num_classes=classes,
         )
-    shape = dict(
-        hidden=hidden_units(cfg, features),
-        classes=cfg.ways if scratch else 10,
-        blocks=cfg.hidden_columns,
-    )
+    shape = dict(hidden=hidden_units(cfg, features), classes=classes, blocks=cfg.hidden_columns)
     local = pc_local_learners(rule, lrs=cfg.sgd_lrs, updates=updates, **shape)
     learners.update({name: [learner] for name, learner in local.items()})
     wanted = set(cfg.methods or PROTOCOLS[cfg.protocol][1]) | set(BASELINES)
@@ -124,7 +134,8 @@ def run_oneshot(
 
     **Arguments:**
 
-    - `cfg`: a [`pcastro.bench.OneShotConfig`][].
+    - `cfg`: the protocol's config, a [`pcastro.bench.ScratchConfig`][],
+      [`pcastro.bench.TransferConfig`][] or [`pcastro.bench.OmniglotConfig`][].
     - `progress`: show a progress bar.
     - `extra`: a script's own learners besides the registered methods: a function from
       the run's [`pcastro.bench.LearnerParts`][] to a mapping name -> learners (one name
@@ -139,7 +150,7 @@ def run_oneshot(
     `details` (selected hyperparameters, timing).
     """
     mesh = make_mesh(cfg.devices)
-    if cfg.dataset == "omniglot":
+    if isinstance(cfg, OmniglotConfig):
         from ._omniglot import run_omniglot
 
         if extra is not None:
@@ -151,6 +162,11 @@ def run_oneshot(
         details["paired"] = paired_differences(results)
         config = resolved_config(cfg, results, features=cfg.image_size**2)
         return payload(config, cfg.seed, results, details, devices=mesh.size)
+    if not isinstance(cfg, (ScratchConfig, TransferConfig)):
+        raise TypeError(
+            f"`run_oneshot` needs a ScratchConfig, TransferConfig or OmniglotConfig, got "
+            f"{type(cfg).__name__}."
+        )
     ds = load_dataset(cfg.dataset, data_dir=cfg.data_dir)
     learners = make_learners(cfg, features=ds.x_train.shape[1], extra=extra)
     run = PROTOCOLS[cfg.protocol][0]

@@ -73,6 +73,8 @@ def resolved_config(cfg, results: list[dict], *, features: int | None) -> dict:
     if features is not None and "hidden" in config and not isinstance(cfg.hidden, tuple):
         config["hidden"] = hidden_units(cfg, features)
     config["methods"] = list(dict.fromkeys(r["method"] for r in results))
+    if hasattr(cfg, "protocol"):  # a one-shot run: which protocol's config it was
+        config["protocol"] = cfg.protocol
     return config
 
 
