@@ -13,9 +13,10 @@ with a Holm correction over every comparison in the table.
 The parts are runs of `pcastro continual` on the same test seeds and the same settings
 but for their methods (checked: a part that differs is refused, as it would not pair).
 Each seed is a new initial network and data order, so the per-seed final accuracies of
-two methods are paired. Every method is compared with PC experience replay (`pc_er`) and
-backprop experience replay (`backprop_er`), the store variants also with uniform replay
-from the same store (`pc_store_uniform_lean`); each comparison gives the mean over seeds,
+two methods are paired. Every PC method is compared with PC experience replay (`pc_er`)
+and backprop experience replay (`backprop_er`), the store variants also with uniform
+replay from the same store (`pc_store_uniform_lean`), a backprop method with
+`backprop_er`; each comparison gives the mean over seeds,
 its 95% Student-t interval, the two-sided p-value of a one-sample t-test against 0 and
 whether it survives Holm's step-down correction at 5% over all comparisons of the table.
 
@@ -39,7 +40,8 @@ from pcastro.bench._stats import across_seeds, holm, mean_ci95
 
 CONTROLS = ("backprop_er", "pc_er", "pc_store_uniform_lean")
 """Each method is compared with the controls listed before it (a control with those
-before it only); `pc_store_uniform_lean` is a control of the store variants alone."""
+before it only); a backprop method with `backprop_er` alone, and `pc_store_uniform_lean`
+is a control of the store variants alone."""
 # Settings that may differ between parts: what each part runs and how its grid is searched.
 PER_PART = {"methods", "priority_alphas", "refresh_every", "gate_floors", "tols"}
 
@@ -120,6 +122,8 @@ def summarise(parts: list[dict]) -> dict:
             if ref is None or m["budget"] is None:
                 continue
             if control == "pc_store_uniform_lean" and not m["method"].startswith("pc_store"):
+                continue
+            if m["method"].startswith("backprop") and not control.startswith("backprop"):
                 continue
             diffs = np.asarray(m["per_seed"]) - np.asarray(ref["per_seed"])
             comparisons.append(
