@@ -20,10 +20,11 @@ replay from the same store (`pc_store_uniform_lean`), a backprop method with
 its 95% Student-t interval, the two-sided p-value of a one-sample t-test against 0 and
 whether it survives Holm's step-down correction at 5% over all comparisons of the table.
 
-Replay compute is counted per iteration, in stimuli relaxed for replay (PC: each
-replayed stimulus is inferred for `inference_steps` steps from a fresh feedforward start;
-a store re-measured every `refresh_every` iterations relaxes every slot once more each
-time) and the memory in bytes per stored stimulus. Failed solves and collapsed seeds are
+Replay compute is counted per iteration, in stimuli relaxed for replay and their inference
+steps (PC: a fresh replay runs `inference_steps` steps from a feedforward start, a resumed
+one `resume_steps` from its stored states; a store re-measured every `refresh_every`
+iterations relaxes every slot once more each time), and the memory in bytes per stored
+stimulus. Failed solves and collapsed seeds are
 counted per method, never dropped. Writes `summary.json` (every per-seed value) and
 `summary.md` into the folder.
 """
@@ -69,16 +70,23 @@ def load_parts(folder: Path) -> list[dict]:
 
 
 def replay_cost(row: dict, config: dict, selected: dict) -> dict:
-    """Replay compute per iteration and memory per stored stimulus of one result row."""
+    """Replay compute per iteration and memory per stored stimulus of one result row:
+    stimuli relaxed for replay and the inference steps they take (a fresh replay runs
+    `inference_steps` from a feedforward start, a resumed one `resume_steps` from its
+    stored states; a re-measured store relaxes every slot once more each
+    `refresh_every` iterations); backprop replays with one forward-backward pass each."""
     method, steps = row["method"], config["inference_steps"]
     replayed = config["replay_batch"] if row["budget"] is not None else 0
     relaxed = replayed if method.startswith("pc_") else 0
+    per_item = config.get("resume_steps", 1) if method == "pc_store_resume" else steps
+    inference = relaxed * per_item
     if method == "pc_store_priority_lean":
-        relaxed += row["capacity"] / config["refresh_every"]
+        extra = row["capacity"] / config["refresh_every"]
+        relaxed, inference = relaxed + extra, inference + extra * steps
     return {
         "replayed_per_iteration": replayed,
         "relaxed_for_replay_per_iteration": relaxed,
-        "inference_steps_for_replay_per_iteration": relaxed * steps,
+        "inference_steps_for_replay_per_iteration": inference,
         "bytes_per_item": (row["memory_bytes"] / row["capacity"]) if row.get("capacity") else None,
         "selected": selected.get(method),
     }
@@ -148,15 +156,16 @@ def markdown(summary: dict) -> str:
         f"Final accuracy after the 5 contexts, {seeds} seeds (interval over seeds); "
         f"{summary['config']['iterations']} iterations per context.",
         "",
-        "| method | M | items | bytes/item | replayed / iteration | relaxed for replay / "
-        "iteration | final acc | collapsed seeds | failed solves | per seed |",
+        "| method | M | items | bytes/item | replayed / iteration | inference steps on "
+        "replay / iteration | final acc | collapsed seeds | failed solves | per seed |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for m in summary["methods"].values():
         per_item = "" if m["bytes_per_item"] is None else f"{m['bytes_per_item']:.0f}"
         lines.append(
             f"| {m['method']} | {m['budget'] or ''} | {m['capacity'] or ''} | {per_item} | "
-            f"{m['replayed_per_iteration']} | {m['relaxed_for_replay_per_iteration']:.1f} | "
+            f"{m['replayed_per_iteration']} | "
+            f"{m['inference_steps_for_replay_per_iteration']:.0f} | "
             f"{m['mean']:.3f} ± {m['ci95']:.3f} | "
             f"{m['collapsed_seeds']} | {sum(m['failed_solves_per_seed'])} | "
             + " ".join(f"{v:.3f}" for v in m["per_seed"])

@@ -239,6 +239,38 @@ def test_remeasured_slots_hold_their_current_energy_and_leave_uniform_replay_unc
     np.testing.assert_array_equal(store.region_energy[empty], fresh.store.region_energy[empty])
 
 
+def test_a_resumed_replay_continues_each_slots_stored_states(getkey):
+    # The replayed slots continue from their stored states for `resume_steps` steps, and
+    # the states they reach (and their E_r) are written back for the next recall.
+    net = make_network(getkey(), (64, 16, 10))
+    rule = PCRule(steps=3, solver=pc.Euler(dt=0.2))
+    learner = AstrocyteStore(rule=rule, lr=1e-2, capacity=64, replay_batch=4, resume_steps=1)
+    x = jax.random.uniform(getkey(), (3, 8, 64))
+    y = jax.nn.one_hot(jax.random.randint(getkey(), (3, 8), 0, 10), 10)
+    keys = jax.random.split(getkey(), 3)
+    step = eqx.filter_jit(learner.step)
+    state = learner.init(net, key=None)
+    for i in range(2):
+        state, status = step(state, x[i], y[i], key=keys[i])
+        assert int(status) == int(pc.RESULTS.successful)
+    # The slots the next step draws (uniformly over the 16 occupied), continued by hand.
+    k_draw = jax.random.split(keys[2], 3)[0]
+    logits = jnp.where(state.store.occupied, 0.0, -jnp.inf)
+    slots = jax.random.categorical(k_draw, logits, shape=(4,))
+    stored = pc.astro.recall(state.store, slots, net=state.net)
+    expected, _ = rule.resume(state.net, stored, steps=1)
+    after, status = step(state, x[2], y[2], key=keys[2])
+    assert int(status) == int(pc.RESULTS.successful)
+    last = np.asarray(slots)[np.unique(np.asarray(slots), return_index=True)[1]]
+    rows = np.asarray([int(np.flatnonzero(np.asarray(slots) == s)[-1]) for s in last])
+    np.testing.assert_allclose(after.store.x[1][last], expected.x[1][rows], rtol=1e-5, atol=1e-6)
+    energies = pc.astro.region_energies(expected, state.store.regions)
+    np.testing.assert_allclose(after.store.region_energy[last], energies[rows], rtol=1e-5)
+    np.testing.assert_array_equal(after.store.steps[last], 1)
+    with pytest.raises(ValueError, match=r"resume_steps=.*needs a store with states"):
+        AstrocyteStore(rule=rule, lr=1e-2, capacity=4, replay_batch=2, resume_steps=1, states=False)
+
+
 @pytest.mark.parametrize("ablated", [True, False])
 def test_a_per_example_gated_store_runs_and_silenced_equals_the_batch_gate(getkey, ablated):
     # Silenced astrocytes gate every stimulus with exactly 1, per example or per batch.

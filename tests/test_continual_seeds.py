@@ -61,6 +61,7 @@ def test_methods_pair_with_the_controls_before_them(tmp_path):
     lean = summary["methods"]["pc_store_priority_lean@200"]
     # 128 replayed, plus every one of 195 slots re-measured every 50 iterations.
     assert lean["relaxed_for_replay_per_iteration"] == pytest.approx(128 + 195 / 50)
+    assert lean["inference_steps_for_replay_per_iteration"] == pytest.approx(3 * (128 + 195 / 50))
     assert summary["methods"]["backprop_er@200"]["relaxed_for_replay_per_iteration"] == 0
     assert summary["methods"]["pc_er@200"]["failed_solves_per_seed"] == [0, 2, 0]
     text = (tmp_path / "summary.md").read_text()

@@ -571,6 +571,9 @@ class ContinualConfig:
     refresh_every: int = 50
     """Iterations between two re-measurements of every stored slot's `E_r` at the current
     network (pc_store_priority_lean)."""
+    resume_steps: int = 1
+    """Inference steps of a replay that continues from the stored states
+    (pc_store_resume; a fresh replay runs `--inference-steps`)."""
     eval_every: int = 50
     """Iterations between two points of the learning curve (divides `iterations`)."""
     curve_images: int = 1000
@@ -589,7 +592,7 @@ class ContinualConfig:
     def __post_init__(self):
         _require_devices(self)
         _require(self, ("seeds", "val_seeds", "iterations", "batch", "replay_batch"), 1)
-        _require(self, ("refresh_every",), 1)
+        _require(self, ("refresh_every", "resume_steps"), 1)
         _require(self, ("hidden", "budgets", "inference_steps", "eval_every", "curve_images"), 1)
         _require(self, ("seed",), 0)
         _require_rates(self, ("lrs", "pc_lrs"), upper=1.0)

@@ -70,6 +70,10 @@ STORE_VARIANTS = {
     "pc_store_priority_lean": dict(
         priority=True, gate=False, discard=False, states=False, remeasure=True
     ),
+    # Uniform replay that continues from each slot's stored states (`--resume-steps`
+    # inference steps instead of a fresh start and the rule's steps): the store's states
+    # put to use, at a fraction of the replay's inference.
+    "pc_store_resume": dict(priority=False, gate=False, discard=False, resume=True),
 }
 METHODS = method_names("continual")
 MEMORY_METHODS = tuple(
@@ -132,6 +136,7 @@ def make_learner(
         ne=cfg.ne,
         refresh=v.get("refresh", False),
         refresh_every=cfg.refresh_every if v.get("remeasure", False) else 0,
+        resume_steps=cfg.resume_steps if v.get("resume", False) else 0,
         tol=tol if v["discard"] else 0.0,
         states=v.get("states", True),
         per_example=v.get("per_example", False),
@@ -400,6 +405,8 @@ def _tuning_key(name):
     is selected on its own grid (learning rate and priority exponent)."""
     if name == "pc_store_priority_lean":
         return name
+    if name == "pc_store_resume":
+        return "pc_store_uniform"
     name = name.removesuffix("_lean")
     if name in STORE_VARIANTS and name != "pc_store_uniform":
         return "pc_store_both"

@@ -256,6 +256,11 @@ class AstrocyteStore(AbstractContinualLearner):
       replayed one is (a store with states also keeps the new states). The cost is
       `capacity` relaxations every `refresh_every` iterations; the solve's status is
       counted with the update's;
+    - `resume_steps`: replay continues from each slot's stored states for that many
+      inference steps (0: every replay starts fresh, from a feedforward pass, and runs
+      the rule's steps); the relaxed states and their `E_r` are written back, so the next
+      recall continues where this one stopped (the seed's efficiency argument: a
+      recalled stimulus comes back with its states). Needs a store with states;
     - `tol`: a replayed slot whose measured `E_r` is below `tol` in every region is
       discarded, its slot freed for new stimuli (0: never);
     - `per_example`: gate every stimulus of the update, current or replayed, by its own
@@ -283,11 +288,17 @@ class AstrocyteStore(AbstractContinualLearner):
     ne: float = eqx.field(static=True, default=1.0)
     refresh: bool = eqx.field(static=True, default=False)
     refresh_every: int = eqx.field(static=True, default=0)
+    resume_steps: int = eqx.field(static=True, default=0)
     tol: float = eqx.field(static=True, default=0.0)
     states: bool = eqx.field(static=True, default=True)
     per_example: bool = eqx.field(static=True, default=False)
 
     def __check_init__(self):
+        if self.resume_steps and not self.states:
+            raise ValueError(
+                "`AstrocyteStore(resume_steps=...)` continues replay from stored states; "
+                "it needs a store with states (`states=True`)."
+            )
         if self.per_example and self.astrocytes is None:
             raise ValueError(
                 "`AstrocyteStore(per_example=True)` gates each stimulus by its astrocytes; "
@@ -327,9 +338,7 @@ class AstrocyteStore(AbstractContinualLearner):
         logits = jnp.where(occupied, weight, -jnp.inf)
         logits = jnp.where(jnp.any(occupied), logits, 0.0)
         slots = jax.random.categorical(k_draw, logits, shape=(self.replay_batch,))
-        recalled = recall(store, slots, net=net, fresh=True, check=False)
-        rx, ry = recalled.x[0], recalled.x[-1] * jnp.any(occupied)
-        relaxed, solved = self.rule.relax(net, jnp.concatenate([x, rx]), jnp.concatenate([y, ry]))
+        relaxed, solved = self._relax(net, store, slots, x, y)
         measured = region_energies(relaxed, regions)
         replayed = measured[batch:] if self.refresh else store.region_energy[slots]
         optimizer = self.optimizer(net)
@@ -347,13 +356,37 @@ class AstrocyteStore(AbstractContinualLearner):
                 net, state.opt_state, relaxed, solved, optimizer=optimizer, **extra
             )
         status = jnp.where(refreshed != RESULTS.successful, refreshed, status)
-        if self.refresh:
-            store = _rewrite(store, slots, relaxed, measured, batch, self.rule.steps)
+        if self.refresh or self.resume_steps:
+            steps = self.resume_steps or self.rule.steps
+            rewritten = _rewrite(store, slots, relaxed, measured, batch, steps)
+            store = jax.tree_util.tree_map(
+                lambda new, old: jnp.where(jnp.any(occupied), new, old), rewritten, store
+            )
         if self.tol > 0:
             learned = jnp.all(measured[batch:] < self.tol, axis=1) & jnp.any(occupied)
             store = discard(store, jnp.zeros(self.capacity, bool).at[slots].max(learned))
         store = _keep(store, relaxed, measured, batch, state.seen, k_keep, k_victim, self.rule)
         return Stored(net, opt_state, store, state.seen + batch), status
+
+    def _relax(self, net, store, slots, x, y):
+        """The current batch and the replayed slots, relaxed and stacked (current first):
+        all from a fresh start in one solve, or the replayed ones continued from their
+        stored states for `resume_steps` steps; with the worse of the solves' statuses."""
+        occupied = jnp.any(store.occupied)
+        if not self.resume_steps:
+            recalled = recall(store, slots, net=net, fresh=True, check=False)
+            rx, ry = recalled.x[0], recalled.x[-1] * occupied
+            return self.rule.relax(net, jnp.concatenate([x, rx]), jnp.concatenate([y, ry]))
+        current, solved = self.rule.relax(net, x, y)
+        stored = recall(store, slots, net=net, fresh=False, check=False)
+        # An empty store (before the first snapshot) replays its zero slots from a fresh
+        # start, as the fresh replay does: zero targets, zero errors, no gradient.
+        fresh = recall(store, slots, net=net, fresh=True, check=False)
+        start = jax.tree_util.tree_map(lambda a, b: jnp.where(occupied, a, b), stored, fresh)
+        replayed, resumed = self.rule.resume(net, start, steps=self.resume_steps)
+        both = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a, b]), current, replayed)
+        status = jnp.where(solved != RESULTS.successful, solved, resumed)
+        return both, status
 
     def memory_bytes(self, net) -> int:
         """Bytes of the method's memory."""

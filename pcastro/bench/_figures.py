@@ -64,6 +64,7 @@ METHOD_COLOURS = {
     "pc_store_priority": "#66a61e",
     "pc_store_priority_refresh": "#b8e186",
     "pc_store_priority_lean": "#238b45",
+    "pc_store_resume": "#54278f",
     "pc_store_gate": "#bc80bd",
     "pc_store_gate_example": "#e7298a",
     "pc_store_both": "#4d004b",

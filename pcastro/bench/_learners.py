@@ -99,13 +99,13 @@ class PCRule(AbstractRule):
 
     def relax(self, net, x, y):
         """The inferred states with `x` and `y` clamped, and the solve's status."""
+        return self.resume(net, init_state(net, x, y), steps=self.steps)
+
+    def resume(self, net, state, *, steps: int):
+        """`steps` steps of inference from the given states (e.g. recalled from a store
+        with states), and the solve's status."""
         solution = infer(
-            net,
-            init_state(net, x, y),
-            solver=self.solver,
-            steps=self.steps,
-            throw=False,
-            unroll=self.unroll,
+            net, state, solver=self.solver, steps=steps, throw=False, unroll=self.unroll
         )
         return solution.state, solution.status
 

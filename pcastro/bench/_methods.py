@@ -256,6 +256,11 @@ CONTINUAL: dict[str, Method] = {
         "E_r measured again at the current network every --refresh-every iterations",
         "_continual_methods:AstrocyteStore", "store", "pc",
     ),
+    "pc_store_resume": _continual(
+        "pc_store_uniform whose replay continues from the stored states for --resume-steps "
+        "inference steps (written back after each replay) instead of a fresh start",
+        "_continual_methods:AstrocyteStore", "store", "pc",
+    ),
     "pc_store_gate_example": _continual(
         "pc_store_gate with one gate per example (current and replayed stimuli gated apart)",
         "_continual_methods:AstrocyteStore", "store", "pc",
