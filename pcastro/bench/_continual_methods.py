@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import optax
 from jax import lax
 
-from .. import RESULTS
+from .. import RESULTS, init_state
 from ..astro import (
     Astrocytes,
     RejectWhenFull,
@@ -358,9 +358,11 @@ class AstrocyteStore(AbstractContinualLearner):
         status = jnp.where(refreshed != RESULTS.successful, refreshed, status)
         if self.refresh or self.resume_steps:
             steps = self.resume_steps or self.rule.steps
-            rewritten = _rewrite(store, slots, relaxed, measured, batch, steps)
-            store = jax.tree_util.tree_map(
-                lambda new, old: jnp.where(jnp.any(occupied), new, old), rewritten, store
+            store = lax.cond(  # an empty store has nothing to write back
+                jnp.any(occupied),
+                lambda s: _rewrite(s, slots, relaxed, measured, batch, steps),
+                lambda s: s,
+                store,
             )
         if self.tol > 0:
             learned = jnp.all(measured[batch:] < self.tol, axis=1) & jnp.any(occupied)
@@ -373,16 +375,18 @@ class AstrocyteStore(AbstractContinualLearner):
         all from a fresh start in one solve, or the replayed ones continued from their
         stored states for `resume_steps` steps; with the worse of the solves' statuses."""
         occupied = jnp.any(store.occupied)
+        # The replayed stimuli's clamps (stimulus and target) are held in every store.
+        rx, ry = store.x[0][slots], store.x[-1][slots] * occupied
         if not self.resume_steps:
-            recalled = recall(store, slots, net=net, fresh=True, check=False)
-            rx, ry = recalled.x[0], recalled.x[-1] * occupied
             return self.rule.relax(net, jnp.concatenate([x, rx]), jnp.concatenate([y, ry]))
         current, solved = self.rule.relax(net, x, y)
-        stored = recall(store, slots, net=net, fresh=False, check=False)
         # An empty store (before the first snapshot) replays its zero slots from a fresh
         # start, as the fresh replay does: zero targets, zero errors, no gradient.
-        fresh = recall(store, slots, net=net, fresh=True, check=False)
-        start = jax.tree_util.tree_map(lambda a, b: jnp.where(occupied, a, b), stored, fresh)
+        start = lax.cond(
+            occupied,
+            lambda: recall(store, slots, net=net, fresh=False, check=False),
+            lambda: init_state(net, rx, ry),
+        )
         replayed, resumed = self.rule.resume(net, start, steps=self.resume_steps)
         both = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a, b]), current, replayed)
         status = jnp.where(solved != RESULTS.successful, solved, resumed)
@@ -413,8 +417,7 @@ def _remeasure(store, net, rule):
     with states) states, measured again at `net`: a fresh feedforward start relaxed by
     `rule`, in one batch of every slot. Empty slots are relaxed too (their clamps are
     zero) and left as they were. Returns the store and the solve's status."""
-    start = recall(store, jnp.arange(store.capacity), net=net, fresh=True, check=False)
-    relaxed, solved = rule.relax(net, start.x[0], start.x[-1])
+    relaxed, solved = rule.relax(net, store.x[0], store.x[-1])
     measured = region_energies(relaxed, store.regions).astype(store.region_energy.dtype)
     occupied = store.occupied
 
