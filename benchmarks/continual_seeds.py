@@ -116,9 +116,8 @@ def summarise(parts: list[dict]) -> dict:
             "failed_solves_per_seed": r["failed_per_seed"],
             "status_counts_per_seed": r["status_counts_per_seed"],
             "run_s": r["run_s"],
-            **replay_cost(r, part["config"] | {"inference_steps": config["inference_steps"]},
-                          part["details"]["selected"]),
-        }  # fmt: skip
+            **replay_cost(r, part["config"], part["details"]["selected"]),
+        }
     comparisons = []
     order = method_names("continual")
     methods = dict(sorted(methods.items(), key=lambda kv: (order.index(kv[1]["method"]),

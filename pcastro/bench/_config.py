@@ -451,16 +451,20 @@ def _option(tp) -> dict:
     return {"type": tp}
 
 
-def add_config_options(parser: argparse.ArgumentParser, cls) -> None:
-    """One `--field-name` option per field of the config dataclass `cls`."""
+def add_config_options(parser: argparse.ArgumentParser, cls, *, skip=(), scope=None) -> None:
+    """One `--field-name` option per field of the config dataclass `cls` but those in
+    `skip`; `scope(name)` prefixes a field's help (e.g. the protocols it belongs to)."""
     docs, hints = field_docs(cls), typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        prefix = scope(f.name) if scope else ""
         parser.add_argument(
             "--" + f.name.replace("_", "-"),
             dest=f.name,
             default=f.default,
             # argparse %-formats help strings; docstrings speak of "95% CI"
-            help=f"{docs[f.name]} (default: {_show(f.default)})".replace("%", "%%"),
+            help=f"{prefix}{docs[f.name]} (default: {_show(f.default)})".replace("%", "%%"),
             **_option(hints[f.name]),
         )
 
@@ -480,22 +484,15 @@ def add_oneshot_options(parser: argparse.ArgumentParser) -> None:
         "learn each of 5-9 from one example (`--dataset omniglot` runs the Omniglot "
         "protocol) (default: scratch)",
     )
-    seen = set()
+
+    def scope(name: str) -> str:
+        owners = [p for p, c in ONESHOT_CONFIGS.items() if name in _field_names(c)]
+        return "" if len(owners) == len(ONESHOT_CONFIGS) else f"[{', '.join(owners)}] "
+
+    seen: set[str] = set()
     for cls in ONESHOT_CONFIGS.values():
-        docs, hints = field_docs(cls), typing.get_type_hints(cls)
-        for f in dataclasses.fields(cls):
-            if f.name in seen:
-                continue
-            seen.add(f.name)
-            owners = [p for p, c in ONESHOT_CONFIGS.items() if f.name in _field_names(c)]
-            scope = "" if len(owners) == 3 else f"[{', '.join(owners)}] "
-            parser.add_argument(
-                "--" + f.name.replace("_", "-"),
-                dest=f.name,
-                default=f.default,
-                help=f"{scope}{docs[f.name]} (default: {_show(f.default)})".replace("%", "%%"),
-                **_option(hints[f.name]),
-            )
+        add_config_options(parser, cls, skip=seen, scope=scope)
+        seen |= _field_names(cls)
 
 
 def oneshot_config_from_args(args: argparse.Namespace) -> OneShotConfig:
