@@ -43,6 +43,9 @@ CONTROLS = ("backprop_er", "pc_er", "pc_store_uniform_lean")
 """Each method is compared with the controls listed before it (a control with those
 before it only); a backprop method with `backprop_er` alone, and `pc_store_uniform_lean`
 is a control of the store variants alone."""
+SAME_STORE = {"pc_store_resume": ("pc_store_uniform",)}
+"""A store variant also compared with fresh uniform replay from a store of the same kind
+(resumed replay needs a store with states: its control is that store replayed fresh)."""
 # Settings that may differ between parts: what each part runs and how its grid is searched.
 PER_PART = {"methods", "priority_alphas", "refresh_every", "gate_floors", "tols"}
 
@@ -124,7 +127,7 @@ def summarise(parts: list[dict]) -> dict:
                                                            kv[1]["budget"] or 0)))  # fmt: skip
     for m in methods.values():
         rank = CONTROLS.index(m["method"]) if m["method"] in CONTROLS else len(CONTROLS)
-        for control in CONTROLS[:rank]:
+        for control in (*CONTROLS[:rank], *SAME_STORE.get(m["method"], ())):
             ref = methods.get(f"{control}@{m['budget']}")
             if ref is None or m["budget"] is None:
                 continue

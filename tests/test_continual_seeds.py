@@ -68,6 +68,20 @@ def test_methods_pair_with_the_controls_before_them(tmp_path):
     assert "Holm over all 6 comparisons" in text and "| pc_er | 200 |" in text
 
 
+def test_resumed_replay_pairs_with_fresh_replay_from_the_same_store(tmp_path):
+    _part(tmp_path, "resume", [
+        _row("pc_store_uniform", [0.61, 0.59, 0.61], capacity=98),
+        _row("pc_store_resume", [0.60, 0.53, 0.55], capacity=98),
+    ], resume_steps=1)  # fmt: skip
+    summary = continual_seeds.main([str(tmp_path)])
+    (row,) = summary["comparisons"]
+    assert (row["method"], row["vs"]) == ("pc_store_resume", "pc_store_uniform")
+    assert row["per_seed"] == pytest.approx([-0.01, -0.06, -0.06])
+    # 128 replayed slots, continued for 1 step each instead of 3 from a fresh start.
+    resume = summary["methods"]["pc_store_resume@200"]
+    assert resume["inference_steps_for_replay_per_iteration"] == 128
+
+
 def test_parts_that_would_not_pair_are_refused(tmp_path):
     _part(tmp_path, "a", [_row("pc_er", [0.8, 0.8, 0.8])])
     _part(tmp_path, "b", [_row("backprop_er", [0.8, 0.8, 0.8])], seeds=(1000, 1001, 1003))
