@@ -2,16 +2,18 @@
 
     python benchmarks/coverage.py mnist5k
     PCASTRO_DATA=/path/to/data python benchmarks/coverage.py mnist
+    python benchmarks/coverage.py mnist5k --sense target
     python benchmarks/coverage.py --report benchmarks/results/coverage_mnist5k_transfer
 
 One-shot transfer (pretrain on digits 0-4, learn each of 5-9 from one example) with the
 PC-native learner `pc_sgd` (plain local updates, SGD) under astrocytes on a subset of its
 column regions (one per block of hidden units, one per output unit): none (`pc_sgd`),
 hidden blocks only, output columns only, random subsets of 25/50/75% of the regions,
-and all (`pc_sgd_astro_columns`). Uncovered regions learn with gate 1, as ablated
-astrocytes do. Every placement has its learning rate and update count selected on
-validation episodes; all are scored on the same test episodes, so each placement minus
-no coverage and minus full coverage is a paired difference.
+and all (`pc_sgd_astro_columns`; with `--sense target` the astrocytes sense the
+target-directed excess instead and all is `pc_astro_target`). Uncovered regions learn
+with gate 1, as ablated astrocytes do. Every placement has its learning rate and update
+count selected on validation episodes; all are scored on the same test episodes, so each
+placement minus no coverage and minus full coverage is a paired difference.
 
 Writes `results.json` (every placement's per-episode values and mask), `coverage.md`
 (the table and paired differences) and `coverage.png` (accuracy against the fraction of
@@ -27,8 +29,15 @@ from pathlib import Path
 import numpy as np
 
 RESULTS = Path(__file__).parent / "results"
-NONE, ALL = "pc_sgd", "pc_sgd_astro_columns"
+NONE = "pc_sgd"
 SWEEP = "pc_sgd_astro_coverage"  # the sweep's name (once a method of `pcastro oneshot`)
+SENSES = {
+    "squared": ("pc_sgd_astro_columns", "pc_sgd_cover_"),
+    "target": ("pc_astro_target", "pc_target_cover_"),
+}
+"""What the astrocytes sense -> (the fully covered registered method, the prefix of the
+placements' names): the squared error, or the target-directed excess
+(`pcastro.astro.TargetExcess`)."""
 FRACTIONS, DRAWS = (0.25, 0.5, 0.75), 2
 METRICS = ("ten_way_accuracy", "novel_accuracy", "base_retention")
 
@@ -62,12 +71,16 @@ def coverage_masks(
     return masks
 
 
-def coverage_learners(parts, *, fractions: tuple[float, ...], draws: int) -> dict[str, list]:
-    """`pc_sgd_astro_columns` with astrocytes on a subset of its regions only, one learner
-    per placement of `coverage_masks` (drawn with the run's seed), named
-    `pc_sgd_cover_{placement}`; uncovered regions learn with gate 1 (see
+def coverage_learners(
+    parts, *, fractions: tuple[float, ...], draws: int, sense: str = "squared"
+) -> dict[str, list]:
+    """`pc_sgd_astro_columns` (`sense="squared"`) or `pc_astro_target` (`"target"`) with
+    astrocytes on a subset of its regions only, one learner per placement of
+    `coverage_masks` (drawn with the run's seed), named `pc_sgd_cover_{placement}` or
+    `pc_target_cover_{placement}`; uncovered regions learn with gate 1 (see
     `pcastro.astro.Astrocytes(covered=...)`). `parts`: the run's
     `pcastro.bench.LearnerParts`."""
+    from pcastro.astro import TargetExcess
     from pcastro.bench import PCLocal
     from pcastro.bench._learners import default_astrocytes
     from pcastro.bench._readouts import check_blocks
@@ -78,13 +91,15 @@ def coverage_learners(parts, *, fractions: tuple[float, ...], draws: int) -> dic
     masks = coverage_masks(
         blocks=blocks, classes=parts.classes, fractions=fractions, draws=draws, seed=cfg.seed
     )
+    prefix = SENSES[sense][1]
+    extra = {"sense": TargetExcess()} if sense == "target" else {}
     learners = [
         PCLocal(
-            label=f"pc_sgd_cover_{place}",
+            label=f"{prefix}{place}",
             rule=parts.rule,
             lrs=cfg.sgd_lrs,
             updates=parts.updates,
-            astrocytes=default_astrocytes(covered=np.asarray(mask)),
+            astrocytes=default_astrocytes(covered=np.asarray(mask), **extra),
             columns=(blocks, parts.classes),
         )
         for place, mask in masks.items()
@@ -94,31 +109,40 @@ def coverage_learners(parts, *, fractions: tuple[float, ...], draws: int) -> dic
 
 def run(
     dataset: str, *, episodes: int, seed: int, name: str | None, grid: dict,
-    fractions: tuple[float, ...] = FRACTIONS, draws: int = DRAWS,
+    fractions: tuple[float, ...] = FRACTIONS, draws: int = DRAWS, sense: str = "squared",
 ) -> Path:  # fmt: skip
     from pcastro.bench import TransferConfig, run_oneshot
     from pcastro.bench._report import check_output_dir, save_json
 
-    out = RESULTS / (name or f"coverage_{dataset}_transfer")
+    suffix = "" if sense == "squared" else f"_{sense}"
+    out = RESULTS / (name or f"coverage_{dataset}_transfer{suffix}")
     check_output_dir(out)
     cfg = TransferConfig(
         dataset=dataset,
         episodes=episodes,
         seed=seed,
         frontier_episodes=0,
-        methods=(NONE, ALL),
+        methods=(NONE, SENSES[sense][0]),
         **grid,
     )
     payload = run_oneshot(
-        cfg, extra=lambda parts: coverage_learners(parts, fractions=fractions, draws=draws)
+        cfg,
+        extra=lambda parts: coverage_learners(parts, fractions=fractions, draws=draws, sense=sense),
     )
-    payload["coverage_sweep"] = {"fractions": list(fractions), "draws": draws}
+    payload["coverage_sweep"] = {"fractions": list(fractions), "draws": draws, "sense": sense}
     save_json(out, payload)
     return out
 
 
+def sense_of(payload) -> tuple[str, str]:
+    """The fully covered method and the placements' prefix of a recorded sweep (sweeps
+    recorded before `--sense` sensed the squared error)."""
+    return SENSES[payload.get("coverage_sweep", {}).get("sense", "squared")]
+
+
 def placements(payload) -> list[dict]:
     """One row per placement: name, covered hidden blocks and output columns, fraction."""
+    full, prefix = sense_of(payload)
     cfg = payload["config"]
     blocks, classes = cfg["hidden_columns"], 10
     masks = {NONE: [False] * (blocks + classes), **payload["details"]["coverage"]}
@@ -128,8 +152,8 @@ def placements(payload) -> list[dict]:
         rows.append(
             {
                 "method": name,
-                "placement": name.removeprefix("pc_sgd_cover_")
-                if name.startswith("pc_sgd_cover_")
+                "placement": name.removeprefix(prefix)
+                if name.startswith(prefix)
                 else ("none" if name == NONE else "all"),
                 "hidden": int(mask[:blocks].sum()),
                 "output": int(mask[blocks:].sum()),
@@ -144,13 +168,14 @@ def report(folder: Path) -> str:
 
     payload = json.loads((folder / "results.json").read_text())
     results = payload["results"]
+    full = sense_of(payload)[0]
     cell = {(r["method"], r["metric"]): r for r in results}
     rows = placements(payload)
     names = [r["method"] for r in rows]
     vs_none = {(p["method"], p["metric"]): p for p in paired_against(results, NONE, names[1:])}
     vs_all = {
         (p["method"], p["metric"]): p
-        for p in paired_against(results, ALL, [n for n in names if n != ALL])
+        for p in paired_against(results, full, [n for n in names if n != full])
     }
     sel = payload["details"]["selected"]
     n = cell[(NONE, METRICS[0])]["n"]
@@ -232,9 +257,11 @@ def figure(folder: Path) -> Path:
     right.set_xlabel("base retention")
     right.set_ylabel("novel accuracy")
     cfg = payload["config"]
+    target = sense_of(payload)[0] == "pc_astro_target"
     fig.suptitle(
-        f"one-shot transfer, {cfg['dataset']}: pc_sgd with astrocytes on part of its column "
-        f"regions ({cfg['episodes']} test episodes)"
+        f"one-shot transfer, {cfg['dataset']}: pc_sgd with astrocytes sensing "
+        f"{'the target-directed excess' if target else 'the squared error'}"
+        f" on part of its column regions ({cfg['episodes']} test episodes)"
     )
     fig.tight_layout()
     path = folder / "coverage.png"
@@ -256,6 +283,11 @@ def main(argv=None) -> int:
         help="fractions of the column regions given an astrocyte at random",
     )  # fmt: skip
     parser.add_argument("--draws", type=int, default=DRAWS, help="random subsets per fraction")
+    parser.add_argument(
+        "--sense", choices=tuple(SENSES), default="squared",
+        help="what the astrocytes sense: the squared error (pc_sgd_astro_columns) or the "
+        "target-directed excess (pc_astro_target)",
+    )  # fmt: skip
     parser.add_argument("--report", type=Path, default=None, help="only redo the report")
     args = parser.parse_args(argv)
     grid = {}
@@ -266,6 +298,7 @@ def main(argv=None) -> int:
     folder = args.report or run(
         args.dataset, episodes=args.episodes, seed=args.seed, name=args.name, grid=grid,
         fractions=tuple(float(v) for v in args.fractions.split(",")), draws=args.draws,
+        sense=args.sense,
     )  # fmt: skip
     text = report(folder)
     (folder / "coverage.md").write_text(text + "\n")

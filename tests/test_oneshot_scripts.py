@@ -56,25 +56,28 @@ def test_coverage_masks_place_astrocytes_as_named():
     assert again == masks
 
 
-def test_coverage_endpoints_equal_plain_and_column_learners(episode, getkey):
+@pytest.mark.parametrize("sense", ["squared", "target"])
+def test_coverage_endpoints_equal_plain_and_column_learners(sense, episode, getkey):
     # No region covered must learn exactly as pc_sgd (gate 1 everywhere), every region
-    # covered exactly as pc_sgd_astro_columns.
+    # covered exactly as the fully covered method (pc_sgd_astro_columns, or
+    # pc_astro_target when the astrocytes sense the target-directed excess).
+    full_name, prefix = coverage.SENSES[sense]
     sx, sy, _, _, base = episode
     net = make_model(getkey(), (sx.shape[1], 16, 10))
     shape = dict(hidden=16, classes=10, blocks=4)
     local = pc_local_learners(RULE, lrs=(0.1,), updates=(2,), **shape)
     cfg = TransferConfig(sgd_lrs=(0.1,), hidden_columns=4)
     parts = LearnerParts(cfg, RULE, (2,), hidden=16, classes=10)
-    (sweep,) = coverage.coverage_learners(parts, fractions=(0.5,), draws=1).values()
+    (sweep,) = coverage.coverage_learners(parts, fractions=(0.5,), draws=1, sense=sense).values()
     cover = {learner.name: learner for learner in sweep}
     none = eqx.tree_at(
-        lambda lrn: lrn.astrocytes.covered, cover["pc_sgd_cover_hidden"], jnp.zeros(14, bool)
+        lambda lrn: lrn.astrocytes.covered, cover[f"{prefix}hidden"], jnp.zeros(14, bool)
     )
     full = eqx.tree_at(
-        lambda lrn: lrn.astrocytes.covered, cover["pc_sgd_cover_hidden"], jnp.ones(14, bool)
+        lambda lrn: lrn.astrocytes.covered, cover[f"{prefix}hidden"], jnp.ones(14, bool)
     )
-    assert coverage_of(cover["pc_sgd_cover_output"]) == [False] * 4 + [True] * 10
-    assert coverage_of(local["pc_sgd_astro_columns"]) == [True] * 14
+    assert coverage_of(cover[f"{prefix}output"]) == [False] * 4 + [True] * 10
+    assert coverage_of(local[full_name]) == [True] * 14
     assert coverage_of(local["pc_sgd"]) is None
 
     def learned(learner):
@@ -84,12 +87,12 @@ def test_coverage_endpoints_equal_plain_and_column_learners(episode, getkey):
 
     for a, b in zip(learned(none), learned(local["pc_sgd"]), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
-    for a, b in zip(learned(full), learned(local["pc_sgd_astro_columns"]), strict=True):
+    for a, b in zip(learned(full), learned(local[full_name]), strict=True):
         np.testing.assert_array_equal(a, b)
     # A partial placement lies strictly between: it differs from both endpoints.
-    partial = learned(cover["pc_sgd_cover_output"])
+    partial = learned(cover[f"{prefix}output"])
     assert not np.allclose(partial[-2], learned(local["pc_sgd"])[-2])
-    assert not np.allclose(partial[-2], learned(local["pc_sgd_astro_columns"])[-2])
+    assert not np.allclose(partial[-2], learned(local[full_name])[-2])
 
 
 def test_the_coverage_sweep_runs_as_the_script_own_learners():
@@ -193,3 +196,14 @@ def test_own_learners_run_in_oneshot_only(capsys):
 
     assert main(["continual", "--methods", "pc_er"], extra=lambda parts: {}) == 2
     assert "own learners run in `oneshot` only" in capsys.readouterr().err
+
+
+def test_a_sweep_reads_its_placements_by_what_its_astrocytes_sensed():
+    masks = {"pc_astro_target": [True] * 14, "pc_target_cover_output": [False] * 4 + [True] * 10}
+    payload = {"config": {"hidden_columns": 4}, "coverage_sweep": {"sense": "target"},
+               "details": {"coverage": masks}}  # fmt: skip
+    rows = [(r["placement"], r["hidden"], r["output"]) for r in coverage.placements(payload)]
+    assert rows == [("none", 0, 0), ("all", 4, 10), ("output", 0, 10)]
+    # Sweeps recorded before `--sense` sensed the squared error.
+    del payload["coverage_sweep"]
+    assert coverage.sense_of(payload) == ("pc_sgd_astro_columns", "pc_sgd_cover_")
