@@ -174,6 +174,10 @@ def _results_block(name: str, prefix: str) -> str:
     if not path.is_file() and (folder / "summary.md").is_file():
         # Several runs summarised by a benchmarks/ script (e.g. one per seed).
         return (folder / "summary.md").read_text()
+    if not path.is_file() and (folder / "compute.md").is_file():
+        # benchmarks/continual_compute.py: several summaries placed by replay compute.
+        figure = f"![{name}]({prefix}benchmarks/results/{name}/compute.png)"
+        return (folder / "compute.md").read_text() + "\n" + figure
     if not path.is_file():
         raise PluginError(
             f"docs: a page asks for benchmark results '{name}', but {path} is missing"

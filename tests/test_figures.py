@@ -261,3 +261,16 @@ def test_the_recorded_command_names_the_program(argv0, recorded, monkeypatch):
 
     monkeypatch.setattr(sys, "argv", [argv0, "oneshot", "--seed", "1"])
     assert environment(1)["command"] == f"{recorded} oneshot --seed 1"
+
+
+@pytest.mark.parametrize("given", [["--data-dir", "/data/here/mnist"], ["--data-dir=/data/x"]])
+def test_the_recorded_command_and_config_hide_the_data_folder(given, monkeypatch):
+    from pcastro.bench import ContinualConfig
+    from pcastro.bench._report import environment, resolved_config
+
+    monkeypatch.setattr(sys, "argv", ["pcastro", "continual", *given, "--seeds", "2"])
+    command = environment(0)["command"]
+    assert "/data" not in command and "DIR" in command and command.endswith("--seeds 2")
+    config = resolved_config(ContinualConfig(data_dir="/data/here/mnist"), [], features=784)
+    assert config["data_dir"] == "DIR"
+    assert resolved_config(ContinualConfig(), [], features=784)["data_dir"] is None

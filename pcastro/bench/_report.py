@@ -27,7 +27,7 @@ def environment(seed: int) -> dict:
     # `pcastro ...` and `python -m pcastro.cli ...` are the same command.
     is_cli = program.name == "pcastro" or program.parts[-2:] == ("pcastro", "cli.py")
     return {
-        "command": " ".join(["pcastro" if is_cli else program.name, *sys.argv[1:]]),
+        "command": " ".join(["pcastro" if is_cli else program.name, *_masked(sys.argv[1:])]),
         "versions": {
             "pcastro": pcastro.__version__,
             "python": platform.python_version(),
@@ -61,6 +61,19 @@ def payload(config: dict, seed: int, results: list[dict], details: dict, *, devi
     }
 
 
+def _masked(args: list[str]) -> list[str]:
+    """The command's arguments with the data folder (a path of this machine) as `DIR`, so
+    that a record says how to rerun it anywhere."""
+    out = []
+    for i, arg in enumerate(args):
+        if i > 0 and args[i - 1] == "--data-dir":
+            arg = "DIR"
+        elif arg.startswith("--data-dir="):
+            arg = "--data-dir=DIR"
+        out.append(arg)
+    return out
+
+
 def resolved_config(cfg, results: list[dict], *, features: int | None) -> dict:
     """`cfg` as a dict with the defaults that depend on the data filled in: the hidden
     units actually used and the methods actually run (in `results`), so that a
@@ -73,6 +86,8 @@ def resolved_config(cfg, results: list[dict], *, features: int | None) -> dict:
     if features is not None and "hidden" in config and not isinstance(cfg.hidden, tuple):
         config["hidden"] = hidden_units(cfg, features)
     config["methods"] = list(dict.fromkeys(r["method"] for r in results))
+    if config.get("data_dir") is not None:  # where the data lay on this machine
+        config["data_dir"] = "DIR"
     if hasattr(cfg, "protocol"):  # a one-shot run: which protocol's config it was
         config["protocol"] = cfg.protocol
     return config
