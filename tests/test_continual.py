@@ -191,7 +191,7 @@ def test_a_store_without_states_replays_the_same_stimuli_bit_for_bit(getkey):
         state = learner.init(net, key=None)
         step = eqx.filter_jit(learner.step)
         for i in range(5):
-            state, _ = step(state, x[i], y[i], key=keys[i])
+            state, _ = step(state, x[i], y[i], key=keys[i], iteration=i)
         runs.append(state)
     full, lean = runs
     assert lean.store.states is False and lean.store.x[1] is None
@@ -217,7 +217,7 @@ def test_remeasured_slots_hold_their_current_energy_and_leave_uniform_replay_unc
         state = learner.init(net, key=None)
         step = eqx.filter_jit(learner.step)
         for i in range(6):
-            state, status = step(state, x[i], y[i], key=keys[i])
+            state, status = step(state, x[i], y[i], key=keys[i], iteration=i)
             assert int(status) == int(pc.RESULTS.successful)
         runs.append(state)
     stale, fresh = runs
@@ -239,6 +239,36 @@ def test_remeasured_slots_hold_their_current_energy_and_leave_uniform_replay_unc
     np.testing.assert_array_equal(store.region_energy[empty], fresh.store.region_energy[empty])
 
 
+def test_the_refresh_stays_a_branch_when_seeds_are_vmapped(getkey):
+    # The protocol vmaps the seeds; a re-measurement scheduled on the (batched) state would
+    # turn into a select that re-measures the whole store at every iteration. Scheduled on
+    # the stream's iteration, the same for every seed, it stays a `cond`.
+    net = make_network(getkey(), (64, 16, 10))
+    rule = PCRule(steps=2, solver=pc.Euler(dt=0.2))
+    learner = AstrocyteStore(
+        rule=rule, lr=1e-2, capacity=16, replay_batch=4, states=False, refresh_every=2,
+        priority=True,
+    )  # fmt: skip
+    seeds = 3
+    state = jax.vmap(lambda _: learner.init(net, key=None))(jnp.arange(seeds))
+    x = jax.random.uniform(getkey(), (seeds, 8, 64))
+    y = jax.nn.one_hot(jax.random.randint(getkey(), (seeds, 8), 0, 10), 10)
+    keys = jax.random.split(getkey(), seeds)
+
+    def step(state, x, y, key, iteration):
+        return learner.step(state, x, y, key=key, iteration=iteration)
+
+    vmapped = jax.vmap(step, in_axes=(0, 0, 0, 0, None))
+    jaxpr = jax.make_jaxpr(vmapped)(state, x, y, keys, jnp.int32(4))
+    assert "cond" in {eqn.primitive.name for eqn in jaxpr.jaxpr.eqns}
+    # Seeds vmapped give what each seed's own step gives.
+    together, _ = vmapped(state, x, y, keys, jnp.int32(4))
+    for s in range(seeds):
+        one = jax.tree_util.tree_map(lambda a, s=s: a[s], state)
+        alone, _ = step(one, x[s], y[s], keys[s], 4)
+        np.testing.assert_allclose(together.store.priority[s], alone.store.priority, rtol=1e-6)
+
+
 def test_a_resumed_replay_continues_each_slots_stored_states(getkey):
     # The replayed slots continue from their stored states for `resume_steps` steps, and
     # the states they reach (and their E_r) are written back for the next recall.
@@ -251,7 +281,7 @@ def test_a_resumed_replay_continues_each_slots_stored_states(getkey):
     step = eqx.filter_jit(learner.step)
     state = learner.init(net, key=None)
     for i in range(2):
-        state, status = step(state, x[i], y[i], key=keys[i])
+        state, status = step(state, x[i], y[i], key=keys[i], iteration=i)
         assert int(status) == int(pc.RESULTS.successful)
     # The slots the next step draws (uniformly over the 16 occupied), continued by hand.
     k_draw = jax.random.split(keys[2], 3)[0]
@@ -259,7 +289,7 @@ def test_a_resumed_replay_continues_each_slots_stored_states(getkey):
     slots = jax.random.categorical(k_draw, logits, shape=(4,))
     stored = pc.astro.recall(state.store, slots, net=state.net)
     expected, _ = rule.resume(state.net, stored, steps=1)
-    after, status = step(state, x[2], y[2], key=keys[2])
+    after, status = step(state, x[2], y[2], key=keys[2], iteration=2)
     assert int(status) == int(pc.RESULTS.successful)
     last = np.asarray(slots)[np.unique(np.asarray(slots), return_index=True)[1]]
     rows = np.asarray([int(np.flatnonzero(np.asarray(slots) == s)[-1]) for s in last])
@@ -287,7 +317,7 @@ def test_a_per_example_gated_store_runs_and_silenced_equals_the_batch_gate(getke
         state = learner.init(net, key=None)
         step = eqx.filter_jit(learner.step)
         for i in range(4):
-            state, status = step(state, x[i], y[i], key=keys[i])
+            state, status = step(state, x[i], y[i], key=keys[i], iteration=i)
             assert int(status) == int(pc.RESULTS.successful)
         runs.append(state)
     batch, example = (jax.tree_util.tree_leaves(r.net) for r in runs)

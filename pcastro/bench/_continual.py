@@ -278,23 +278,33 @@ def make_run(learner, sizes, *, eval_every: int):
         net = make_network(k_init, sizes)
         state = learner.init(net, key=k_init)
 
-        def iteration(carry, idx):
+        # Each iteration's index in the stream, built here from static shapes, so it is
+        # not batched when the seeds are vmapped (a learner's schedule stays a branch).
+        contexts, per_context = stream.shape[0], stream.shape[1]
+        steps = jnp.arange(contexts * per_context).reshape(contexts, -1, eval_every)
+
+        def iteration(carry, xs):
+            idx, t = xs
             state, key, counts = carry
             key, sub = jax.random.split(key)
-            state, status = learner.step(state, x[idx], y1h[idx], key=sub)
+            state, status = learner.step(state, x[idx], y1h[idx], key=sub, iteration=t)
             return (state, key, counts.at[status].add(1)), None
 
-        def chunk(carry, idx):
-            carry, _ = lax.scan(iteration, carry, idx)
+        def chunk(carry, xs):
+            carry, _ = lax.scan(iteration, carry, xs)
             return carry, _per_context_accuracy(learner.network(carry[0]), curve_x, curve_y)
 
-        def context(carry, idx):
-            carry, curve = lax.scan(chunk, carry, idx.reshape(-1, eval_every, idx.shape[-1]))
+        def context(carry, xs):
+            idx, t = xs
+            idx = idx.reshape(-1, eval_every, idx.shape[-1])
+            carry, curve = lax.scan(chunk, carry, (idx, t))
             matrix_row = _per_context_accuracy(learner.network(carry[0]), test_x, test_y)
             return carry, (matrix_row, curve)
 
         counts0 = jnp.zeros(len(RESULTS), jnp.int32)
-        (state, _, counts), (matrix, curve) = lax.scan(context, (state, k_run, counts0), stream)
+        (state, _, counts), (matrix, curve) = lax.scan(
+            context, (state, k_run, counts0), (stream, steps)
+        )
         final = learner.network(state)
         return (
             matrix,

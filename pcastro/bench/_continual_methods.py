@@ -100,11 +100,13 @@ class AbstractContinualLearner(eqx.Module):
         """The state before the first context."""
 
     @abc.abstractmethod
-    def step(self, state, x, y, *, key):
+    def step(self, state, x, y, *, key, iteration):
         """One iteration on the batch `(x, y)` (one-hot `y`) of the current context:
         returns `(state, status)`, `status` the [`pcastro.RESULTS`][] code of the
         iteration's inference and update (the worst of them), which the protocol
-        counts."""
+        counts. `iteration` is the iteration's index in the whole stream, the same for
+        every seed: a learner that works on a schedule branches on it, which stays a
+        branch (not a select that computes both sides) when seeds are vmapped."""
 
     def network(self, state):
         """The network a training state holds (what is evaluated on the test images)."""
@@ -127,7 +129,7 @@ class FineTune(AbstractContinualLearner):
         """The state before the first context."""
         return Plain(net, self.optimizer(net).init(params_of(net)))
 
-    def step(self, state, x, y, *, key):
+    def step(self, state, x, y, *, key, iteration):
         """One iteration on the batch `(x, y)` of the current context."""
         net, opt_state, status = self.rule.update(
             state.net, state.opt_state, x, y, optimizer=self.optimizer(state.net)
@@ -188,7 +190,7 @@ class ExperienceReplay(AbstractContinualLearner):
             jnp.zeros((), jnp.int32),
         )
 
-    def step(self, state, x, y, *, key):
+    def step(self, state, x, y, *, key, iteration):
         """One iteration on the batch `(x, y)` of the current context."""
         k_draw, k_keep = jax.random.split(key)
         filled = jnp.arange(self.memory) < state.seen
@@ -319,20 +321,23 @@ class AstrocyteStore(AbstractContinualLearner):
         opt_state = self.optimizer(net).init(params_of(net))
         return Stored(net, opt_state, store, jnp.zeros((), jnp.int32))
 
-    def step(self, state, x, y, *, key):
+    def step(self, state, x, y, *, key, iteration):
         """One iteration on the batch `(x, y)` of the current context."""
         k_draw, k_keep, k_victim = jax.random.split(key, 3)
         net, store, batch = state.net, state.store, x.shape[0]
         regions = store.regions
         refreshed = jnp.asarray(RESULTS.successful)
         if self.refresh_every:
-            due = (state.seen // batch) % self.refresh_every == 0
+            # Branch on the stream's iteration, the same for every seed: a condition read
+            # from the (vmapped) state would make every iteration re-measure the store.
             store, refreshed = lax.cond(
-                due & jnp.any(store.occupied),
+                iteration % self.refresh_every == 0,
                 lambda s: _remeasure(s, net, self.rule),
                 lambda s: (s, jnp.asarray(RESULTS.successful)),
                 store,
             )
+            # An empty store (the first iteration) has nothing measured: no status.
+            refreshed = jnp.where(jnp.any(store.occupied), refreshed, RESULTS.successful)
         occupied = store.occupied
         weight = self.alpha * jnp.log(jnp.maximum(store.priority, 1e-12)) if self.priority else 0.0
         logits = jnp.where(occupied, weight, -jnp.inf)
