@@ -179,21 +179,24 @@ def figure(result: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     budgets = sorted({r["budget"] for r in result["rows"]})
-    fig, axes = plt.subplots(1, len(budgets), figsize=(5.5 * len(budgets), 4), squeeze=False)
+    methods = list(dict.fromkeys(r["method"] for r in result["rows"]))
+    markers = "osD^vP*Xh"
+    fig, axes = plt.subplots(1, len(budgets), figsize=(5.5 * len(budgets), 4.4), squeeze=False)
     for ax, budget in zip(axes[0], budgets, strict=True):
-        for r in (r for r in result["rows"] if r["budget"] == budget):
-            colour = "tab:blue" if r["method"].startswith("backprop") else "tab:orange"
-            if "store" in r["method"]:
-                colour = "tab:green"
-            ax.errorbar(r["replay_gflops_per_iteration"], r["mean"], yerr=r["ci95"], fmt="o",
-                        color=colour, capsize=3)  # fmt: skip
-            label = f"{r['method']}\n{r['items']} items, n={r['n']}"
-            ax.annotate(label, (r["replay_gflops_per_iteration"], r["mean"]), fontsize=7,
-                        xytext=(4, 4), textcoords="offset points")  # fmt: skip
+        rows = [r for r in result["rows"] if r["budget"] == budget]
+        span = max(r["replay_gflops_per_iteration"] for r in rows) or 1.0
+        for r in rows:
+            i = methods.index(r["method"])
+            # Methods at the same compute are spread a little sideways to stay readable.
+            x = r["replay_gflops_per_iteration"] + 0.004 * span * (i - len(methods) / 2)
+            ax.errorbar(x, r["mean"], yerr=r["ci95"], fmt=markers[i % len(markers)],
+                        color=f"C{i}", capsize=3,
+                        label=f"{r['method']} ({r['items']} items, n={r['n']})")  # fmt: skip
         ax.set_xlabel("replay GFLOP per training iteration (measured)")
         ax.set_ylabel("final accuracy, 5 contexts (95% CI over seeds)")
         ax.set_title(f"memory budget M = {budget} exemplars' bytes")
         ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
