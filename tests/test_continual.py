@@ -267,6 +267,9 @@ def test_the_refresh_stays_a_branch_when_seeds_are_vmapped(getkey):
         one = jax.tree_util.tree_map(lambda a, s=s: a[s], state)
         alone, _ = step(one, x[s], y[s], keys[s], 4)
         np.testing.assert_allclose(together.store.priority[s], alone.store.priority, rtol=1e-6)
+        # Left out, the iteration is counted from the batches seen (0 here: also due).
+        counted, _ = learner.step(one, x[s], y[s], key=keys[s])
+        np.testing.assert_array_equal(counted.store.priority, alone.store.priority)
 
 
 def test_a_resumed_replay_continues_each_slots_stored_states(getkey):

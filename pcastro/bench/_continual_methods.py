@@ -100,13 +100,14 @@ class AbstractContinualLearner(eqx.Module):
         """The state before the first context."""
 
     @abc.abstractmethod
-    def step(self, state, x, y, *, key, iteration):
+    def step(self, state, x, y, *, key, iteration=None):
         """One iteration on the batch `(x, y)` (one-hot `y`) of the current context:
         returns `(state, status)`, `status` the [`pcastro.RESULTS`][] code of the
         iteration's inference and update (the worst of them), which the protocol
         counts. `iteration` is the iteration's index in the whole stream, the same for
         every seed: a learner that works on a schedule branches on it, which stays a
-        branch (not a select that computes both sides) when seeds are vmapped."""
+        branch (not a select that computes both sides) when seeds are vmapped. Left out
+        (a loop over one seed), it is counted from the batches the state has seen."""
 
     def network(self, state):
         """The network a training state holds (what is evaluated on the test images)."""
@@ -129,7 +130,7 @@ class FineTune(AbstractContinualLearner):
         """The state before the first context."""
         return Plain(net, self.optimizer(net).init(params_of(net)))
 
-    def step(self, state, x, y, *, key, iteration):
+    def step(self, state, x, y, *, key, iteration=None):
         """One iteration on the batch `(x, y)` of the current context."""
         net, opt_state, status = self.rule.update(
             state.net, state.opt_state, x, y, optimizer=self.optimizer(state.net)
@@ -190,7 +191,7 @@ class ExperienceReplay(AbstractContinualLearner):
             jnp.zeros((), jnp.int32),
         )
 
-    def step(self, state, x, y, *, key, iteration):
+    def step(self, state, x, y, *, key, iteration=None):
         """One iteration on the batch `(x, y)` of the current context."""
         k_draw, k_keep = jax.random.split(key)
         filled = jnp.arange(self.memory) < state.seen
@@ -321,7 +322,7 @@ class AstrocyteStore(AbstractContinualLearner):
         opt_state = self.optimizer(net).init(params_of(net))
         return Stored(net, opt_state, store, jnp.zeros((), jnp.int32))
 
-    def step(self, state, x, y, *, key, iteration):
+    def step(self, state, x, y, *, key, iteration=None):
         """One iteration on the batch `(x, y)` of the current context."""
         k_draw, k_keep, k_victim = jax.random.split(key, 3)
         net, store, batch = state.net, state.store, x.shape[0]
@@ -330,6 +331,7 @@ class AstrocyteStore(AbstractContinualLearner):
         if self.refresh_every:
             # Branch on the stream's iteration, the same for every seed: a condition read
             # from the (vmapped) state would make every iteration re-measure the store.
+            iteration = state.seen // batch if iteration is None else iteration
             store, refreshed = lax.cond(
                 iteration % self.refresh_every == 0,
                 lambda s: _remeasure(s, net, self.rule),
