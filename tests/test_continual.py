@@ -383,3 +383,20 @@ def test_a_validation_split_that_leaves_a_class_empty_is_refused():
         split_validation(y, 0.001)
     with pytest.raises(ValueError, match="without training images"):
         split_validation(y, 0.999)
+
+
+def test_a_block_of_further_seeds_equals_those_seeds_of_one_run(tmp_path):
+    # `--first-test-seed` runs more seeds of an earlier table: the same split, the same
+    # selection, and each seed's run equals that seed's in one run over all of them.
+    args = [*TINY, "--methods", "backprop_finetune"]
+    assert main(["continual", *args, "--out", str(tmp_path / "all")]) == 0
+    block = [a if a != "2" else "1" for a in args]
+    assert main(["continual", *block, "--first-test-seed", "1", "--out", str(tmp_path / "b")]) == 0
+    whole, part = (json.loads((tmp_path / d / "results.json").read_text()) for d in ("all", "b"))
+    assert whole["details"]["test_seeds"] == [1000, 1001]
+    assert part["details"]["test_seeds"] == [1001]
+    assert part["config"]["first_test_seed"] == 1
+    assert part["results"][0]["matrix_per_seed"] == whole["results"][0]["matrix_per_seed"][1:]
+    assert part["details"]["selected"] == whole["details"]["selected"]
+    with pytest.raises(ValueError, match="`--first-test-seed` must be an integer of at least 0"):
+        ContinualConfig(first_test_seed=-1)

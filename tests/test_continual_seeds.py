@@ -24,12 +24,15 @@ def _row(method, per_seed, *, budget=200, capacity=200, failed=(0, 0, 0)):
     }  # fmt: skip
 
 
-def _part(folder, name, rows, *, seeds=(1000, 1001, 1002), **config):
+def _part(folder, name, rows, *, seeds=(1000, 1001, 1002), lr=1e-3, seeds_count=3, **config):
     methods = [r["method"] for r in rows]
     payload = {
-        "config": {**CONFIG, **config, "methods": methods},
+        "config": {**CONFIG, **config, "methods": methods, "seeds": seeds_count},
         "command": f"pcastro continual --methods {','.join(methods)}",
-        "details": {"test_seeds": list(seeds), "selected": {m: {"lr": 1e-3} for m in methods}},
+        "details": {
+            "test_seeds": list(seeds),
+            "selected": {m: {"lr": lr, "val_final_acc": 0.5} for m in methods},
+        },
         "results": rows,
     }
     path = folder / "parts" / name
@@ -82,13 +85,46 @@ def test_resumed_replay_pairs_with_fresh_replay_from_the_same_store(tmp_path):
     assert resume["inference_steps_for_replay_per_iteration"] == 128
 
 
+def test_blocks_of_further_seeds_join_seed_by_seed_and_pair_on_common_seeds(tmp_path):
+    _part(tmp_path, "replay", [
+        _row("pc_er", [0.78, 0.80, 0.81], failed=(0, 2, 0)),
+        _row("pc_store_uniform_lean", [0.79, 0.80, 0.83], capacity=195),
+    ])  # fmt: skip
+    _part(tmp_path, "replay_b", [
+        _row("pc_er", [0.70, 0.72], failed=(1, 0)),
+        _row("pc_store_uniform_lean", [0.74, 0.71], capacity=195),
+    ], seeds=(1004, 1003), seeds_count=2, first_test_seed=3)  # fmt: skip
+    summary = continual_seeds.main([str(tmp_path)])
+    er = summary["methods"]["pc_er@200"]
+    assert er["test_seeds"] == [1000, 1001, 1002, 1003, 1004]
+    assert er["per_seed"] == [0.78, 0.80, 0.81, 0.72, 0.70]
+    assert er["failed_solves_per_seed"] == [0, 2, 0, 0, 1]
+    assert er["parts"] == ["replay", "replay_b"] and er["run_s"] == 2.0
+    (row,) = summary["comparisons"]
+    assert row["seeds"] == [1000, 1001, 1002, 1003, 1004] and row["n_seeds"] == 5
+    assert row["per_seed"] == pytest.approx([0.01, 0.0, 0.02, -0.01, 0.04])
+    # A method with a block its control lacks pairs on the seeds both ran.
+    _part(tmp_path, "priority", [_row("pc_store_priority_lean", [0.9, 0.9], capacity=195)],
+          seeds=(1001, 1003))  # fmt: skip
+    summary = continual_seeds.main([str(tmp_path)])
+    vs_er = next(r for r in summary["comparisons"] if r["method"] == "pc_store_priority_lean")
+    assert vs_er["seeds"] == [1001, 1003]
+    assert vs_er["per_seed"] == pytest.approx([0.1, 0.18])
+    assert "| 2 |" in (tmp_path / "summary.md").read_text()
+
+
 def test_parts_that_would_not_pair_are_refused(tmp_path):
     _part(tmp_path, "a", [_row("pc_er", [0.8, 0.8, 0.8])])
-    _part(tmp_path, "b", [_row("backprop_er", [0.8, 0.8, 0.8])], seeds=(1000, 1001, 1003))
-    with pytest.raises(SystemExit, match="test seeds differ"):
+    _part(tmp_path, "b", [_row("pc_er", [0.8, 0.8, 0.8])], seeds=(1002, 1003, 1004))
+    with pytest.raises(SystemExit, match="test seed 1002 is in both a and b"):
         continual_seeds.main([str(tmp_path)])
     other = tmp_path / "other"
     _part(other, "a", [_row("pc_er", [0.8, 0.8, 0.8])])
     _part(other, "b", [_row("backprop_er", [0.8, 0.8, 0.8])], iterations=60)
     with pytest.raises(SystemExit, match="`iterations` is 60 against 2000"):
         continual_seeds.main([str(other)])
+    third = tmp_path / "third"
+    _part(third, "a", [_row("pc_er", [0.8, 0.8, 0.8])])
+    _part(third, "b", [_row("pc_er", [0.8, 0.8])], seeds=(1003, 1004), lr=3e-4)
+    with pytest.raises(SystemExit, match="pc_er selected .* the blocks of seeds are not one"):
+        continual_seeds.main([str(third)])

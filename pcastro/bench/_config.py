@@ -531,6 +531,12 @@ class ContinualConfig:
     """Folder with MNIST/Fashion-MNIST IDX files (or set PCASTRO_DATA)."""
     seeds: int = 5
     """Test seeds (initial weights and data order; every method sees the same ones)."""
+    first_test_seed: int = 0
+    """Index of the first test seed: the run's test seeds are `seed + 1000 + i` for
+    `first_test_seed <= i < first_test_seed + seeds`. To add seeds to an earlier run, repeat
+    its command with `--first-test-seed` set to its `--seeds`: the validation split and seeds
+    are unchanged, so every selection repeats, and `benchmarks/continual_seeds.py` pairs
+    the two runs seed by seed."""
     val_seeds: int = 1
     """Seeds of each validation run on which hyperparameters are selected."""
     val_fraction: float = 0.1
@@ -591,7 +597,7 @@ class ContinualConfig:
         _require(self, ("seeds", "val_seeds", "iterations", "batch", "replay_batch"), 1)
         _require(self, ("refresh_every", "resume_steps"), 1)
         _require(self, ("hidden", "budgets", "inference_steps", "eval_every", "curve_images"), 1)
-        _require(self, ("seed",), 0)
+        _require(self, ("seed", "first_test_seed"), 0)
         _require_rates(self, ("lrs", "pc_lrs"), upper=1.0)
         _require_rates(self, ("dt",), upper=10.0)
         _check_solver(self)
