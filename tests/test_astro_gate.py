@@ -302,6 +302,45 @@ def test_columns_on_a_module_without_mappable_outputs_raise(getkey):
     per_node.init(_params(net))
 
 
+def test_columns_reach_a_linear_behind_a_reshape_as_they_reach_it_alone(getkey):
+    # A conv body's first dense layer is `Sequential([Reshape((-1,)), Linear])`: its
+    # output units are the Linear's rows, so column gating must act on it exactly as on
+    # the bare Linear.
+    net = pc.mlp([4, 6, 3], key=getkey())
+    wrapped = eqx.tree_at(
+        lambda n: n.nodes[0].modules,
+        net,
+        (eqx.nn.Sequential([pc.Reshape((-1,)), net.nodes[0].modules[0]]),),
+    )
+    regions = astro.make_regions(net, columns=(3, 1))
+    x, y = _data(getkey)
+    cells = astro.Astrocytes(tau_c=2.0, g0=0.0, covered=jnp.array([True, False, True, True]))
+
+    def gated():
+        return optax.chain(optax.adam(1e-2), astro.scale_by_astrocytes(cells, regions))
+
+    # One update: the same errors everywhere, so each column's rows can be compared.
+    bare, _ = _learn(net, gated(), regions, x, y, 5.0, updates=1)
+    behind, _ = _learn(wrapped, gated(), regions, x, y, 5.0, updates=1)
+    plain, _ = _learn(net, optax.adam(1e-2), regions, x, y, 0.0, updates=1)
+    linear = behind.nodes[0].modules[0].layers[-1]
+    np.testing.assert_allclose(linear.weight, bare.nodes[0].modules[0].weight, rtol=1e-6)
+    np.testing.assert_allclose(linear.bias, bare.nodes[0].modules[0].bias, rtol=1e-6)
+    # The gate acted: column 1 (rows 2-3, uncovered) learns as without astrocytes, the
+    # covered columns do not.
+    np.testing.assert_array_equal(linear.weight[2:4], plain.nodes[0].modules[0].weight[2:4])
+    assert not np.allclose(linear.weight[:2], plain.nodes[0].modules[0].weight[:2])
+    # Parameters before the Linear cannot be mapped to its output units: refused.
+    two = eqx.tree_at(
+        lambda n: n.nodes[0].modules,
+        net,
+        (eqx.nn.Sequential([eqx.nn.Linear(4, 4, key=getkey()), net.nodes[0].modules[0]]),),
+    )
+    gate = astro.scale_by_astrocytes(astro.Astrocytes(), regions)
+    with pytest.raises(ValueError, match="module 0 is a Sequential: .* whose other layers"):
+        gate.init(_params(two))
+
+
 def test_gate_errors_name_what_was_received(getkey):
     net = pc.mlp([4, 6, 3], key=getkey())
     regions = astro.make_regions(net)

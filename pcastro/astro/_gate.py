@@ -239,27 +239,43 @@ def holds_parameters_outside_modules(node) -> bool:
     return any(eqx.is_array(leaf) for leaf in jax.tree_util.tree_leaves(rest))
 
 
+def _rows_layer(module) -> eqx.nn.Linear | None:
+    """The `eqx.nn.Linear` whose weight rows are `module`'s output units: the module itself,
+    or the last layer of an `eqx.nn.Sequential` whose other layers hold no arrays (e.g. a
+    reshape before the first dense layer of a conv body); None otherwise."""
+    if isinstance(module, eqx.nn.Linear):
+        return module
+    if isinstance(module, eqx.nn.Sequential) and isinstance(module.layers[-1], eqx.nn.Linear):
+        before = jax.tree_util.tree_leaves(module.layers[:-1], is_leaf=eqx.is_array)
+        return None if any(eqx.is_array(leaf) for leaf in before) else module.layers[-1]
+    return None
+
+
 def _check_columns(updates: Network, regions: Regions) -> None:
-    """Columns need output units that map to parameter rows: only `eqx.nn.Linear`."""
+    """Columns need output units that map to parameter rows: an `eqx.nn.Linear`, alone or
+    last in an `eqx.nn.Sequential` without other parameters."""
     for node_index, (node, c, size) in enumerate(
         zip(updates.nodes, regions.columns, regions.sizes, strict=True), start=1
     ):
         if c == 1:
             continue
         for k, module in enumerate(node.modules):
-            weight = getattr(module, "weight", None)
-            if isinstance(module, eqx.nn.Linear) and weight is not None and weight.shape[0] != size:
+            linear = _rows_layer(module)
+            if linear is None:
+                raise ValueError(
+                    f"Node {node_index} is split into columns={c}, but its module {k} is a "
+                    f"{type(module).__name__}: the gate can map output units to columns only "
+                    "for `equinox.nn.Linear` layers (weight rows and bias entries), alone or "
+                    "last in an `equinox.nn.Sequential` whose other layers hold no "
+                    f"parameters. Use `make_regions(net, columns=...)` with 1 for node "
+                    f"{node_index}."
+                )
+            weight = linear.weight
+            if weight is not None and weight.shape[0] != size:
                 raise ValueError(
                     f"Node {node_index} has {size} units in the regions, but its module {k} "
                     f"has {weight.shape[0]} output rows: the regions were built for another "
                     "network; build them with `make_regions(net, ...)` from this one."
-                )
-            if not isinstance(module, eqx.nn.Linear):
-                raise ValueError(
-                    f"Node {node_index} is split into columns={c}, but its module {k} is a "
-                    f"{type(module).__name__}: the gate can map output units to columns only "
-                    "for `equinox.nn.Linear` layers (weight rows and bias entries). Use "
-                    f"`make_regions(net, columns=...)` with 1 for node {node_index}."
                 )
         if holds_parameters_outside_modules(node):
             raise ValueError(
@@ -268,7 +284,11 @@ def _check_columns(updates: Network, regions: Regions) -> None:
             )
 
 
-def _scale_rows(module: eqx.nn.Linear, rows: Array) -> eqx.nn.Linear:
+def _scale_rows(module, rows: Array):
+    """Scale the output rows of `module`'s row layer (see `_rows_layer`) by `rows`."""
+    if isinstance(module, eqx.nn.Sequential):
+        return eqx.tree_at(lambda m: m.layers[-1], module, _scale_rows(module.layers[-1], rows))
+
     def scale(leaf):
         if leaf is None:
             return None
@@ -288,7 +308,8 @@ def gate_updates(updates: Network, gates: Array, regions: Regions) -> Network:
 
     With one region per node, every parameter of that node's modules is scaled; with
     columns, the output rows (weight rows and bias entries) of the node's
-    `equinox.nn.Linear` layers that belong to each column.
+    `equinox.nn.Linear` layers (alone, or last in an `equinox.nn.Sequential` whose other
+    layers hold no parameters) that belong to each column.
 
     **Arguments:**
 
