@@ -2,12 +2,22 @@
 the paired differences of every PC method minus the best baseline, and what was chosen
 on validation.
 
-python benchmarks/oneshot_report.py benchmarks/results/oneshot_mnist_transfer
+    python benchmarks/oneshot_report.py benchmarks/results/oneshot_mnist_transfer
+    python benchmarks/oneshot_report.py RUN --with OTHER --pairs pc_astro_target-pc_sgd
+
+`--with OTHER` joins a second run of the same seed (the same pretraining and episodes,
+checked: every method both runs hold must have bit-for-bit the same per-episode values),
+and `--pairs A-B,...` adds the paired differences A − B over the episodes, per metric,
+with A and B from either run.
 """
 
+import argparse
 import json
-import sys
 from pathlib import Path
+
+import numpy as np
+
+from pcastro.bench._stats import mean_ci95
 
 
 def report(payload) -> str:
@@ -44,11 +54,70 @@ def report(payload) -> str:
     return "\n".join(lines)
 
 
-def main(argv):
-    for folder in argv:
-        print(report(json.loads((Path(folder) / "results.json").read_text())))
-        print()
+def join(payload: dict, other: dict, other_name: str) -> dict:
+    """`payload` with the rows of `other` it lacks, after checking that the two runs share
+    their episodes (every (method, metric) both hold has the same per-episode values)."""
+    mine = {(r["method"], r["metric"]): r for r in payload["results"]}
+    shared = [r for r in other["results"] if (r["method"], r["metric"]) in mine]
+    if not shared:
+        raise SystemExit(f"{other_name} shares no method with the run: cannot check pairing.")
+    for r in shared:
+        if r["values"] != mine[(r["method"], r["metric"])]["values"]:
+            raise SystemExit(
+                f"{other_name}: {r['method']} ({r['metric']}) differs per episode from the "
+                "run's: not the same pretraining and episodes, so the rows would not pair."
+            )
+    extra = [r for r in other["results"] if (r["method"], r["metric"]) not in mine]
+    return {**payload, "results": [*payload["results"], *extra]}
+
+
+def paired(payload: dict, pairs: list[tuple[str, str]]) -> str:
+    """Markdown: per pair `A − B` and metric, the mean ± 95% CI of the per-episode
+    differences."""
+    rows = {(r["method"], r["metric"]): np.asarray(r["values"]) for r in payload["results"]}
+    metrics = list(dict.fromkeys(r["metric"] for r in payload["results"]))
+    lines = [
+        "Paired differences over the same episodes (mean ± 95% CI; n per metric):",
+        "",
+        "| comparison | " + " | ".join(metrics) + " |",
+        "|---" * (len(metrics) + 1) + "|",
+    ]
+    for a, b in pairs:
+        cells = []
+        for k in metrics:
+            if (a, k) not in rows or (b, k) not in rows:
+                raise SystemExit(
+                    f"no {a} or {b} for {k}: methods are {sorted({m for m, _ in rows})}"
+                )
+            mean, ci, n = mean_ci95(rows[(a, k)] - rows[(b, k)])
+            cells.append(f"{mean:+.3f} ± {ci:.3f} (n = {n})")
+        lines.append(f"| {a} − {b} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> str:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folders", type=Path, nargs="+", help="each holds a results.json")
+    parser.add_argument("--with", dest="other", type=Path, default=None,
+                        help="a second run of the same seed and episodes to join")  # fmt: skip
+    parser.add_argument("--pairs", default="", help="A-B,... paired differences to add")
+    args = parser.parse_args(argv)
+    pairs = [tuple(p.split("-", 1)) for p in args.pairs.split(",") if p]
+    if (args.other or pairs) and len(args.folders) != 1:
+        raise SystemExit("--with and --pairs take one run.")
+    out = []
+    for folder in args.folders:
+        payload = json.loads((folder / "results.json").read_text())
+        if args.other is not None:
+            other = json.loads((args.other / "results.json").read_text())
+            payload = join(payload, other, str(args.other))
+        out.append(report(payload))
+        if pairs:
+            out.append(paired(payload, pairs))  # pyright: ignore[reportArgumentType]
+    text = "\n\n".join(out)
+    print(text)
+    return text
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()
