@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+from oneshot_seeds import episode_values
 
 from pcastro.bench._stats import mean_ci95
 
@@ -57,15 +58,15 @@ def report(payload) -> str:
 def join(payload: dict, other: dict, other_name: str) -> dict:
     """`payload` with the rows of `other` it lacks, after checking that the two runs share
     their episodes (every (method, metric) both hold has the same per-episode values)."""
-    mine = {(r["method"], r["metric"]): r for r in payload["results"]}
-    shared = [r for r in other["results"] if (r["method"], r["metric"]) in mine]
+    mine, theirs = episode_values(payload), episode_values(other)
+    shared = sorted(set(mine) & set(theirs))
     if not shared:
         raise SystemExit(f"{other_name} shares no method with the run: cannot check pairing.")
-    for r in shared:
-        if r["values"] != mine[(r["method"], r["metric"])]["values"]:
+    for method, metric in shared:
+        if not np.array_equal(mine[(method, metric)], theirs[(method, metric)]):
             raise SystemExit(
-                f"{other_name}: {r['method']} ({r['metric']}) differs per episode from the "
-                "run's: not the same pretraining and episodes, so the rows would not pair."
+                f"{other_name}: {method} ({metric}) differs per episode from the run's: not "
+                "the same pretraining and episodes, so the rows would not pair."
             )
     extra = [r for r in other["results"] if (r["method"], r["metric"]) not in mine]
     return {**payload, "results": [*payload["results"], *extra]}
@@ -74,7 +75,7 @@ def join(payload: dict, other: dict, other_name: str) -> dict:
 def paired(payload: dict, pairs: list[tuple[str, str]]) -> str:
     """Markdown: per pair `A − B` and metric, the mean ± 95% CI of the per-episode
     differences."""
-    rows = {(r["method"], r["metric"]): np.asarray(r["values"]) for r in payload["results"]}
+    rows = episode_values(payload)
     metrics = list(dict.fromkeys(r["metric"] for r in payload["results"]))
     lines = [
         "Paired differences over the same episodes (mean ± 95% CI; n per metric):",
@@ -102,7 +103,7 @@ def main(argv=None) -> str:
                         help="a second run of the same seed and episodes to join")  # fmt: skip
     parser.add_argument("--pairs", default="", help="A-B,... paired differences to add")
     args = parser.parse_args(argv)
-    pairs = [tuple(p.split("-", 1)) for p in args.pairs.split(",") if p]
+    pairs = [(a, b) for a, _, b in (p.partition("-") for p in args.pairs.split(",") if p)]
     if (args.other or pairs) and len(args.folders) != 1:
         raise SystemExit("--with and --pairs take one run.")
     out = []
@@ -113,7 +114,7 @@ def main(argv=None) -> str:
             payload = join(payload, other, str(args.other))
         out.append(report(payload))
         if pairs:
-            out.append(paired(payload, pairs))  # pyright: ignore[reportArgumentType]
+            out.append(paired(payload, pairs))
     text = "\n\n".join(out)
     print(text)
     return text

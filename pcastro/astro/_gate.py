@@ -246,7 +246,7 @@ def _rows_layer(module) -> eqx.nn.Linear | None:
     if isinstance(module, eqx.nn.Linear):
         return module
     if isinstance(module, eqx.nn.Sequential) and isinstance(module.layers[-1], eqx.nn.Linear):
-        before = jax.tree_util.tree_leaves(module.layers[:-1], is_leaf=eqx.is_array)
+        before = jax.tree_util.tree_leaves(module.layers[:-1])
         return None if any(eqx.is_array(leaf) for leaf in before) else module.layers[-1]
     return None
 
