@@ -197,7 +197,7 @@ def figure(result: dict, path: Path) -> None:
         ax.set_ylabel("final accuracy, 5 contexts (95% CI over seeds)")
         ax.set_title(f"memory budget M = {budget} exemplars' bytes")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
