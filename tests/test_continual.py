@@ -400,3 +400,65 @@ def test_a_block_of_further_seeds_equals_those_seeds_of_one_run(tmp_path):
     assert part["details"]["selected"] == whole["details"]["selected"]
     with pytest.raises(ValueError, match="`--first-test-seed` must be an integer of at least 0"):
         ContinualConfig(first_test_seed=-1)
+
+
+def test_the_per_example_gated_lean_store_reads_each_stimulus_present_error(getkey):
+    # `pc_store_gate_example_lean`: a store without states, uniform draws, each stimulus
+    # gated by its own E_r as measured at this replay, selected on its own grid.
+    from pcastro.bench._continual import _grid, _tuning_key, make_learner
+
+    name = "pc_store_gate_example_lean"
+    cfg = ContinualConfig(replay_batch=4, inference_steps=2, gate_floors=(0.0, 0.5))
+    made = make_learner(name, lr=1e-2, budget=24, cfg=cfg, sizes=(64, 16, 10), g0=0.5)
+    assert isinstance(made, AstrocyteStore) and made.astrocytes is not None
+    assert (made.states, made.per_example, made.refresh, made.priority) == (
+        False,
+        True,
+        True,
+        False,
+    )
+    assert made.tol == 0.0 and made.astrocytes.g0 == 0.5
+    assert _tuning_key(name) == name and set(_grid(name, cfg)) == {"lr", "g0"}
+
+    net = make_network(getkey(), (64, 16, 10))
+    rule = PCRule(steps=2, solver=pc.Euler(dt=0.2))
+    x = jax.random.uniform(getkey(), (4, 8, 64))
+    y = jax.nn.one_hot(jax.random.randint(getkey(), (4, 8), 0, 10), 10)
+    keys = jax.random.split(getkey(), 4)
+    kwargs = dict(rule=rule, lr=1e-2, capacity=64, replay_batch=4, states=False)
+    gated = dict(per_example=True, refresh=True)
+
+    def run(learner, n=4):
+        state = learner.init(net, key=None)
+        step = eqx.filter_jit(learner.step)
+        for i in range(n):
+            state, status = step(state, x[i], y[i], key=keys[i], iteration=i)
+            assert int(status) == int(pc.RESULTS.successful)
+        return state
+
+    uniform = run(AstrocyteStore(**kwargs))
+    cells = pc.astro.Astrocytes(tau_c=2.0, c_half=0.05)
+    ablated = pc.astro.Astrocytes(tau_c=2.0, c_half=0.05, ablated=True)
+    silenced = run(AstrocyteStore(**kwargs, **gated, astrocytes=ablated))
+    present = run(AstrocyteStore(**kwargs, **gated, astrocytes=cells))
+    leaves = [jax.tree_util.tree_leaves(s.net) for s in (uniform, silenced, present)]
+    # Ablated astrocytes: plain uniform replay from the same store, bit for bit.
+    for u, v in zip(leaves[0], leaves[1], strict=True):
+        np.testing.assert_array_equal(u, v)
+    assert not all(np.array_equal(u, v) for u, v in zip(leaves[0], leaves[2], strict=True))
+
+    # The replayed slots' E_r are those of this replay's relaxation (what the gate read).
+    learner = AstrocyteStore(**kwargs, **gated, astrocytes=cells)
+    state = run(learner, n=2)
+    k_draw = jax.random.split(keys[2], 3)[0]
+    logits = jnp.where(state.store.occupied, 0.0, -jnp.inf)
+    slots = jax.random.categorical(k_draw, logits, shape=(4,))
+    both = (jnp.concatenate([x[2], state.store.x[0][slots]]),
+            jnp.concatenate([y[2], state.store.x[-1][slots]]))  # fmt: skip
+    relaxed, _ = rule.relax(state.net, *both)
+    measured = pc.astro.region_energies(relaxed, state.store.regions)
+    after, _ = eqx.filter_jit(learner.step)(state, x[2], y[2], key=keys[2], iteration=2)
+    last = np.unique(np.asarray(slots))
+    rows = np.asarray([int(np.flatnonzero(np.asarray(slots) == s)[-1]) for s in last])
+    np.testing.assert_allclose(after.store.region_energy[last], measured[8 + rows], rtol=1e-5)
+    assert not np.allclose(after.store.region_energy[last], state.store.region_energy[last])

@@ -67,6 +67,7 @@ METHOD_COLOURS = {
     "pc_store_resume": "#54278f",
     "pc_store_gate": "#bc80bd",
     "pc_store_gate_example": "#e7298a",
+    "pc_store_gate_example_lean": "#f1b6da",
     "pc_store_both": "#4d004b",
     "pc_store_both_refresh": "#c51b7d",
     "pc_store_ablated": "#666666",

@@ -265,6 +265,11 @@ CONTINUAL: dict[str, Method] = {
         "pc_store_gate with one gate per example (current and replayed stimuli gated apart)",
         "_continual_methods:AstrocyteStore", "store", "pc",
     ),
+    "pc_store_gate_example_lean": _continual(
+        "the store without states, uniform draws, each current and replayed stimulus gated "
+        "by its own E_r measured at this replay (no discard)",
+        "_continual_methods:AstrocyteStore", "store", "pc",
+    ),
 }  # fmt: skip
 
 REGISTRY: dict[str, dict[str, Method]] = {
