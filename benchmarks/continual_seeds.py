@@ -8,6 +8,8 @@ with a Holm correction over every comparison in the table.
         --out $D/parts/replay
     pcastro continual $COMMON --methods pc_store_priority_lean --priority-alphas 0.5,1 \\
         --refresh-every 50 --out $D/parts/priority
+    pcastro continual $COMMON --methods pc_store_gate_example_lean --gate-floors 0,0.5,0.9 \\
+        --out $D/parts/gate_example
     python benchmarks/continual_seeds.py $D
 
 The parts are runs of `pcastro continual` with the same settings but for their methods
@@ -48,8 +50,9 @@ SAME_STORE = {"pc_store_resume": ("pc_store_uniform",)}
 """A store variant also compared with fresh uniform replay from a store of the same kind
 (resumed replay needs a store with states: its control is that store replayed fresh)."""
 # Settings that may differ between parts: what each part runs, how its grid is searched
-# and which block of test seeds it runs.
-PER_PART = {"methods", "priority_alphas", "refresh_every", "gate_floors", "tols"}
+# (learning rates included: a method's choice is still checked across its parts) and which
+# block of test seeds it runs.
+PER_PART = {"methods", "lrs", "pc_lrs", "priority_alphas", "refresh_every", "gate_floors", "tols"}
 PER_BLOCK = {"seeds", "first_test_seed"}
 # What a selection records beside its choice (scores move with the device, the choice not).
 SCORES = {"val_final_acc", "candidates", "at_edge", "collapsed_candidates"}

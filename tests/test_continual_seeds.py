@@ -128,3 +128,22 @@ def test_parts_that_would_not_pair_are_refused(tmp_path):
     _part(third, "b", [_row("pc_er", [0.8, 0.8])], seeds=(1003, 1004), lr=3e-4)
     with pytest.raises(SystemExit, match="pc_er selected .* the blocks of seeds are not one"):
         continual_seeds.main([str(third)])
+
+
+def test_parts_may_search_other_learning_rates_for_other_methods(tmp_path):
+    # A control tuned over its own learning-rate grid joins the part it controls; the
+    # same method choosing a different rate in another block is still refused (above).
+    _part(tmp_path, "uniform", [_row("pc_store_uniform_lean", [0.70, 0.72, 0.74], capacity=195)],
+          lr=5e-4, pc_lrs=[5e-4, 1e-3, 2e-3])  # fmt: skip
+    _part(tmp_path, "gate", [_row("pc_store_gate_example_lean", [0.71, 0.72, 0.76], capacity=195)],
+          pc_lrs=[1e-3], gate_floors=[0.0, 0.5])  # fmt: skip
+    continual_seeds.main([str(tmp_path)])
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    (row,) = summary["comparisons"]
+    assert (row["method"], row["vs"]) == ("pc_store_gate_example_lean", "pc_store_uniform_lean")
+    assert row["diff"] == pytest.approx(0.01)
+    other = tmp_path / "other"
+    _part(other, "a", [_row("pc_er", [0.8, 0.8, 0.8])], pc_lrs=[1e-3])
+    _part(other, "b", [_row("pc_er", [0.8, 0.8, 0.8])], iterations=60, pc_lrs=[5e-4])
+    with pytest.raises(SystemExit, match="`iterations` is 60 against 2000"):
+        continual_seeds.main([str(other)])
