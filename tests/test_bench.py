@@ -273,3 +273,26 @@ def test_a_snapshot_of_a_failed_solve_is_refused(getkey):
     fine = types.SimpleNamespace(rule=PCRule(steps=5, solver=pc.AdaptiveEuler()))
     store = resume.remember(None, fine, state, x / 100.0, y, step=1, capacity=2)
     assert int(store.occupied.sum()) == 2
+
+
+def test_a_backprop_update_that_goes_non_finite_is_counted_and_can_raise(getkey):
+    import equinox as eqx
+    import optax
+
+    from pcastro.bench._learners import BackpropRule
+
+    net = make_model(getkey(), (64, 16, 10))
+    x = jax.random.uniform(getkey(), (8, 64))
+    y = jax.nn.one_hot(jnp.arange(8) % 10, 10)
+    optimizer = optax.sgd(1e-2)
+    opt_state = optimizer.init(eqx.filter(net, eqx.is_inexact_array))
+    update = BackpropRule().update
+    _, _, ok = update(net, opt_state, x, y, optimizer=optimizer)
+    assert int(ok) == int(pc.RESULTS.successful)
+    # A learning rate of NaN (the data are checked before this, the optimiser is not).
+    wild = optax.sgd(float("nan"))
+    _, _, status = update(net, opt_state, x, y, optimizer=wild)
+    assert int(status) == int(pc.RESULTS.nonfinite_update)
+    with pytest.raises(Exception, match="non-finite parameters"):
+        step = eqx.filter_jit(lambda n: update(n, opt_state, x, y, optimizer=wild, throw=True))
+        jax.block_until_ready(eqx.filter(step(net)[0], eqx.is_inexact_array))

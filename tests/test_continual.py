@@ -37,6 +37,18 @@ TINY = [
 ]  # fmt: skip
 
 
+def _uniform_draw(store, key, n):
+    """The slots `AstrocyteStore.step` draws uniformly with `key` (its first subkey)."""
+    logits = jnp.where(store.occupied, 0.0, -jnp.inf)
+    return jax.random.categorical(jax.random.split(key, 3)[0], logits, shape=(n,))
+
+
+def _last_rows(slots):
+    """Each distinct drawn slot and the last replayed row that wrote it back."""
+    last = np.unique(np.asarray(slots))
+    return last, np.asarray([int(np.flatnonzero(np.asarray(slots) == s)[-1]) for s in last])
+
+
 @pytest.mark.slow
 def test_protocol_end_to_end_and_ablated_astrocytes_equal_plain_store_replay(tmp_path):
     methods = "backprop_finetune,pc_store_priority,pc_store_ablated"
@@ -287,15 +299,12 @@ def test_a_resumed_replay_continues_each_slots_stored_states(getkey):
         state, status = step(state, x[i], y[i], key=keys[i], iteration=i)
         assert int(status) == int(pc.RESULTS.successful)
     # The slots the next step draws (uniformly over the 16 occupied), continued by hand.
-    k_draw = jax.random.split(keys[2], 3)[0]
-    logits = jnp.where(state.store.occupied, 0.0, -jnp.inf)
-    slots = jax.random.categorical(k_draw, logits, shape=(4,))
+    slots = _uniform_draw(state.store, keys[2], 4)
     stored = pc.astro.recall(state.store, slots, net=state.net)
     expected, _ = rule.resume(state.net, stored, steps=1)
     after, status = step(state, x[2], y[2], key=keys[2], iteration=2)
     assert int(status) == int(pc.RESULTS.successful)
-    last = np.asarray(slots)[np.unique(np.asarray(slots), return_index=True)[1]]
-    rows = np.asarray([int(np.flatnonzero(np.asarray(slots) == s)[-1]) for s in last])
+    last, rows = _last_rows(slots)
     np.testing.assert_allclose(after.store.x[1][last], expected.x[1][rows], rtol=1e-5, atol=1e-6)
     energies = pc.astro.region_energies(expected, state.store.regions)
     np.testing.assert_allclose(after.store.region_energy[last], energies[rows], rtol=1e-5)
@@ -450,15 +459,12 @@ def test_the_per_example_gated_lean_store_reads_each_stimulus_present_error(getk
     # The replayed slots' E_r are those of this replay's relaxation (what the gate read).
     learner = AstrocyteStore(**kwargs, **gated, astrocytes=cells)
     state = run(learner, n=2)
-    k_draw = jax.random.split(keys[2], 3)[0]
-    logits = jnp.where(state.store.occupied, 0.0, -jnp.inf)
-    slots = jax.random.categorical(k_draw, logits, shape=(4,))
+    slots = _uniform_draw(state.store, keys[2], 4)
     both = (jnp.concatenate([x[2], state.store.x[0][slots]]),
             jnp.concatenate([y[2], state.store.x[-1][slots]]))  # fmt: skip
     relaxed, _ = rule.relax(state.net, *both)
     measured = pc.astro.region_energies(relaxed, state.store.regions)
     after, _ = eqx.filter_jit(learner.step)(state, x[2], y[2], key=keys[2], iteration=2)
-    last = np.unique(np.asarray(slots))
-    rows = np.asarray([int(np.flatnonzero(np.asarray(slots) == s)[-1]) for s in last])
+    last, rows = _last_rows(slots)
     np.testing.assert_allclose(after.store.region_energy[last], measured[8 + rows], rtol=1e-5)
     assert not np.allclose(after.store.region_energy[last], state.store.region_energy[last])

@@ -68,14 +68,20 @@ STORE_VARIANTS = {
     # Prioritised replay from the store without states, every slot's E_r measured again at
     # the current network every `refresh_every` iterations (fresh, not stale, priorities).
     "pc_store_priority_lean": dict(
-        priority=True, gate=False, discard=False, states=False, remeasure=True
+        priority=True, gate=False, discard=False, states=False, remeasure=True, own_grid=True
     ),
     # The per-example gate on the store without states: uniform draws, each current and
     # replayed stimulus gated by its own E_r as measured at this replay (the astrocyte
     # reads the stimulus's present error; the replayed slots' E_r are written back), no
     # discard.
     "pc_store_gate_example_lean": dict(
-        priority=False, gate=True, discard=False, per_example=True, states=False, refresh=True
+        priority=False,
+        gate=True,
+        discard=False,
+        per_example=True,
+        states=False,
+        refresh=True,
+        own_grid=True,
     ),
     # Uniform replay that continues from each slot's stored states (`--resume-steps`
     # inference steps instead of a fresh start and the rule's steps): the store's states
@@ -418,10 +424,10 @@ def _tuning_key(name):
     """Methods that share a selection: the store variants (and the ablated control) use
     the setting chosen for the full astrocyte method, so that their differences are the
     mechanism's alone; a store without states uses the setting of its twin with states,
-    so that their difference is the slots alone. The prioritised and the per-example
-    gated stores without states are selected on their own grids (learning rate and
-    priority exponent or gate floor)."""
-    if name in ("pc_store_priority_lean", "pc_store_gate_example_lean"):
+    so that their difference is the slots alone. A variant marked `own_grid` (the
+    prioritised and the per-example gated stores without states) is selected on its own
+    grid (learning rate and priority exponent or gate floor)."""
+    if STORE_VARIANTS.get(name, {}).get("own_grid"):
         return name
     if name == "pc_store_resume":
         return "pc_store_uniform"

@@ -28,7 +28,7 @@ from .. import (
     train_step,
 )
 from .._custom_types import Array, ArrayLike
-from .._learning import _apply as checked_apply
+from .._learning import _apply as checked_apply, raise_on_params
 from ..astro import (
     Astrocytes,
     consolidate,
@@ -114,8 +114,12 @@ class BackpropRule(AbstractRule):
     """Backprop on the same modules (the network's feedforward pass and top energy)."""
 
     def update(self, net, opt_state, x, y, *, optimizer, throw: bool = False):
-        net, opt_state, _ = backprop_step(net, opt_state, x, y, optimizer=optimizer)
-        return net, opt_state, jnp.asarray(RESULTS.successful)
+        net, opt_state, loss = backprop_step(net, opt_state, x, y, optimizer=optimizer)
+        # No solve to report on, but a non-finite loss or weight is counted, not dropped.
+        leaves = jax.tree_util.tree_leaves(eqx.filter(net, eqx.is_inexact_array))
+        finite = jnp.isfinite(loss) & jnp.all(jnp.stack([jnp.isfinite(a).all() for a in leaves]))
+        status = jnp.where(finite, RESULTS.successful, RESULTS.nonfinite_update)
+        return raise_on_params(net, status, throw), opt_state, status
 
 
 def pretrain(rule: AbstractRule, net, x, y, *, epochs: int, seed: int, batch: int = 64):
